@@ -1,0 +1,645 @@
+"""The node: SWIM membership with Lifeguard, as one sans-I/O state machine.
+
+In aioquic's shape: the shell feeds datagrams (`receive_datagram`) and timer
+expiries (`handle_timer`), sends what `datagrams_to_send` returns, re-arms one
+timer at `get_timer()` and drains `next_event()`. Every input takes `now`
+(int ms, monotonic). Nothing here reads a clock, a socket or os.urandom.
+
+Protocol summary (docs/PROTOCOL.md has the details):
+
+- Probing: every probe interval (scaled by Lifeguard's local health) the next
+  live member in a shuffled round-robin list is pinged. No ack within the
+  probe timeout: `indirect_checks` others are asked to ping it (ping-req) and
+  answer with an ack, or a nack when they got none. No ack by the end of the
+  interval: the member is suspected. Missing nacks raise our own health
+  score (we may be the slow one), a success lowers it.
+- Suspicion: a suspect is declared dead when its suspicion times out; the
+  timeout shrinks as independent members confirm it (suspicion.py). The
+  suspect itself refutes with a higher incarnation; pings to a suspect carry
+  the suspicion first (buddy system) so it learns at once.
+- Dissemination: updates are piggybacked on every datagram and sent to
+  `gossip_nodes` random members every gossip interval while any are pending,
+  each up to retransmit_mult * ceil(log10(n + 1)) times (broadcast.py).
+- Anti-entropy: full state sync (push-pull) with a random member every
+  push_pull_interval (scaled up past 32 members), with the seeds on join, and
+  with a random dead member every dead_reprobe_interval, so partitions heal.
+"""
+
+from agent.core import events, wire
+from agent.core.auth import Keyring
+from agent.core.awareness import Awareness
+from agent.core.broadcast import BroadcastQueue
+from agent.core.membership import (
+    CONFIRMED, DIED, IGNORED, LEFT, RECORDED, RECOVERED, SUSPECTED, UPDATED,
+    Member, MemberTable, supersedes,
+)
+from agent.core.nameset import NameSet
+from agent.core.rand import randbelow, shuffle
+from agent.core.suspicion import Suspicion, suspicion_bounds_ms
+from agent.core.wire import STATE_ALIVE, STATE_DEAD, STATE_LEFT, STATE_SUSPECT
+
+_NEVER = None
+_MAX_EVENTS = 4096
+_MAX_RELAYS = 64
+
+
+class _Probe:
+    """The probe in flight: its target, seq and deadlines."""
+
+    __slots__ = ("target", "seq", "indirect_at", "deadline_at", "acked", "nacks_expected", "nacks")
+
+    def __init__(self, target, seq, indirect_at, deadline_at):
+        self.target = target
+        self.seq = seq
+        self.indirect_at = indirect_at
+        self.deadline_at = deadline_at
+        self.acked = False
+        self.nacks_expected = 0
+        self.nacks = 0
+
+
+class Node:
+    """One member of a leaderd cluster, without I/O (see the module doc)."""
+
+    def __init__(self, name, address, profile, rng, now, cluster="default", keyring=None,
+                 priority=100, eligible=True, tags=None, incarnation=0):
+        if not isinstance(priority, int) or priority < 0 or priority > 255:
+            raise ValueError("priority must be 0..255, got %r" % (priority,))
+        self.name = name
+        self.address = (address[0], address[1])
+        self.profile = profile
+        self.rng = rng
+        self.cluster = cluster
+        self.codec = wire.Codec(cluster, name, Keyring(keyring) if keyring else None)
+        self.incarnation = incarnation
+        self.priority = priority
+        self.eligible = bool(eligible)
+        self.tags = tags
+        wire.encode_tags(tags)  # raises ValueError on bad tags: a local error
+        self.table = MemberTable()
+        self.awareness = Awareness(profile.awareness_max_multiplier)
+        self.broadcasts = BroadcastQueue()
+        self.stats = {
+            "sent_datagrams": 0, "sent_bytes": 0, "max_sent_bytes": 0,
+            "received_datagrams": 0, "received_bytes": 0,
+            "dropped_truncated": 0, "dropped_version": 0, "dropped_cluster": 0,
+            "dropped_auth": 0, "dropped_malformed": 0, "dropped_oversized": 0,
+            "probes": 0, "probe_failures": 0, "refutations": 0, "unexpected_ping": 0,
+        }
+        self.left = False
+        self.joined = False
+        self._leaving = False
+        self._out = []
+        self._events = []
+        self._event_head = 0
+        self._seq = rng.getrandbits(30)
+        self._live = NameSet()
+        self._dead = NameSet()
+        self._probe_order = []
+        self._probe_pos = 0
+        self._probe = None
+        self._probe_at = now + randbelow(rng, profile.probe_interval_ms)
+        self._gossip_at = now + profile.gossip_interval_ms
+        self._push_pull_at = now + self._push_pull_interval() // 2 + randbelow(rng, self._push_pull_interval())
+        self._reprobe_at = now + profile.dead_reprobe_interval_ms + randbelow(rng, profile.probe_interval_ms)
+        self._relays = {}
+        self._suspicions = {}
+        self._suspicion_next = _NEVER
+        self._seeds = []
+        self._join_at = _NEVER
+        self._told_dead = {}
+        self._broadcast_self()
+
+    # --- Commands -------------------------------------------------------
+
+    def join(self, seeds, now):
+        """Starts joining through seeds (list of (host, port)); retried until one answers."""
+        self._seeds = [(s[0], s[1]) for s in seeds if (s[0], s[1]) != self.address]
+        if not self._seeds:
+            self.joined = True
+            return
+        self._join_at = now
+
+    def leave(self, now):
+        """Leaves gracefully: tells every live member directly and via gossip."""
+        if self._leaving:
+            return
+        self._leaving = True
+        self._probe = None
+        msg = wire.encode_message(wire.Left(name=self.name, incarnation=self.incarnation))
+        self.broadcasts.enqueue(self.name, msg)
+        for name in self._live.names:
+            self._send(self.table.get(name).address, [msg])
+        self.left = True
+
+    def set_priority(self, priority, now):
+        """Changes this node's priority (0..255) and announces it."""
+        if not isinstance(priority, int) or priority < 0 or priority > 255:
+            raise ValueError("priority must be 0..255, got %r" % (priority,))
+        if priority != self.priority:
+            self.priority = priority
+            self._bump_incarnation()
+
+    def set_eligible(self, eligible, now):
+        """Makes this node (in)eligible to lead and announces it."""
+        if bool(eligible) != self.eligible:
+            self.eligible = bool(eligible)
+            self._bump_incarnation()
+
+    def set_keyring(self, keyring):
+        """Replaces the cluster keyring (list of keys, first primary; None: off)."""
+        self.codec.set_keyring(Keyring(keyring) if keyring else None)
+
+    # --- Queries --------------------------------------------------------
+
+    def members(self):
+        """Snapshots of all known members, this node included, sorted by name."""
+        out = [m.snapshot() for m in self.table.members.values()]
+        out.append(self._self_member())
+        out.sort(key=lambda m: m.name)
+        return out
+
+    def member(self, name):
+        """A snapshot of one member (this node included), or None."""
+        if name == self.name:
+            return self._self_member()
+        m = self.table.get(name)
+        return m.snapshot() if m is not None else None
+
+    def live_count(self):
+        """Live members (alive or suspect), this node included."""
+        return self.table.live_count + 1
+
+    def _self_member(self):
+        return Member(self.name, self.address, self.incarnation,
+                      STATE_LEFT if self._leaving else STATE_ALIVE,
+                      self.priority, self.eligible, self.tags, 0)
+
+    # --- The facade -----------------------------------------------------
+
+    def datagrams_to_send(self, now):
+        """The datagrams to send now, as [(bytes, (host, port))]; drains them."""
+        out = self._out
+        self._out = []
+        return out
+
+    def next_event(self):
+        """The next event, or None."""
+        if self._event_head >= len(self._events):
+            if self._events:
+                self._events = []
+                self._event_head = 0
+            return None
+        event = self._events[self._event_head]
+        self._event_head += 1
+        return event
+
+    def get_timer(self):
+        """The earliest deadline (int ms) at which handle_timer must run, or None."""
+        if self._leaving:
+            return _NEVER
+        t = self._probe_at
+        probe = self._probe
+        if probe is not None and not probe.acked:
+            if probe.indirect_at is not None and probe.indirect_at < t:
+                t = probe.indirect_at
+            if probe.deadline_at < t:
+                t = probe.deadline_at
+        if len(self.broadcasts) and self._gossip_at < t:
+            t = self._gossip_at
+        if self._push_pull_at < t:
+            t = self._push_pull_at
+        if self._reprobe_at < t:
+            t = self._reprobe_at
+        if self._join_at is not None and self._join_at < t:
+            t = self._join_at
+        for seq in self._relays:
+            at = self._relays[seq][2]
+            if at < t:
+                t = at
+        s = self._next_suspicion_deadline()
+        if s is not None and s < t:
+            t = s
+        return t
+
+    def handle_timer(self, now):
+        """Runs every deadline that is due at `now`."""
+        if self._leaving:
+            return
+        if self._join_at is not None and now >= self._join_at:
+            self._send_join(now)
+        probe = self._probe
+        if probe is not None and not probe.acked:
+            if probe.indirect_at is not None and now >= probe.indirect_at:
+                self._probe_indirect(probe, now)
+            if now >= probe.deadline_at:
+                self._probe_failed(probe, now)
+        if now >= self._probe_at:
+            self._start_probe(now)
+        if self._relays:
+            self._expire_relays(now)
+        if self._suspicions:
+            self._expire_suspicions(now)
+        if now >= self._gossip_at:
+            self._gossip(now)
+            self._gossip_at = now + self.profile.gossip_interval_ms
+        if now >= self._push_pull_at:
+            self._push_pull_at = now + self._push_pull_interval()
+            target = self._live.pick(self.rng)
+            if target is not None:
+                self._send_sync(self.table.get(target).address, True, False)
+        if now >= self._reprobe_at:
+            self._reprobe_at = now + self.profile.dead_reprobe_interval_ms
+            self._reap_and_reprobe(now)
+
+    def receive_datagram(self, data, addr, now):
+        """Handles one datagram from addr; bad datagrams are counted and dropped."""
+        stats = self.stats
+        stats["received_datagrams"] += 1
+        stats["received_bytes"] += len(data)
+        if self._leaving:
+            return
+        if len(data) > self.profile.mtu_bytes:
+            self._drop("oversized", addr)
+            return
+        try:
+            sender, messages = self.codec.open(data)
+        except wire.WireError as exc:
+            self._drop(exc.reason, addr)
+            return
+        for msg in messages:
+            self._handle_message(msg, sender, addr, now)
+        member = self.table.get(sender)
+        if member is not None and member.state == STATE_DEAD:
+            self._tell_dead(member, addr, now)
+
+    # --- Message handling -----------------------------------------------
+
+    def _handle_message(self, msg, sender, addr, now):
+        t = msg.type_code
+        if t == wire.T_PING:
+            if msg.target != self.name:
+                self.stats["unexpected_ping"] += 1
+                return
+            self._send(addr, [wire.encode_message(wire.Ack(seq=msg.seq))])
+        elif t == wire.T_ACK:
+            self._on_ack(msg.seq, now)
+        elif t == wire.T_NACK:
+            probe = self._probe
+            if probe is not None and probe.seq == msg.seq:
+                probe.nacks += 1
+        elif t == wire.T_PING_REQ:
+            self._relay_ping(msg, addr, now)
+        elif t == wire.T_ALIVE:
+            self._merge(msg.name, msg.incarnation, STATE_ALIVE, now, msg.address, msg.priority,
+                        msg.eligible, msg.tags, sender)
+        elif t == wire.T_SUSPECT:
+            self._merge(msg.name, msg.incarnation, STATE_SUSPECT, now, by=msg.by)
+        elif t == wire.T_DEAD:
+            self._merge(msg.name, msg.incarnation, STATE_DEAD, now, by=msg.by)
+        elif t == wire.T_LEFT:
+            self._merge(msg.name, msg.incarnation, STATE_LEFT, now, by=msg.name)
+        elif t == wire.T_SYNC:
+            for r in msg.records:
+                # As memberlist does: a peer's "dead" becomes our "suspect",
+                # so the member gets a chance to refute before we bury it.
+                state = STATE_SUSPECT if r.state == STATE_DEAD else r.state
+                self._merge(r.name, r.incarnation, state, now, r.address, r.priority,
+                            r.eligible, r.tags, sender, from_sync=True)
+            if msg.reply_wanted:
+                self._send_sync(addr, False, False)
+            else:
+                self.joined = True
+                self._join_at = _NEVER
+
+    def _on_ack(self, seq, now):
+        probe = self._probe
+        if probe is not None and probe.seq == seq:
+            if not probe.acked:
+                probe.acked = True
+                self.awareness.apply_delta(-1)
+            return
+        relay = self._relays.pop(seq, None)
+        if relay is not None:
+            self._send(relay[0], [wire.encode_message(wire.Ack(seq=relay[1]))])
+
+    # --- Merging news ---------------------------------------------------
+
+    def _merge(self, name, incarnation, state, now, address=None, priority=0, eligible=True,
+               tags=None, by="", from_sync=False):
+        """Applies one piece of membership news and acts on the transition.
+
+        News from a state sync about a member new to us is not gossiped on:
+        whoever synced with us already knows it, and the member announced
+        itself when it joined (this keeps a join into a large cluster from
+        re-gossiping the whole table). Every other change is gossiped on.
+        """
+        if name == self.name:
+            self._news_about_self(incarnation, state, address, priority, eligible, tags)
+            return
+        table = self.table
+        known = name in table.members
+        transition = table.apply(name, incarnation, state, now, address, priority, eligible, tags)
+        if transition == IGNORED:
+            return
+        member = table.get(name)
+        if transition == RECORDED:
+            if member.state == STATE_DEAD:
+                self._dead.add(name)
+            return
+        announce = known or not from_sync
+        if transition == CONFIRMED:
+            suspicion = self._suspicions.get(name)
+            if suspicion is not None and suspicion.confirm(by):
+                self._suspicion_next = _NEVER
+                self.broadcasts.enqueue(name, wire.encode_message(
+                    wire.Suspect(name=name, incarnation=incarnation, by=by)))
+            return
+        if transition != SUSPECTED and name in self._suspicions:
+            del self._suspicions[name]
+            self._suspicion_next = _NEVER
+        if member.state <= STATE_SUSPECT:
+            self._live.add(name)
+            self._dead.discard(name)
+            self._told_dead.pop(name, None)
+        else:
+            self._live.discard(name)
+            if member.state == STATE_DEAD:
+                self._dead.add(name)
+            else:
+                self._dead.discard(name)
+        if transition == SUSPECTED:
+            lo, hi = suspicion_bounds_ms(self.profile, self.live_count())
+            self._suspicions[name] = Suspicion(by, now, lo, hi, self.profile.suspicion_confirmations)
+            self._suspicion_next = _NEVER
+            if announce:
+                self.broadcasts.enqueue(name, wire.encode_message(
+                    wire.Suspect(name=name, incarnation=incarnation, by=by)))
+            self._emit(events.MemberSuspected(name=name, incarnation=incarnation, by=by))
+        elif transition == DIED:
+            self.broadcasts.enqueue(name, wire.encode_message(
+                wire.Dead(name=name, incarnation=incarnation, by=by)))
+            self._emit(events.MemberDied(name=name, incarnation=incarnation, by=by))
+        elif transition == LEFT:
+            self.broadcasts.enqueue(name, wire.encode_message(
+                wire.Left(name=name, incarnation=incarnation)))
+            self._emit(events.MemberLeft(name=name, incarnation=incarnation))
+        else:
+            if announce:
+                self.broadcasts.enqueue(name, self._alive_message(member))
+            cls = events.MemberJoined
+            if transition == UPDATED:
+                cls = events.MemberUpdated
+            elif transition == RECOVERED:
+                cls = events.MemberRecovered
+            self._emit(cls(name=name, address=member.address, incarnation=member.incarnation,
+                           priority=member.priority, eligible=member.eligible))
+
+    def _news_about_self(self, incarnation, state, address, priority, eligible, tags):
+        """Refutes news that would replace our own alive entry (SWIM refutation)."""
+        if self._leaving:
+            return
+        if state == STATE_ALIVE:
+            if incarnation < self.incarnation:
+                return
+            if incarnation == self.incarnation and address == self.address \
+                    and priority == self.priority and eligible == self.eligible:
+                return
+        elif not supersedes(incarnation, state, self.incarnation, STATE_ALIVE):
+            return
+        # Lifeguard: being suspected means we may be the slow one.
+        if state == STATE_SUSPECT:
+            self.awareness.apply_delta(1)
+        self.incarnation = incarnation
+        self.stats["refutations"] += 1
+        self._bump_incarnation()
+        self._emit(events.SelfRefuted(incarnation=self.incarnation, state=wire.STATE_NAMES[state]))
+
+    def _bump_incarnation(self):
+        if self.incarnation >= 0xFFFFFFFF:
+            raise ValueError("incarnation exhausted")
+        self.incarnation += 1
+        self._broadcast_self()
+
+    def _broadcast_self(self):
+        self.broadcasts.enqueue(self.name, self._alive_message(self))
+
+    def _alive_message(self, m):
+        return wire.encode_message(wire.Alive(name=m.name, incarnation=m.incarnation, address=m.address,
+                                              priority=m.priority, eligible=m.eligible, tags=m.tags))
+
+    # --- Probing --------------------------------------------------------
+
+    def _next_seq(self):
+        self._seq = (self._seq + 1) & 0x3FFFFFFF
+        return self._seq
+
+    def _start_probe(self, now):
+        interval = self.awareness.scale_ms(self.profile.probe_interval_ms)
+        self._probe_at = now + interval
+        target = self._next_probe_target()
+        if target is None:
+            self._probe = None
+            return
+        member = self.table.get(target)
+        seq = self._next_seq()
+        timeout = self.awareness.scale_ms(self.profile.probe_timeout_ms)
+        self._probe = _Probe(target, seq, now + timeout, now + interval)
+        self.stats["probes"] += 1
+        messages = []
+        if member.state == STATE_SUSPECT:
+            # Buddy system: tell the suspect first, so it can refute at once.
+            messages.append(wire.encode_message(
+                wire.Suspect(name=target, incarnation=member.incarnation, by=self.name)))
+        messages.append(wire.encode_message(wire.Ping(seq=seq, target=target)))
+        self._send(member.address, messages)
+
+    def _next_probe_target(self):
+        order = self._probe_order
+        for _ in range(2):
+            while self._probe_pos < len(order):
+                name = order[self._probe_pos]
+                self._probe_pos += 1
+                if name in self._live:
+                    return name
+            order = list(self._live.names)
+            shuffle(self.rng, order)
+            self._probe_order = order
+            self._probe_pos = 0
+            if not order:
+                return None
+        return None
+
+    def _probe_indirect(self, probe, now):
+        probe.indirect_at = None
+        member = self.table.get(probe.target)
+        if member is None or not member.is_live():
+            return
+        relays = self._live.pick_distinct(self.rng, self.profile.indirect_checks, exclude=probe.target)
+        msg = wire.encode_message(wire.PingReq(seq=probe.seq, target=probe.target, address=member.address))
+        for name in relays:
+            relay = self.table.get(name)
+            if relay.state == STATE_ALIVE:
+                probe.nacks_expected += 1
+                self._send(relay.address, [msg])
+
+    def _probe_failed(self, probe, now):
+        self._probe = None
+        if probe.nacks_expected > 0:
+            delta = probe.nacks_expected - probe.nacks
+        else:
+            delta = 1
+        self.awareness.apply_delta(delta)
+        member = self.table.get(probe.target)
+        if member is None or not member.is_live():
+            return
+        self.stats["probe_failures"] += 1
+        # Suspects a live member; a suspect one gets our confirmation.
+        self._merge(member.name, member.incarnation, STATE_SUSPECT, now, by=self.name)
+
+    def _relay_ping(self, msg, requester, now):
+        if len(self._relays) >= _MAX_RELAYS:
+            return
+        seq = self._next_seq()
+        self._relays[seq] = (requester, msg.seq, now + self.profile.probe_timeout_ms)
+        self._send(msg.address, [wire.encode_message(wire.Ping(seq=seq, target=msg.target))])
+
+    def _expire_relays(self, now):
+        done = [seq for seq in self._relays if self._relays[seq][2] <= now]
+        for seq in done:
+            requester, their_seq, _ = self._relays.pop(seq)
+            self._send(requester, [wire.encode_message(wire.Nack(seq=their_seq))])
+
+    # --- Suspicion ------------------------------------------------------
+
+    def _next_suspicion_deadline(self):
+        if self._suspicion_next is _NEVER and self._suspicions:
+            best = None
+            for name in self._suspicions:
+                d = self._suspicions[name].deadline_ms()
+                if best is None or d < best:
+                    best = d
+            self._suspicion_next = best
+        return self._suspicion_next
+
+    def _expire_suspicions(self, now):
+        due = self._next_suspicion_deadline()
+        if due is None or due > now:
+            return
+        expired = [n for n in self._suspicions if self._suspicions[n].deadline_ms() <= now]
+        expired.sort()
+        for name in expired:
+            del self._suspicions[name]
+            self._suspicion_next = _NEVER
+            member = self.table.get(name)
+            if member is not None and member.state == STATE_SUSPECT:
+                self._merge(name, member.incarnation, STATE_DEAD, now, by=self.name)
+
+    # --- Dissemination and sync -----------------------------------------
+
+    def _send(self, addr, messages):
+        """Sends the messages to addr, filling the rest of the datagram with updates."""
+        budget = self.profile.mtu_bytes - self.codec.overhead()
+        for m in messages:
+            budget -= len(m)
+        if len(self.broadcasts) and budget > 0:
+            messages = messages + self.broadcasts.get_broadcasts(
+                budget, self.live_count(), self.profile.retransmit_mult)
+        self._emit_datagram(self.codec.seal(messages), addr)
+
+    def _emit_datagram(self, data, addr):
+        stats = self.stats
+        stats["sent_datagrams"] += 1
+        stats["sent_bytes"] += len(data)
+        if len(data) > stats["max_sent_bytes"]:
+            stats["max_sent_bytes"] = len(data)
+        self._out.append((data, addr))
+
+    def _gossip(self, now):
+        if not len(self.broadcasts):
+            return
+        budget = self.profile.mtu_bytes - self.codec.overhead()
+        n = self.live_count()
+        for name in self._gossip_targets(now):
+            if not len(self.broadcasts):
+                break
+            payload = self.broadcasts.get_broadcasts(budget, n, self.profile.retransmit_mult)
+            if payload:
+                self._emit_datagram(self.codec.seal(payload), self.table.get(name).address)
+
+    def _gossip_targets(self, now):
+        k = self.profile.gossip_nodes
+        targets = self._live.pick_distinct(self.rng, k)
+        if self._dead and len(targets) < k + 1:
+            # Dead members hear gossip for a while, so they learn and refute.
+            name = self._dead.pick(self.rng)
+            member = self.table.get(name)
+            if now - member.since_ms < self.profile.gossip_to_the_dead_ms:
+                targets.append(name)
+        return targets
+
+    def _records(self):
+        out = [wire.Record(name=self.name, incarnation=self.incarnation, address=self.address,
+                           priority=self.priority, eligible=self.eligible, tags=self.tags,
+                           state=STATE_ALIVE)]
+        for m in self.table.members.values():
+            out.append(wire.Record(name=m.name, incarnation=m.incarnation, address=m.address,
+                                   priority=m.priority, eligible=m.eligible, tags=m.tags,
+                                   state=m.state))
+        return out
+
+    def _send_sync(self, addr, reply_wanted, join):
+        budget = self.profile.mtu_bytes - self.codec.overhead()
+        pages = wire.encode_sync_pages(self._next_seq(), reply_wanted, join, self._records(), budget)
+        for page in pages:
+            self._emit_datagram(self.codec.seal([page]), addr)
+
+    def _send_join(self, now):
+        if self.joined:
+            self._join_at = _NEVER
+            return
+        self._join_at = now + self.profile.join_retry_ms
+        for seed in self._seeds:
+            self._send_sync(seed, True, True)
+
+    def _push_pull_interval(self):
+        # memberlist pushPullScale: beyond 32 members, scale by log2(n / 32).
+        interval = self.profile.push_pull_interval_ms
+        n = self.live_count()
+        mult = 1
+        threshold = 32
+        while n > threshold:
+            threshold *= 2
+            mult += 1
+        return interval * mult
+
+    def _tell_dead(self, member, addr, now):
+        """Tells a member we hold dead that we do, so it can refute (rate-limited)."""
+        last = self._told_dead.get(member.name)
+        if last is not None and now - last < self.profile.probe_interval_ms:
+            return
+        self._told_dead[member.name] = now
+        self._send(addr, [wire.encode_message(
+            wire.Dead(name=member.name, incarnation=member.incarnation, by=self.name))])
+
+    def _reap_and_reprobe(self, now):
+        reap = [m.name for m in self.table.members.values()
+                if m.state >= STATE_DEAD and now - m.since_ms >= self.profile.dead_reap_ms]
+        for name in reap:
+            self.table.remove(name)
+            self._dead.discard(name)
+            self._told_dead.pop(name, None)
+        name = self._dead.pick(self.rng)
+        if name is not None:
+            self._send_sync(self.table.get(name).address, True, False)
+
+    # --- Events and drops -----------------------------------------------
+
+    def _emit(self, event):
+        if len(self._events) - self._event_head < _MAX_EVENTS:
+            self._events.append(event)
+
+    def _drop(self, reason, addr):
+        key = "dropped_" + reason
+        self.stats[key] = self.stats.get(key, 0) + 1
+        self._emit(events.DatagramDropped(reason=reason, address=addr))

@@ -1,0 +1,507 @@
+"""Wire format v1: encode and decode every datagram (docs/PROTOCOL.md).
+
+A datagram is a header, then one or more messages, then (when a keyring is
+set) a 16-byte HMAC-SHA256 tag over everything before it::
+
+    u8  version (1)
+    u8  flags        bit 0: authenticated (key id here, tag at the end)
+    u32 cluster tag  first 4 bytes of SHA-256("leaderd-cluster:" + name)
+    u32 key id       only when authenticated
+    str sender       u8 length (1..64) + UTF-8 name
+    messages         repeated: u8 type, u16 body length, body
+    16 bytes tag     only when authenticated
+
+All integers are big-endian. A message type this version does not know is
+skipped by its length (so later versions can append types); anything else
+that is wrong makes the whole datagram invalid: decoding raises WireError,
+never anything else.
+"""
+
+import hashlib
+import struct
+
+from agent.core.auth import TAG_BYTES, equal_tags
+
+VERSION = 1
+FLAG_AUTH = 0x01
+
+MAX_NAME_BYTES = 64
+MAX_HOST_BYTES = 64
+MAX_TAG_TEXT_BYTES = 32
+MAX_TAGS = 8
+
+STATE_ALIVE = 0
+STATE_SUSPECT = 1
+STATE_DEAD = 2
+STATE_LEFT = 3
+STATE_NAMES = ("alive", "suspect", "dead", "left")
+
+# --- Message types. ONLY APPEND: these numbers are the protocol. ---------
+T_PING = 1
+T_ACK = 2
+T_NACK = 3
+T_PING_REQ = 4
+T_ALIVE = 5
+T_SUSPECT = 6
+T_DEAD = 7
+T_LEFT = 8
+T_SYNC = 9
+# --------------------------------------------------------------------------
+
+SYNC_REPLY_WANTED = 0x01
+SYNC_JOIN = 0x02
+
+MESSAGE_HEADER_BYTES = 3
+
+
+class WireError(Exception):
+    """A datagram that cannot be accepted; ``reason`` is a short counter name."""
+
+    def __init__(self, reason, detail=""):
+        Exception.__init__(self, reason if not detail else reason + ": " + detail)
+        self.reason = reason
+
+
+def cluster_tag(name):
+    """The 32-bit tag that keeps clusters sharing a network apart."""
+    digest = hashlib.sha256(b"leaderd-cluster:" + name.encode("utf-8")).digest()
+    return struct.unpack(">I", digest[:4])[0]
+
+
+# --- Messages (value objects) ---------------------------------------------
+
+
+class Message:
+    """Base of wire messages: keyword fields, equality by value."""
+
+    type_code = 0
+    fields = ()
+
+    def __init__(self, **values):
+        for name in self.fields:
+            setattr(self, name, values.get(name))
+        for name in values:
+            if name not in self.fields:
+                raise TypeError("%s has no field %s" % (type(self).__name__, name))
+
+    def __eq__(self, other):
+        if type(self) is not type(other):
+            return False
+        for name in self.fields:
+            if getattr(self, name) != getattr(other, name):
+                return False
+        return True
+
+    def __repr__(self):
+        parts = []
+        for name in self.fields:
+            parts.append("%s=%r" % (name, getattr(self, name)))
+        return "%s(%s)" % (type(self).__name__, ", ".join(parts))
+
+
+class Ping(Message):
+    """A direct probe of `target` (the name the prober expects there)."""
+
+    type_code = T_PING
+    fields = ("seq", "target")
+
+
+class Ack(Message):
+    """The answer to a ping with the same seq."""
+
+    type_code = T_ACK
+    fields = ("seq",)
+
+
+class Nack(Message):
+    """A relay's word that its indirect ping got no ack in time (Lifeguard)."""
+
+    type_code = T_NACK
+    fields = ("seq",)
+
+
+class PingReq(Message):
+    """A request to probe `target` at `address` and relay the ack (seq)."""
+
+    type_code = T_PING_REQ
+    fields = ("seq", "target", "address")
+
+
+class Alive(Message):
+    """A member is alive at an incarnation, with its address and metadata."""
+
+    type_code = T_ALIVE
+    fields = ("name", "incarnation", "address", "priority", "eligible", "tags")
+
+
+class Suspect(Message):
+    """Member `name` at `incarnation` is suspected by member `by`."""
+
+    type_code = T_SUSPECT
+    fields = ("name", "incarnation", "by")
+
+
+class Dead(Message):
+    """Member `name` at `incarnation` is declared dead by member `by`."""
+
+    type_code = T_DEAD
+    fields = ("name", "incarnation", "by")
+
+
+class Left(Message):
+    """Member `name` left the cluster gracefully at `incarnation`."""
+
+    type_code = T_LEFT
+    fields = ("name", "incarnation")
+
+
+class Record(Message):
+    """One member's full state, as carried in a state sync (not a message)."""
+
+    fields = ("name", "incarnation", "address", "priority", "eligible", "tags", "state")
+
+
+class Sync(Message):
+    """One page of a push-pull state sync: a list of Records."""
+
+    type_code = T_SYNC
+    fields = ("session", "reply_wanted", "join", "page", "pages", "records")
+
+
+# --- Encoding -------------------------------------------------------------
+
+
+def _check_uint(value, bits, what):
+    # struct.pack silently truncates on MicroPython: range-check every field.
+    if not isinstance(value, int) or value < 0 or value >= (1 << bits):
+        raise ValueError("%s out of range for u%d: %r" % (what, bits, value))
+
+
+def _str8(text, limit, what):
+    data = text.encode("utf-8")
+    if len(data) > limit or (what == "name" and not data):
+        raise ValueError("%s must be 1..%d bytes of UTF-8: %r" % (what, limit, text))
+    return bytes([len(data)]) + data
+
+
+def _address(address):
+    host, port = address
+    _check_uint(port, 16, "port")
+    return _str8(host, MAX_HOST_BYTES, "host") + struct.pack(">H", port)
+
+
+def encode_tags(tags):
+    """Tags as bytes: u8 count, then count x (str8 key, str8 value), keys sorted."""
+    if not tags:
+        return b"\x00"
+    keys = sorted(tags)
+    if len(keys) > MAX_TAGS:
+        raise ValueError("at most %d tags" % MAX_TAGS)
+    out = [bytes([len(keys)])]
+    for key in keys:
+        out.append(_str8(key, MAX_TAG_TEXT_BYTES, "tag key"))
+        out.append(_str8(tags[key], MAX_TAG_TEXT_BYTES, "tag value"))
+    return b"".join(out)
+
+
+def _member_body(name, incarnation, address, priority, eligible, tags):
+    _check_uint(incarnation, 32, "incarnation")
+    _check_uint(priority, 8, "priority")
+    return b"".join((
+        _str8(name, MAX_NAME_BYTES, "name"),
+        struct.pack(">I", incarnation),
+        _address(address),
+        bytes([priority, 1 if eligible else 0]),
+        encode_tags(tags),
+    ))
+
+
+def _frame(type_code, body):
+    if len(body) > 0xFFFF:
+        raise ValueError("message body too long")
+    return struct.pack(">BH", type_code, len(body)) + body
+
+
+def encode_message(msg):
+    """One message as bytes: u8 type, u16 length, body."""
+    t = msg.type_code
+    if t == T_PING:
+        _check_uint(msg.seq, 32, "seq")
+        body = struct.pack(">I", msg.seq) + _str8(msg.target, MAX_NAME_BYTES, "name")
+    elif t == T_ACK or t == T_NACK:
+        _check_uint(msg.seq, 32, "seq")
+        body = struct.pack(">I", msg.seq)
+    elif t == T_PING_REQ:
+        _check_uint(msg.seq, 32, "seq")
+        body = struct.pack(">I", msg.seq) + _str8(msg.target, MAX_NAME_BYTES, "name") + _address(msg.address)
+    elif t == T_ALIVE:
+        body = _member_body(msg.name, msg.incarnation, msg.address, msg.priority, msg.eligible, msg.tags)
+    elif t == T_SUSPECT or t == T_DEAD:
+        _check_uint(msg.incarnation, 32, "incarnation")
+        body = (_str8(msg.name, MAX_NAME_BYTES, "name") + struct.pack(">I", msg.incarnation)
+                + _str8(msg.by, MAX_NAME_BYTES, "name"))
+    elif t == T_LEFT:
+        _check_uint(msg.incarnation, 32, "incarnation")
+        body = _str8(msg.name, MAX_NAME_BYTES, "name") + struct.pack(">I", msg.incarnation)
+    elif t == T_SYNC:
+        body = _sync_head(msg.session, msg.reply_wanted, msg.join, msg.page, msg.pages)
+        body += b"".join([encode_record(r) for r in msg.records])
+    else:
+        raise ValueError("cannot encode %r" % (msg,))
+    return _frame(t, body)
+
+
+def _sync_head(session, reply_wanted, join, page, pages):
+    _check_uint(session, 32, "session")
+    _check_uint(page, 8, "page")
+    _check_uint(pages, 8, "pages")
+    if pages < 1 or page >= pages:
+        raise ValueError("sync page %r of %r" % (page, pages))
+    flags = (SYNC_REPLY_WANTED if reply_wanted else 0) | (SYNC_JOIN if join else 0)
+    return struct.pack(">IBBB", session, flags, page, pages)
+
+
+SYNC_HEAD_BYTES = 7
+
+
+def encode_record(record):
+    """One member record of a state sync: u8 state, then the Alive body."""
+    _check_uint(record.state, 2, "state")
+    return bytes([record.state]) + _member_body(
+        record.name, record.incarnation, record.address, record.priority, record.eligible, record.tags)
+
+
+def encode_sync_pages(session, reply_wanted, join, records, budget):
+    """Encoded Sync messages (each <= budget bytes) that together carry records."""
+    room = budget - MESSAGE_HEADER_BYTES - SYNC_HEAD_BYTES
+    pages = []
+    current = []
+    size = 0
+    for record in records:
+        data = encode_record(record)
+        if len(data) > room:
+            raise ValueError("member record larger than a page")
+        if size + len(data) > room:
+            pages.append(current)
+            current = []
+            size = 0
+        current.append(data)
+        size += len(data)
+    pages.append(current)
+    if len(pages) > 255:
+        raise ValueError("state too large for one sync (%d pages)" % len(pages))
+    out = []
+    for i in range(len(pages)):
+        body = _sync_head(session, reply_wanted, join, i, len(pages)) + b"".join(pages[i])
+        out.append(_frame(T_SYNC, body))
+    return out
+
+
+class Codec:
+    """Seals and opens datagrams for one node: its cluster tag, name and keyring."""
+
+    def __init__(self, cluster, sender, keyring=None):
+        self.cluster_tag = cluster_tag(cluster)
+        self.sender = sender
+        self.keyring = keyring
+        self._sender_field = _str8(sender, MAX_NAME_BYTES, "name")
+        self._set_header()
+
+    def _set_header(self):
+        if self.keyring is None:
+            self._header = struct.pack(">BBI", VERSION, 0, self.cluster_tag) + self._sender_field
+        else:
+            self._header = (struct.pack(">BBII", VERSION, FLAG_AUTH, self.cluster_tag,
+                                        self.keyring.primary.key_id) + self._sender_field)
+
+    def set_keyring(self, keyring):
+        """Swaps the keyring (None: unauthenticated)."""
+        self.keyring = keyring
+        self._set_header()
+
+    def overhead(self):
+        """Bytes a datagram spends on header and tag."""
+        return len(self._header) + (TAG_BYTES if self.keyring is not None else 0)
+
+    def seal(self, messages):
+        """A datagram carrying the given encoded messages."""
+        data = self._header + b"".join(messages)
+        if self.keyring is not None:
+            data += self.keyring.primary.tag(data)
+        return data
+
+    def open(self, data):
+        """(sender, [messages]) from a datagram; raises WireError only."""
+        try:
+            return self._open(data)
+        except WireError:
+            raise
+        except Exception as exc:  # struct, index, unicode errors from bad bytes
+            raise WireError("malformed", str(exc))
+
+    def _open(self, data):
+        n = len(data)
+        if n < 7:
+            raise WireError("truncated")
+        version = data[0]
+        if version != VERSION:
+            raise WireError("version", str(version))
+        flags = data[1]
+        if flags & ~FLAG_AUTH:
+            raise WireError("malformed", "unknown flags")
+        tag = struct.unpack_from(">I", data, 2)[0]
+        if tag != self.cluster_tag:
+            raise WireError("cluster")
+        pos = 6
+        end = n
+        if flags & FLAG_AUTH:
+            if self.keyring is None:
+                raise WireError("auth", "authenticated datagram but no keyring")
+            if n < 11 + TAG_BYTES:
+                raise WireError("truncated")
+            key = self.keyring.find(struct.unpack_from(">I", data, 6)[0])
+            if key is None:
+                raise WireError("auth", "unknown key id")
+            end = n - TAG_BYTES
+            if not equal_tags(key.tag(data[:end]), data[end:]):
+                raise WireError("auth", "bad tag")
+            pos = 10
+        elif self.keyring is not None:
+            raise WireError("auth", "unauthenticated datagram")
+        sender, pos = _read_name(data, pos, end)
+        messages = []
+        while pos < end:
+            if pos + 3 > end:
+                raise WireError("truncated")
+            t = data[pos]
+            length = (data[pos + 1] << 8) | data[pos + 2]
+            pos += 3
+            stop = pos + length
+            if stop > end:
+                raise WireError("truncated")
+            msg = _decode_body(t, data, pos, stop)
+            if msg is not None:
+                messages.append(msg)
+            pos = stop
+        if not messages:
+            raise WireError("malformed", "no messages")
+        return sender, messages
+
+
+# --- Decoding -------------------------------------------------------------
+
+
+def _read_str(data, pos, end, limit):
+    if pos >= end:
+        raise WireError("truncated")
+    length = data[pos]
+    pos += 1
+    if length > limit or pos + length > end:
+        raise WireError("malformed", "string length")
+    return bytes(data[pos:pos + length]).decode("utf-8"), pos + length
+
+
+def _read_name(data, pos, end):
+    # A member name is 1..64 bytes on the wire, as the encoder requires.
+    name, pos = _read_str(data, pos, end, MAX_NAME_BYTES)
+    if not name:
+        raise WireError("malformed", "empty name")
+    return name, pos
+
+
+def _read_u32(data, pos, end):
+    if pos + 4 > end:
+        raise WireError("truncated")
+    return struct.unpack_from(">I", data, pos)[0], pos + 4
+
+
+def _read_address(data, pos, end):
+    host, pos = _read_str(data, pos, end, MAX_HOST_BYTES)
+    if pos + 2 > end:
+        raise WireError("truncated")
+    return (host, (data[pos] << 8) | data[pos + 1]), pos + 2
+
+
+def _read_member(data, pos, end):
+    name, pos = _read_name(data, pos, end)
+    incarnation, pos = _read_u32(data, pos, end)
+    address, pos = _read_address(data, pos, end)
+    if pos + 3 > end:
+        raise WireError("truncated")
+    priority = data[pos]
+    eligible_byte = data[pos + 1]
+    if eligible_byte > 1:
+        raise WireError("malformed", "eligible flag")
+    count = data[pos + 2]
+    pos += 3
+    if count > MAX_TAGS:
+        raise WireError("malformed", "too many tags")
+    tags = None
+    if count:
+        tags = {}
+        for _ in range(count):
+            key, pos = _read_str(data, pos, end, MAX_TAG_TEXT_BYTES)
+            value, pos = _read_str(data, pos, end, MAX_TAG_TEXT_BYTES)
+            if key in tags:
+                raise WireError("malformed", "repeated tag key")
+            tags[key] = value
+    return (name, incarnation, address, priority, eligible_byte == 1, tags), pos
+
+
+def _expect_end(pos, stop):
+    if pos != stop:
+        raise WireError("malformed", "trailing bytes in message")
+
+
+def _decode_body(t, data, pos, stop):
+    if t == T_PING:
+        seq, pos = _read_u32(data, pos, stop)
+        target, pos = _read_name(data, pos, stop)
+        _expect_end(pos, stop)
+        return Ping(seq=seq, target=target)
+    if t == T_ACK or t == T_NACK:
+        seq, pos = _read_u32(data, pos, stop)
+        _expect_end(pos, stop)
+        return Ack(seq=seq) if t == T_ACK else Nack(seq=seq)
+    if t == T_PING_REQ:
+        seq, pos = _read_u32(data, pos, stop)
+        target, pos = _read_name(data, pos, stop)
+        address, pos = _read_address(data, pos, stop)
+        _expect_end(pos, stop)
+        return PingReq(seq=seq, target=target, address=address)
+    if t == T_ALIVE:
+        m, pos = _read_member(data, pos, stop)
+        _expect_end(pos, stop)
+        return Alive(name=m[0], incarnation=m[1], address=m[2], priority=m[3], eligible=m[4], tags=m[5])
+    if t == T_SUSPECT or t == T_DEAD:
+        name, pos = _read_name(data, pos, stop)
+        incarnation, pos = _read_u32(data, pos, stop)
+        by, pos = _read_name(data, pos, stop)
+        _expect_end(pos, stop)
+        if t == T_SUSPECT:
+            return Suspect(name=name, incarnation=incarnation, by=by)
+        return Dead(name=name, incarnation=incarnation, by=by)
+    if t == T_LEFT:
+        name, pos = _read_name(data, pos, stop)
+        incarnation, pos = _read_u32(data, pos, stop)
+        _expect_end(pos, stop)
+        return Left(name=name, incarnation=incarnation)
+    if t == T_SYNC:
+        if pos + SYNC_HEAD_BYTES > stop:
+            raise WireError("truncated")
+        session, flags, page, pages = struct.unpack_from(">IBBB", data, pos)
+        if flags & ~(SYNC_REPLY_WANTED | SYNC_JOIN) or pages < 1 or page >= pages:
+            raise WireError("malformed", "sync header")
+        pos += SYNC_HEAD_BYTES
+        records = []
+        while pos < stop:
+            state = data[pos]
+            if state > STATE_LEFT:
+                raise WireError("malformed", "member state")
+            m, pos = _read_member(data, pos + 1, stop)
+            records.append(Record(name=m[0], incarnation=m[1], address=m[2], priority=m[3],
+                                  eligible=m[4], tags=m[5], state=state))
+        return Sync(session=session, reply_wanted=bool(flags & SYNC_REPLY_WANTED),
+                    join=bool(flags & SYNC_JOIN), page=page, pages=pages, records=records)
+    # An unknown type from a later version: skipped by its length.
+    return None

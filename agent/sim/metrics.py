@@ -1,0 +1,287 @@
+"""Metrics: what the simulator measures, kept up to date from the nodes' events.
+
+Theory of operation. The simulator never scans membership tables. Each node
+(an "observer", by index) has a *view*: the set of other nodes it currently
+believes alive, updated from its events (member_joined / updated / recovered
+add; member_suspected / died / left remove). A node is *live* while it runs
+and can act: started, not crashed, not paused, not departed after a leave.
+Three counters are kept exact at O(1) per event:
+
+- live_seen[o]: how many live nodes o's view holds;
+- seen_by[t]: how many live observers hold t in their view;
+- good: the sum of live_seen[o] over live observers o.
+
+"All live nodes see all live nodes alive" is then `good == L * (L - 1)`
+with L live nodes, and "every live node sees t alive" is
+`seen_by[t] == L - 1`. A node becoming live or not (start, crash, pause,
+resume, restart, leave) costs O(n), which is rare.
+
+Leadership (once the core has `Node.leader()`) works the same way: each live
+node's reported leader name votes; the *agreed* leader is the name with L
+votes.
+
+Times are int milliseconds of virtual time; `report()` turns them into
+seconds rounded to 3 decimals.
+"""
+
+ALIVE_KINDS = ("member_joined", "member_updated", "member_recovered")
+NOT_ALIVE_KINDS = ("member_suspected", "member_died", "member_left")
+
+
+def seconds(milliseconds):
+    """int ms (or None) as float seconds rounded to 3 decimals (or None)."""
+    if milliseconds is None:
+        return None
+    return round(milliseconds / 1000.0, 3)
+
+
+class CrashWatch:
+    """Detection of one crashed node: who marked it dead (member_died), and when."""
+
+    __slots__ = ("target", "crashed_at", "died_by", "first_at", "all_at")
+
+    def __init__(self, target, crashed_at):
+        self.target = target
+        self.crashed_at = crashed_at
+        self.died_by = set()
+        self.first_at = None
+        self.all_at = None
+
+
+class Metrics:
+    """Incremental counters of convergence, detection, leadership and false alarms."""
+
+    def __init__(self, count, election=False):
+        self.count = count
+        self.election = election
+        self.live = bytearray(count)
+        self.live_count = 0
+        self.started = 0
+        self.views = [set() for _ in range(count)]
+        self.live_seen = [0] * count
+        self.seen_by = [0] * count
+        self.good = 0
+        # Leadership.
+        self.leader_of = [None] * count
+        self.votes = {}
+        self.agreed = None
+        self.agreed_ever = False
+        self.leader_changes = 0
+        self.failover_from = None  # (time, old leader name) while a failover is timed
+        self.failover_ms = None
+        # Results and watchers.
+        self.convergence_at = None
+        self.on_first_convergence = []
+        self.converge_watchers = []  # [key, since]: all live see all live alive
+        self.rejoin_watchers = []  # [key, since, target]: all live see target alive
+        self.extras = {}
+        self.crash_watches = []
+        self.false_suspicions = 0
+        self.false_deaths = 0
+        self.event_counts = {}
+        # Set by the simulation: is_up(t) and reachable(o, t) for false alarms.
+        self.is_up = None
+        self.reachable = None
+
+    # -- views ----------------------------------------------------------
+
+    def _set_view(self, observer, target, alive):
+        view = self.views[observer]
+        if alive:
+            if target in view:
+                return
+            view.add(target)
+            delta = 1
+        else:
+            if target not in view:
+                return
+            view.discard(target)
+            delta = -1
+        if self.live[target]:
+            self.live_seen[observer] += delta
+            if self.live[observer]:
+                self.good += delta
+        if self.live[observer]:
+            self.seen_by[target] += delta
+
+    def make_live(self, node, now):
+        """node starts, resumes or restarts: it counts as an observer and a target again."""
+        if self.live[node]:
+            return
+        self.live[node] = 1
+        self.live_count += 1
+        # As a target: everyone whose view holds it gains a live member.
+        for observer in range(self.count):
+            if observer != node and node in self.views[observer]:
+                self.live_seen[observer] += 1
+        # As an observer: its view now counts towards seen_by and good.
+        for target in self.views[node]:
+            self.seen_by[target] += 1
+        self.good += self.seen_by[node] + self.live_seen[node]
+        self._vote(self.leader_of[node], 1)
+        self._check_agreement(now)
+
+    def make_down(self, node, now, forget=False):
+        """node crashed, paused or departed; forget=True also clears its view (a new process follows)."""
+        if self.live[node]:
+            self.good -= self.seen_by[node] + self.live_seen[node]
+            for target in self.views[node]:
+                self.seen_by[target] -= 1
+            for observer in range(self.count):
+                if observer != node and node in self.views[observer]:
+                    self.live_seen[observer] -= 1
+            self.live[node] = 0
+            self.live_count -= 1
+            self._vote(self.leader_of[node], -1)
+        if forget:
+            for target in list(self.views[node]):
+                self._set_view(node, target, False)
+            self.leader_of[node] = None
+        self._check_agreement(now)
+        self._check_detection_all(now)
+
+    def converged(self):
+        """True when every live node sees every other live node alive."""
+        live = self.live_count
+        return self.good == live * (live - 1)
+
+    # -- events ---------------------------------------------------------
+
+    def observe(self, observer, event, target, now):
+        """Account one event from observer; target is the index the event names, or None."""
+        kind = event.kind
+        self.event_counts[kind] = self.event_counts.get(kind, 0) + 1
+        if target is None or target == observer:
+            return
+        if kind in ALIVE_KINDS:
+            self._set_view(observer, target, True)
+        elif kind in NOT_ALIVE_KINDS:
+            self._set_view(observer, target, False)
+            if kind == "member_suspected":
+                if self._false_alarm(observer, target):
+                    self.false_suspicions += 1
+            elif kind == "member_died":
+                if self._false_alarm(observer, target):
+                    self.false_deaths += 1
+                self._record_death(observer, target, now)
+
+    def _false_alarm(self, observer, target):
+        return self.is_up(target) and self.reachable(observer, target)
+
+    # -- detection of crashes -------------------------------------------
+
+    def watch_crash(self, target, now):
+        """Start timing the detection of target's crash at now."""
+        self.crash_watches.append(CrashWatch(target, now))
+
+    def _record_death(self, observer, target, now):
+        for watch in self.crash_watches:
+            if watch.target != target or watch.all_at is not None or not self.live[observer]:
+                continue
+            watch.died_by.add(observer)
+            if watch.first_at is None:
+                watch.first_at = now
+            self._check_watch(watch, now)
+
+    def _check_watch(self, watch, now):
+        if len(watch.died_by) < self.live_count:
+            return
+        live = self.live
+        if sum(1 for observer in watch.died_by if live[observer]) >= self.live_count:
+            watch.all_at = now
+
+    def _check_detection_all(self, now):
+        for watch in self.crash_watches:
+            if watch.all_at is None and watch.first_at is not None:
+                self._check_watch(watch, now)
+
+    # -- leadership -----------------------------------------------------
+
+    def _vote(self, name, delta):
+        if name is not None:
+            self.votes[name] = self.votes.get(name, 0) + delta
+
+    def set_leader(self, node, name, now):
+        """node now reports name (or None) as the leader."""
+        old = self.leader_of[node]
+        if old == name:
+            return
+        self.leader_of[node] = name
+        if self.live[node]:
+            self._vote(old, -1)
+            self._vote(name, 1)
+            self._check_agreement(now)
+
+    def _check_agreement(self, now):
+        if not self.election or self.live_count == 0:
+            return
+        candidate = None
+        for name in self.votes:
+            if self.votes[name] == self.live_count:
+                candidate = name
+                break
+        if candidate is None or candidate == self.agreed:
+            return
+        if self.agreed_ever and self.convergence_at is not None:
+            self.leader_changes += 1
+        self.agreed = candidate
+        self.agreed_ever = True
+        failover = self.failover_from
+        if failover is not None and candidate != failover[1]:
+            self.failover_ms = now - failover[0]
+            self.failover_from = None
+
+    def watch_failover(self, old_leader, now):
+        """Start timing a failover away from old_leader (crashed or resigned) at now."""
+        self.failover_from = (now, old_leader)
+
+    # -- convergence watchers -------------------------------------------
+
+    def watch_convergence(self, key, now):
+        """Record extras[key] = time from now until all live nodes see all live nodes alive."""
+        self.extras[key] = None
+        self.converge_watchers.append([key, now])
+
+    def watch_rejoin(self, key, target, now):
+        """Record extras[key] = time from now until every live node sees target alive."""
+        self.extras[key] = None
+        self.rejoin_watchers.append([key, now, target])
+
+    def check(self, now):
+        """Called after every step that may change a view: fire what became true."""
+        if self.good != self.live_count * (self.live_count - 1):
+            if self.rejoin_watchers:
+                self._check_rejoin(now)
+            return
+        if self.convergence_at is None and self.started == self.count:
+            self.convergence_at = now
+            callbacks = self.on_first_convergence
+            self.on_first_convergence = []
+            for callback in callbacks:
+                callback(now)
+            self._check_agreement(now)
+        if self.converge_watchers:
+            for key, since in self.converge_watchers:
+                self.extras[key] = now - since
+            self.converge_watchers = []
+        if self.rejoin_watchers:
+            self._check_rejoin(now)
+
+    def _check_rejoin(self, now):
+        remaining = []
+        for watcher in self.rejoin_watchers:
+            key, since, target = watcher
+            if self.live[target] and self.seen_by[target] == self.live_count - 1:
+                self.extras[key] = now - since
+            else:
+                remaining.append(watcher)
+        self.rejoin_watchers = remaining
+
+    # -- report ---------------------------------------------------------
+
+    def detection(self):
+        """(crashed_at, first_at, all_at) of the first watched crash, or Nones."""
+        if not self.crash_watches:
+            return None, None, None
+        watch = self.crash_watches[0]
+        return watch.crashed_at, watch.first_at, watch.all_at

@@ -1,0 +1,452 @@
+"""The simulated network and scheduler: many real cores, one virtual clock.
+
+Theory of operation. Everything that happens is an entry on one heap,
+ordered by (time_ms, seq): a node's timer firing, a datagram arriving, or a
+scheduled action (a fault, a scenario step). `run(until_ms)` pops entries in
+order and sets `now` to each entry's time, so the simulation is a pure
+function of its seed and arguments; `seq` breaks ties in insertion order.
+
+After every call into a node (start, receive, timer, command) the shell does
+what the daemon does (aioquic's transmit loop): send everything
+`datagrams_to_send()` returns, drain `next_event()`, and re-arm one timer at
+`get_timer()`. A node has at most one live timer entry: the slot remembers
+the time it armed, a new entry is pushed only when that time changes, and an
+entry popped at another time (or for an older incarnation of the slot) is
+stale and skipped. That is lazy invalidation: O(log n) per re-arm, no heap
+removals.
+
+Faults, per link or global (TigerBeetle's packet simulator's list): loss,
+latency base + uniform jitter (reordering follows), duplication; partitions
+into groups (symmetric) and one-way blocks (asymmetric), both checked when a
+datagram is sent; crash (the node object is dropped, datagrams to it are
+lost), pause (a gray failure: no timer calls, no receives, arriving
+datagrams queue up to a socket-buffer limit and are handed over on resume),
+restart (a fresh Node, same name and address, incarnation 0, joining the
+seeds), and graceful leave.
+"""
+
+import heapq
+import itertools
+import random
+
+from agent.sim.metrics import Metrics
+
+PORT = 7946
+
+# Heap entry kinds: (time_ms, seq, kind, a, b, c)
+TIMER = 0  # a = node index, b = slot generation
+DELIVER = 1  # a = destination index, b = data, c = source address
+ACTION = 2  # a = callable taking no argument
+
+# handle_timer calls at one instant for one node before we call it a core bug.
+_SPIN_LIMIT = 10000
+
+
+class LinkFaults:
+    """The faults of one direction of a link (or of every link): loss, latency, duplication."""
+
+    __slots__ = ("loss", "latency_ms", "jitter_ms", "duplicate")
+
+    def __init__(self, loss=0.0, latency_ms=1, jitter_ms=0, duplicate=0.0):
+        if not 0.0 <= loss <= 1.0:
+            raise ValueError("loss must be in [0, 1], got %r" % (loss,))
+        if not 0.0 <= duplicate <= 1.0:
+            raise ValueError("duplicate must be in [0, 1], got %r" % (duplicate,))
+        if int(latency_ms) != latency_ms or latency_ms < 0:
+            raise ValueError("latency_ms must be a non-negative int, got %r" % (latency_ms,))
+        if int(jitter_ms) != jitter_ms or jitter_ms < 0:
+            raise ValueError("jitter_ms must be a non-negative int, got %r" % (jitter_ms,))
+        self.loss = loss
+        self.latency_ms = int(latency_ms)
+        self.jitter_ms = int(jitter_ms)
+        self.duplicate = duplicate
+
+    def __repr__(self):
+        return "LinkFaults(loss=%r, latency_ms=%r, jitter_ms=%r, duplicate=%r)" % (
+            self.loss, self.latency_ms, self.jitter_ms, self.duplicate)
+
+
+class Slot:
+    """One simulated machine: a name and address, and the core running there (if any)."""
+
+    __slots__ = ("index", "name", "address", "priority", "node", "generation", "timer_at",
+                 "paused", "backlog", "leaving", "departed", "crashed", "spin_at", "spins",
+                 "stats")
+
+    def __init__(self, index, name, address, priority):
+        self.index = index
+        self.name = name
+        self.address = address
+        self.priority = priority
+        self.node = None
+        self.generation = 0
+        self.timer_at = None
+        self.paused = False
+        self.backlog = []
+        self.leaving = False
+        self.departed = False
+        self.crashed = False
+        self.spin_at = -1
+        self.spins = 0
+        self.stats = {}  # counters of the previous cores of this slot (before crash/restart)
+
+
+def node_name(index, count):
+    """The simulated node name of index among count nodes: node-007."""
+    return "node-%0*d" % (len(str(max(count - 1, 0))), index)
+
+
+def node_address(index):
+    """The virtual address of node index: ("10.0.X.Y", 7946)."""
+    return ("10.0.%d.%d" % (index // 250, index % 250 + 1), PORT)
+
+
+def default_node_factory(name, address, profile, rng, now, priority):
+    """A real agent.core.node.Node (imported late, so the scheduler can be tested alone)."""
+    from agent.core.node import Node
+    return Node(name=name, address=address, profile=profile, rng=rng, now=now, priority=priority)
+
+
+class Simulation:
+    """N cores on a virtual network with virtual time; see the module doc."""
+
+    def __init__(self, count, profile, seed=1, loss=0.0, latency_ms=1, jitter_ms=2,
+                 duplicate=0.0, node_factory=None, priorities=None, seed_count=3,
+                 start_window_ms=1000, backlog_limit=1000):
+        if count < 1:
+            raise ValueError("count must be at least 1, got %r" % (count,))
+        self.count = count
+        self.profile = profile
+        self.seed = seed
+        self.rng = random.Random("leaderd-sim/network/%d" % seed)
+        self.node_factory = node_factory or default_node_factory
+        self.default_link = LinkFaults(loss, latency_ms, jitter_ms, duplicate)
+        self.links = {}  # (src, dst) -> LinkFaults
+        self.group = [0] * count  # partition group per node; datagrams cross no group line
+        self.oneway = set()  # (src, dst) pairs whose datagrams are dropped
+        self.backlog_limit = backlog_limit
+        self.heap = []
+        self._seq = itertools.count()
+        self.now = 0
+        self.election = None  # decided when the first node exists: hasattr(node, "leader")
+        self.trace = None  # optional callable(now, observer_name, event) for debugging
+        self.metrics = Metrics(count)
+        self.metrics.is_up = self.is_up
+        self.metrics.reachable = self.reachable
+        self.slots = []
+        self.index_of = {}
+        self.index_by_name = {}
+        for index in range(count):
+            priority = priorities[index] if priorities else 100
+            slot = Slot(index, node_name(index, count), node_address(index), priority)
+            self.slots.append(slot)
+            self.index_of[slot.address] = index
+            self.index_by_name[slot.name] = index
+        self.seeds = [self.slots[index].address for index in range(min(seed_count, count))]
+        # Traffic, as sent by the cores (before any network fault).
+        self.sent = 0
+        self.sent_bytes = 0
+        self.max_datagram_bytes = 0
+        self.network = {"delivered": 0, "lost": 0, "blocked": 0, "duplicated": 0,
+                        "to_down": 0, "backlog_overflow": 0, "unknown_address": 0}
+        for index in range(count):
+            self.schedule(self.rng.randrange(start_window_ms), self._starter(index))
+
+    # -- scheduling -----------------------------------------------------
+
+    def schedule(self, at_ms, action):
+        """Run action() (no arguments; read sim.now) at virtual time at_ms (not before now)."""
+        heapq.heappush(self.heap, (max(at_ms, self.now), next(self._seq), ACTION, action, None, None))
+
+    def run(self, until_ms):
+        """Process every entry due at or before until_ms; then now = until_ms."""
+        heap = self.heap
+        pop = heapq.heappop
+        slots = self.slots
+        while heap and heap[0][0] <= until_ms:
+            now, _, kind, a, b, c = pop(heap)
+            self.now = now
+            if kind == DELIVER:
+                self._deliver(a, b, c, now)
+            elif kind == TIMER:
+                slot = slots[a]
+                if slot.timer_at != now or slot.generation != b or slot.paused:
+                    continue  # stale, or paused (the slot keeps the overdue deadline)
+                slot.timer_at = None
+                slot.node.handle_timer(now)
+                self._after_call(slot, now)
+            else:
+                a()
+        if until_ms > self.now:
+            self.now = until_ms
+
+    # -- the shell loop around one core ---------------------------------
+
+    def _after_call(self, slot, now):
+        node = slot.node
+        out = node.datagrams_to_send(now)
+        if out:
+            for data, address in out:
+                self._send(slot, data, address, now)
+        event = node.next_event()
+        while event is not None:
+            self._observe(slot, event, now)
+            event = node.next_event()
+        if self.election:
+            leader = node.leader()
+            self.metrics.set_leader(slot.index, leader[0] if leader else None, now)
+        if slot.leaving and node.left:
+            self._depart(slot, now)
+        else:
+            self._arm(slot, node.get_timer(), now)
+        self.metrics.check(now)
+
+    def _arm(self, slot, at, now):
+        if at is None:
+            slot.timer_at = None
+            return
+        if at <= now:
+            # Due already: run it at now, but refuse a core that never moves its timer on.
+            at = now
+            if slot.spin_at == now:
+                slot.spins += 1
+                if slot.spins > _SPIN_LIMIT:
+                    raise RuntimeError("%s: get_timer() stays at %d ms after handle_timer (seed %d)"
+                                       % (slot.name, now, self.seed))
+            else:
+                slot.spin_at = now
+                slot.spins = 0
+        if at == slot.timer_at:
+            return
+        slot.timer_at = at
+        heapq.heappush(self.heap, (at, next(self._seq), TIMER, slot.index, slot.generation, None))
+
+    def _observe(self, slot, event, now):
+        name = getattr(event, "name", None)
+        target = self.index_by_name.get(name) if name is not None else None
+        if self.trace is not None:
+            self.trace(now, slot.name, event)
+        self.metrics.observe(slot.index, event, target, now)
+
+    def _send(self, slot, data, address, now):
+        size = len(data)
+        self.sent += 1
+        self.sent_bytes += size
+        if size > self.max_datagram_bytes:
+            self.max_datagram_bytes = size
+        dst = self.index_of.get(address)
+        if dst is None:
+            self.network["unknown_address"] += 1
+            return
+        src = slot.index
+        if self.group[src] != self.group[dst] or (self.oneway and (src, dst) in self.oneway):
+            self.network["blocked"] += 1
+            return
+        link = self.links.get((src, dst), self.default_link) if self.links else self.default_link
+        rng = self.rng
+        if link.loss and rng.random() < link.loss:
+            self.network["lost"] += 1
+            return
+        copies = 1
+        if link.duplicate and rng.random() < link.duplicate:
+            copies = 2
+            self.network["duplicated"] += 1
+        for _ in range(copies):
+            delay = link.latency_ms
+            if link.jitter_ms:
+                delay += int(rng.random() * (link.jitter_ms + 1))
+            heapq.heappush(self.heap, (now + delay, next(self._seq), DELIVER, dst, data, slot.address))
+
+    def _deliver(self, dst, data, source, now):
+        slot = self.slots[dst]
+        node = slot.node
+        if node is None:
+            self.network["to_down"] += 1
+            return
+        if slot.paused:
+            if len(slot.backlog) < self.backlog_limit:
+                slot.backlog.append((data, source))
+            else:
+                self.network["backlog_overflow"] += 1
+            return
+        self.network["delivered"] += 1
+        node.receive_datagram(data, source, now)
+        self._after_call(slot, now)
+
+    # -- node lifecycle -------------------------------------------------
+
+    def _starter(self, index):
+        return lambda: self.start(index)
+
+    def start(self, index):
+        """Start a fresh core on slot index (incarnation 0) and join the seeds."""
+        slot = self.slots[index]
+        if slot.node is not None:
+            raise RuntimeError("%s is already running" % slot.name)
+        now = self.now
+        slot.generation += 1
+        rng = random.Random("leaderd-sim/node/%d/%s/%d" % (self.seed, slot.name, slot.generation))
+        slot.node = self.node_factory(slot.name, slot.address, self.profile, rng, now, slot.priority)
+        if self.election is None:
+            self.election = callable(getattr(slot.node, "leader", None))
+            self.metrics.election = self.election
+        first_start = slot.generation == 1
+        slot.crashed = slot.paused = slot.leaving = slot.departed = False
+        slot.timer_at = None
+        slot.backlog = []
+        if first_start:
+            self.metrics.started += 1
+        self.metrics.make_live(index, now)
+        seeds = [address for address in self.seeds if address != slot.address]
+        slot.node.join(seeds, now)
+        self._after_call(slot, now)
+
+    def crash(self, index):
+        """Crash node index now: its core is discarded, datagrams to it are lost."""
+        slot = self.slots[index]
+        if slot.node is None:
+            return
+        self._watch_failover(slot)
+        self._retire(slot)
+        slot.crashed = True
+        self.metrics.make_down(index, self.now, forget=True)
+        self.metrics.watch_crash(index, self.now)
+        self.metrics.check(self.now)
+
+    def restart(self, index):
+        """Restart node index now: crash it if it runs, then start a fresh core."""
+        if self.slots[index].node is not None:
+            self.crash(index)
+        self.start(index)
+
+    def pause(self, index):
+        """Pause node index now (gray failure): no timers, no receives, datagrams queue up."""
+        slot = self.slots[index]
+        if slot.node is None or slot.paused:
+            return
+        self._watch_failover(slot)
+        slot.paused = True
+        self.metrics.make_down(index, self.now)
+        self.metrics.check(self.now)
+
+    def resume(self, index):
+        """Resume a paused node: it gets its backlog in order, then its overdue timer."""
+        slot = self.slots[index]
+        if slot.node is None or not slot.paused:
+            return
+        now = self.now
+        slot.paused = False
+        if not slot.leaving:
+            self.metrics.make_live(index, now)
+        backlog = slot.backlog
+        slot.backlog = []
+        for data, source in backlog:
+            if slot.node is None or slot.paused:
+                break
+            self.network["delivered"] += 1
+            slot.node.receive_datagram(data, source, now)
+            self._after_call(slot, now)
+        if slot.node is not None:
+            self._arm(slot, slot.node.get_timer(), now)
+        self.metrics.check(now)
+
+    def leave(self, index):
+        """Node index leaves gracefully now; its core runs until node.left, then exits."""
+        slot = self.slots[index]
+        if slot.node is None or slot.leaving:
+            return
+        self._watch_failover(slot)
+        slot.leaving = True
+        self.metrics.make_down(index, self.now)
+        slot.node.leave(self.now)
+        self._after_call(slot, self.now)
+
+    def _depart(self, slot, now):
+        self._retire(slot)
+        slot.departed = True
+        self.metrics.make_down(slot.index, now, forget=True)
+
+    def _retire(self, slot):
+        stats = getattr(slot.node, "stats", None)
+        if isinstance(stats, dict):
+            for key in stats:
+                value = stats[key]
+                if isinstance(value, int):
+                    slot.stats[key] = slot.stats.get(key, 0) + value
+        slot.node = None
+        slot.generation += 1
+        slot.timer_at = None
+        slot.paused = False
+        slot.backlog = []
+
+    def _watch_failover(self, slot):
+        if self.election and self.metrics.agreed == slot.name:
+            self.metrics.watch_failover(slot.name, self.now)
+
+    # -- the network's faults -------------------------------------------
+
+    def set_link(self, src, dst, faults):
+        """Give the link src -> dst (indexes) its own LinkFaults; None restores the default."""
+        if faults is None:
+            self.links.pop((src, dst), None)
+        else:
+            self.links[(src, dst)] = faults
+
+    def partition(self, groups):
+        """Split the network: nodes in different groups (lists of indexes) can't reach each other.
+
+        Nodes in no listed group form one more group together.
+        """
+        self.group = [0] * self.count
+        for number, members in enumerate(groups):
+            for index in members:
+                self.group[index] = number + 1
+
+    def block(self, src, dst):
+        """Drop every datagram from src to dst (one way; an asymmetric partition)."""
+        self.oneway.add((src, dst))
+
+    def unblock(self, src, dst):
+        """Undo block(src, dst)."""
+        self.oneway.discard((src, dst))
+
+    def heal(self):
+        """Remove every partition and one-way block."""
+        self.group = [0] * self.count
+        self.oneway = set()
+
+    # -- queries --------------------------------------------------------
+
+    def is_up(self, index):
+        """True when node index runs and is not paused."""
+        slot = self.slots[index]
+        return slot.node is not None and not slot.paused
+
+    def reachable(self, src, dst):
+        """True when datagrams can pass both ways between src and dst (ignoring loss)."""
+        if self.group[src] != self.group[dst]:
+            return False
+        return not self.oneway or ((src, dst) not in self.oneway and (dst, src) not in self.oneway)
+
+    def live_indexes(self):
+        """Indexes of the nodes that run, are not paused and are not leaving."""
+        live = self.metrics.live
+        return [index for index in range(self.count) if live[index]]
+
+    def node(self, index):
+        """The core running on slot index, or None."""
+        return self.slots[index].node
+
+    def total_stats(self):
+        """Every node's stats counters summed, including those of crashed cores."""
+        total = {}
+        for slot in self.slots:
+            for key in slot.stats:
+                total[key] = total.get(key, 0) + slot.stats[key]
+            stats = getattr(slot.node, "stats", None) if slot.node is not None else None
+            if isinstance(stats, dict):
+                for key in stats:
+                    value = stats[key]
+                    if isinstance(value, int):
+                        total[key] = total.get(key, 0) + value
+        return total
