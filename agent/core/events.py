@@ -95,3 +95,31 @@ class DatagramDropped(Event):
 
     kind = "datagram_dropped"
     fields = ("reason", "address")
+
+
+class LeaderChanged(Event):
+    """The leader this node follows changed (new is None while there is none)."""
+
+    kind = "leader_changed"
+    fields = ("old", "new", "term")
+
+
+class Elected(Event):
+    """This node claimed the leadership for `term`."""
+
+    kind = "elected"
+    fields = ("term",)
+
+
+class Demoted(Event):
+    """This node stopped leading (`reason`: outranked, resigned, ineligible)."""
+
+    kind = "demoted"
+    fields = ("term", "reason")
+
+
+class ClaimRejected(Event):
+    """A claim or resignation was refused (`reason`: untrusted, bad_signature, ...)."""
+
+    kind = "claim_rejected"
+    fields = ("name", "term", "reason")

@@ -29,6 +29,7 @@ from agent.core import events, wire
 from agent.core.auth import Keyring
 from agent.core.awareness import Awareness
 from agent.core.broadcast import BroadcastQueue
+from agent.core.election import Election
 from agent.core.membership import (
     CONFIRMED, DIED, IGNORED, LEFT, RECORDED, RECOVERED, SUSPECTED, UPDATED,
     Member, MemberTable, supersedes,
@@ -62,7 +63,8 @@ class Node:
     """One member of a leaderd cluster, without I/O (see the module doc)."""
 
     def __init__(self, name, address, profile, rng, now, cluster="default", keyring=None,
-                 priority=100, eligible=True, tags=None, incarnation=0):
+                 priority=100, eligible=True, tags=None, incarnation=0,
+                 signer=None, verifier=None, trusted_keys=None, preempt=True, preempt_delay_ms=5000):
         if not isinstance(priority, int) or priority < 0 or priority > 255:
             raise ValueError("priority must be 0..255, got %r" % (priority,))
         self.name = name
@@ -73,7 +75,13 @@ class Node:
         self.codec = wire.Codec(cluster, name, Keyring(keyring) if keyring else None)
         self.incarnation = incarnation
         self.priority = priority
-        self.eligible = bool(eligible)
+        # What the operator (or the health check) says; the advertised flag
+        # also needs a signing key when claims must be signed.
+        self.user_eligible = bool(eligible)
+        if trusted_keys is not None and (signer is None or verifier is None):
+            if verifier is None:
+                raise ValueError("a trust list needs a verifier")
+        self.eligible = self.user_eligible and (trusted_keys is None or signer is not None)
         self.tags = tags
         wire.encode_tags(tags)  # raises ValueError on bad tags: a local error
         self.table = MemberTable()
@@ -85,6 +93,7 @@ class Node:
             "dropped_truncated": 0, "dropped_version": 0, "dropped_cluster": 0,
             "dropped_auth": 0, "dropped_malformed": 0, "dropped_oversized": 0,
             "probes": 0, "probe_failures": 0, "refutations": 0, "unexpected_ping": 0,
+            "claims_stale": 0, "signature_checks": 0,
         }
         self.left = False
         self.joined = False
@@ -108,6 +117,8 @@ class Node:
         self._seeds = []
         self._join_at = _NEVER
         self._told_dead = {}
+        self._dirty = True
+        self.election = Election(self, now, signer, verifier, trusted_keys, preempt, preempt_delay_ms)
         self._broadcast_self()
 
     # --- Commands -------------------------------------------------------
@@ -118,18 +129,19 @@ class Node:
         if not self._seeds:
             self.joined = True
             return
+        self.joined = False
         self._join_at = now
 
     def leave(self, now):
         """Leaves gracefully: tells every live member directly and via gossip."""
         if self._leaving:
             return
+        resign = self.election.resign_for_leave(now)
         self._leaving = True
         self._probe = None
         msg = wire.encode_message(wire.Left(name=self.name, incarnation=self.incarnation))
         self.broadcasts.enqueue(self.name, msg)
-        for name in self._live.names:
-            self._send(self.table.get(name).address, [msg])
+        self.send_to_all([resign, msg] if resign is not None else [msg])
         self.left = True
 
     def set_priority(self, priority, now):
@@ -139,12 +151,15 @@ class Node:
         if priority != self.priority:
             self.priority = priority
             self._bump_incarnation()
+            self.election.evaluate(now)
 
     def set_eligible(self, eligible, now):
         """Makes this node (in)eligible to lead and announces it."""
-        if bool(eligible) != self.eligible:
-            self.eligible = bool(eligible)
+        if bool(eligible) != self.user_eligible:
+            self.user_eligible = bool(eligible)
+            self.eligible = self.user_eligible and (self.election.insecure or self.election.signer is not None)
             self._bump_incarnation()
+            self.election.evaluate(now)
 
     def set_keyring(self, keyring):
         """Replaces the cluster keyring (list of keys, first primary; None: off)."""
@@ -165,6 +180,24 @@ class Node:
             return self._self_member()
         m = self.table.get(name)
         return m.snapshot() if m is not None else None
+
+    def leader(self):
+        """(leader name, term) as this node follows it, or None."""
+        e = self.election
+        return None if e.leader is None else (e.leader, e.leader_term)
+
+    def is_leader(self):
+        """Whether this node holds the leadership now."""
+        return self.election.leader == self.name
+
+    @property
+    def insecure(self):
+        """True when claims are unsigned (no trust list configured)."""
+        return self.election.insecure
+
+    def has_seeds(self):
+        """Whether join() was given seeds (other than this node)."""
+        return bool(self._seeds)
 
     def live_count(self):
         """Live members (alive or suspect), this node included."""
@@ -220,6 +253,9 @@ class Node:
         s = self._next_suspicion_deadline()
         if s is not None and s < t:
             t = s
+        s = self.election.get_timer()
+        if s is not None and s < t:
+            t = s
         return t
 
     def handle_timer(self, now):
@@ -251,6 +287,10 @@ class Node:
         if now >= self._reprobe_at:
             self._reprobe_at = now + self.profile.dead_reprobe_interval_ms
             self._reap_and_reprobe(now)
+        self.election.handle_timer(now)
+        if self._dirty:
+            self._dirty = False
+            self.election.evaluate(now)
 
     def receive_datagram(self, data, addr, now):
         """Handles one datagram from addr; bad datagrams are counted and dropped."""
@@ -267,8 +307,29 @@ class Node:
         except wire.WireError as exc:
             self._drop(exc.reason, addr)
             return
+        claims = None
         for msg in messages:
-            self._handle_message(msg, sender, addr, now)
+            t = msg.type_code
+            if t == wire.T_CLAIM or t == wire.T_RESIGN:
+                # After the membership news of the same datagram.
+                if claims is None:
+                    claims = []
+                claims.append(msg)
+            else:
+                self._handle_message(msg, sender, addr, now)
+        if claims is not None:
+            if self._dirty:
+                self._dirty = False
+                self.election.evaluate(now)
+            for msg in claims:
+                if msg.type_code == wire.T_CLAIM:
+                    self.election.receive_claim(msg, now)
+                else:
+                    self.election.receive_resign(msg, now)
+                    self._dirty = True
+        if self._dirty:
+            self._dirty = False
+            self.election.evaluate(now)
         member = self.table.get(sender)
         if member is not None and member.state == STATE_DEAD:
             self._tell_dead(member, addr, now)
@@ -343,6 +404,8 @@ class Node:
         if transition == IGNORED:
             return
         member = table.get(name)
+        if transition != CONFIRMED:
+            self._dirty = True
         if transition == RECORDED:
             if member.state == STATE_DEAD:
                 self._dead.add(name)
@@ -423,6 +486,10 @@ class Node:
 
     def _broadcast_self(self):
         self.broadcasts.enqueue(self.name, self._alive_message(self))
+
+    def alive_message(self):
+        """This node's current Alive message, encoded."""
+        return self._alive_message(self)
 
     def _alive_message(self, m):
         return wire.encode_message(wire.Alive(name=m.name, incarnation=m.incarnation, address=m.address,
@@ -537,6 +604,19 @@ class Node:
 
     # --- Dissemination and sync -----------------------------------------
 
+    def send_to(self, addr, messages):
+        """Sends encoded messages to addr (with piggybacked updates)."""
+        self._send(addr, messages)
+
+    def send_to_all(self, messages):
+        """Sends encoded messages to every live member directly."""
+        for name in self._live.names:
+            self._send(self.table.get(name).address, messages)
+
+    def emit(self, event):
+        """Queues an event for the shell."""
+        self._emit(event)
+
     def _send(self, addr, messages):
         """Sends the messages to addr, filling the rest of the datagram with updates."""
         budget = self.profile.mtu_bytes - self.codec.overhead()
@@ -590,9 +670,16 @@ class Node:
 
     def _send_sync(self, addr, reply_wanted, join):
         budget = self.profile.mtu_bytes - self.codec.overhead()
-        pages = wire.encode_sync_pages(self._next_seq(), reply_wanted, join, self._records(), budget)
-        for page in pages:
-            self._emit_datagram(self.codec.seal([page]), addr)
+        claim = self.election.claim_for_sync()
+        pages = wire.encode_sync_pages(self._next_seq(), reply_wanted, join, self._records(),
+                                       budget - (len(claim) if claim is not None else 0))
+        last = len(pages) - 1
+        for i in range(len(pages)):
+            # The claim rides with the last page, after the members it names.
+            if i == last and claim is not None:
+                self._emit_datagram(self.codec.seal([pages[i], claim]), addr)
+            else:
+                self._emit_datagram(self.codec.seal([pages[i]]), addr)
 
     def _send_join(self, now):
         if self.joined:

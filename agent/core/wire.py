@@ -46,6 +46,8 @@ T_SUSPECT = 6
 T_DEAD = 7
 T_LEFT = 8
 T_SYNC = 9
+T_CLAIM = 10
+T_RESIGN = 11
 # --------------------------------------------------------------------------
 
 SYNC_REPLY_WANTED = 0x01
@@ -58,7 +60,9 @@ class WireError(Exception):
     """A datagram that cannot be accepted; ``reason`` is a short counter name."""
 
     def __init__(self, reason, detail=""):
-        Exception.__init__(self, reason if not detail else reason + ": " + detail)
+        # super(), not Exception.__init__(self, ...): MicroPython has no
+        # Exception.__init__ attribute (AttributeError on every raise).
+        super().__init__(reason if not detail else reason + ": " + detail)
         self.reason = reason
 
 
@@ -168,6 +172,46 @@ class Sync(Message):
     fields = ("session", "reply_wanted", "join", "page", "pages", "records")
 
 
+class Claim(Message):
+    """A leadership claim for `term` by `name`, signed (or unsigned: b"")."""
+
+    type_code = T_CLAIM
+    fields = ("term", "name", "priority", "incarnation", "signature")
+
+
+class Resign(Message):
+    """The leader of `term` gives the role up, signed (or unsigned: b"")."""
+
+    type_code = T_RESIGN
+    fields = ("term", "name", "signature")
+
+
+SIGNATURE_BYTES = 64
+
+
+def claim_signed_bytes(cluster_tag_value, term, name, priority, incarnation):
+    """The bytes a claim's Ed25519 signature covers (domain-separated)."""
+    _check_uint(term, 32, "term")
+    _check_uint(priority, 8, "priority")
+    _check_uint(incarnation, 32, "incarnation")
+    return (b"leaderd/claim/v1" + struct.pack(">II", cluster_tag_value, term)
+            + _str8(name, MAX_NAME_BYTES, "name") + bytes([priority]) + struct.pack(">I", incarnation))
+
+
+def resign_signed_bytes(cluster_tag_value, term, name):
+    """The bytes a resignation's Ed25519 signature covers (domain-separated)."""
+    _check_uint(term, 32, "term")
+    return (b"leaderd/resign/v1" + struct.pack(">II", cluster_tag_value, term)
+            + _str8(name, MAX_NAME_BYTES, "name"))
+
+
+def _signature(sig):
+    sig = sig or b""
+    if len(sig) not in (0, SIGNATURE_BYTES):
+        raise ValueError("signature must be 0 or 64 bytes")
+    return bytes([len(sig)]) + sig
+
+
 # --- Encoding -------------------------------------------------------------
 
 
@@ -243,6 +287,15 @@ def encode_message(msg):
     elif t == T_LEFT:
         _check_uint(msg.incarnation, 32, "incarnation")
         body = _str8(msg.name, MAX_NAME_BYTES, "name") + struct.pack(">I", msg.incarnation)
+    elif t == T_CLAIM:
+        _check_uint(msg.term, 32, "term")
+        _check_uint(msg.priority, 8, "priority")
+        _check_uint(msg.incarnation, 32, "incarnation")
+        body = (struct.pack(">I", msg.term) + _str8(msg.name, MAX_NAME_BYTES, "name")
+                + bytes([msg.priority]) + struct.pack(">I", msg.incarnation) + _signature(msg.signature))
+    elif t == T_RESIGN:
+        _check_uint(msg.term, 32, "term")
+        body = struct.pack(">I", msg.term) + _str8(msg.name, MAX_NAME_BYTES, "name") + _signature(msg.signature)
     elif t == T_SYNC:
         body = _sync_head(msg.session, msg.reply_wanted, msg.join, msg.page, msg.pages)
         body += b"".join([encode_record(r) for r in msg.records])
@@ -448,6 +501,15 @@ def _read_member(data, pos, end):
     return (name, incarnation, address, priority, eligible_byte == 1, tags), pos
 
 
+def _read_signature(data, pos, stop):
+    if pos >= stop:
+        raise WireError("truncated")
+    length = data[pos]
+    if length not in (0, SIGNATURE_BYTES) or pos + 1 + length > stop:
+        raise WireError("malformed", "signature length")
+    return bytes(data[pos + 1:pos + 1 + length]), pos + 1 + length
+
+
 def _expect_end(pos, stop):
     if pos != stop:
         raise WireError("malformed", "trailing bytes in message")
@@ -503,5 +565,22 @@ def _decode_body(t, data, pos, stop):
                                   eligible=m[4], tags=m[5], state=state))
         return Sync(session=session, reply_wanted=bool(flags & SYNC_REPLY_WANTED),
                     join=bool(flags & SYNC_JOIN), page=page, pages=pages, records=records)
+    if t == T_CLAIM or t == T_RESIGN:
+        term, pos = _read_u32(data, pos, stop)
+        name, pos = _read_str(data, pos, stop, MAX_NAME_BYTES)
+        if not name:
+            raise WireError("malformed", "empty name")
+        if t == T_CLAIM:
+            if pos + 5 > stop:
+                raise WireError("truncated")
+            priority = data[pos]
+            incarnation = struct.unpack_from(">I", data, pos + 1)[0]
+            pos += 5
+        signature, pos = _read_signature(data, pos, stop)
+        _expect_end(pos, stop)
+        if t == T_CLAIM:
+            return Claim(term=term, name=name, priority=priority, incarnation=incarnation,
+                         signature=signature)
+        return Resign(term=term, name=name, signature=signature)
     # An unknown type from a later version: skipped by its length.
     return None

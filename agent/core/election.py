@@ -1,0 +1,297 @@
+"""Leader election with signed, ever-growing terms (a fencing token).
+
+Theory of operation
+-------------------
+The leader is the eligible live member with the highest (priority, name):
+live means alive or suspect (one missed probe does not move the role);
+eligible means priority > 0, the member's eligible flag set (its health check
+passes) and, when a trust list is configured, a trusted key under its name.
+
+A node that finds itself in that place, once past its start-up hold-down,
+claims term = (highest term it has seen) + 1: a Claim {cluster, term, name,
+priority, incarnation} signed with its Ed25519 key, sent at once to every
+live member and gossiped on by each member that accepts it. The leader
+re-asserts its claim every claim_interval_ms, and state syncs carry it, so
+late joiners and healed partitions learn it.
+
+A claim is accepted only with a valid signature from the trust list and from
+a live member; among claims the highest (term, priority, name) wins, a node
+that loses steps down at once, and a claim at or below a term already
+settled is stale and ignored. The term a node follows never decreases.
+
+A sitting leader keeps the role while it is live and eligible. With
+`preempt`, a better candidate takes over once it has been up for
+`preempt_delay_ms`; without, only when the leader fails or resigns. A leader
+that leaves resigns first: a signed Resign for its term, so the next node
+claims without waiting for failure detection.
+"""
+
+from agent.core import events, wire
+
+_CLAIM_KEY = "\x00claim"
+_CACHE_SIZE = 64
+
+
+class Election:
+    """The election state of one node (owned and driven by Node)."""
+
+    def __init__(self, node, now, signer=None, verifier=None, trusted_keys=None,
+                 preempt=True, preempt_delay_ms=5000):
+        self.node = node
+        self.signer = signer
+        self.verifier = verifier
+        self.trusted_keys = trusted_keys
+        # Unsigned mode: no trust list. Every node reports it, never silently.
+        self.insecure = trusted_keys is None
+        self.preempt = preempt
+        self.preempt_delay_ms = preempt_delay_ms
+        self.started_ms = now
+        self.term = 0                 # highest term seen or claimed
+        self.leader = None            # name of the leader followed, or None
+        self.leader_term = 0
+        self.leader_priority = 0
+        self.settled_term = 0         # claims at or below this term are stale
+        self.claim_message = None     # the accepted claim, encoded
+        self.reassert_at = None
+        self.wake_at = None           # hold-down or preempt delay ends
+        self._verified = {}
+
+    # --- The rule -------------------------------------------------------
+
+    def can_lead(self):
+        """Whether this node may claim: priority > 0, eligible, able to sign."""
+        node = self.node
+        if node.priority == 0 or not node.user_eligible:
+            return False
+        if self.insecure:
+            return True
+        return self.signer is not None and node.name in self.trusted_keys
+
+    def _eligible(self, member):
+        if member.priority == 0 or not member.eligible or not member.is_live():
+            return False
+        return self.insecure or member.name in self.trusted_keys
+
+    def candidate(self):
+        """The name of the best eligible live member (this node included), or None."""
+        node = self.node
+        best = None
+        best_key = None
+        if self.can_lead():
+            best = node.name
+            best_key = (node.priority, node.name)
+        for member in node.table.members.values():
+            if self._eligible(member):
+                key = (member.priority, member.name)
+                if best_key is None or key > best_key:
+                    best, best_key = member.name, key
+        return best
+
+    # --- Evaluation -----------------------------------------------------
+
+    def evaluate(self, now):
+        """Re-applies the rule after a change of membership, eligibility or time."""
+        node = self.node
+        self.wake_at = None
+        if self.leader is not None and self.leader != node.name:
+            member = node.table.get(self.leader)
+            if member is None or not self._eligible(member):
+                self._drop_leader(now)
+        if self.leader == node.name and not self.can_lead():
+            # Tell everyone at once, with our new metadata, so the next
+            # candidate claims without waiting for gossip.
+            node.send_to_all([node.alive_message(), self._resign(now, "ineligible")])
+        if self.leader == node.name:
+            return
+        if self.candidate() != node.name:
+            return
+        ready_at = self.started_ms + node.profile.startup_holddown_ms
+        if not node.joined and node.has_seeds():
+            ready_at = None
+        if self.leader is None:
+            if ready_at is not None and now >= ready_at:
+                self._claim(now)
+            elif ready_at is not None:
+                self.wake_at = ready_at
+            return
+        if self.preempt and (node.priority, node.name) > (self.leader_priority, self.leader):
+            at = self.started_ms + self.preempt_delay_ms
+            if ready_at is not None and ready_at > at:
+                at = ready_at
+            if ready_at is not None and now >= at:
+                self._claim(now)
+            elif ready_at is not None:
+                self.wake_at = at
+
+    def get_timer(self):
+        """The earliest election deadline, or None."""
+        t = self.wake_at
+        if self.reassert_at is not None and (t is None or self.reassert_at < t):
+            t = self.reassert_at
+        return t
+
+    def handle_timer(self, now):
+        """Re-asserts the claim when due and re-evaluates after a hold-down."""
+        if self.reassert_at is not None and now >= self.reassert_at:
+            self.reassert_at = now + self.node.profile.claim_interval_ms
+            if self.leader == self.node.name and self.claim_message is not None:
+                self.node.broadcasts.enqueue(_CLAIM_KEY, self.claim_message)
+        if self.wake_at is not None and now >= self.wake_at:
+            self.evaluate(now)
+
+    # --- Claims ---------------------------------------------------------
+
+    def _claim(self, now):
+        node = self.node
+        term = self.term + 1
+        signature = b""
+        if self.signer is not None:
+            signature = self.signer(wire.claim_signed_bytes(
+                node.codec.cluster_tag, term, node.name, node.priority, node.incarnation))
+        claim = wire.Claim(term=term, name=node.name, priority=node.priority,
+                           incarnation=node.incarnation, signature=signature)
+        old = self.leader
+        self._follow(claim, now)
+        node.send_to_all([self.claim_message])
+        self.reassert_at = now + node.profile.claim_interval_ms
+        node.emit(events.Elected(term=term))
+        if old != node.name:
+            node.emit(events.LeaderChanged(old=old, new=node.name, term=term))
+
+    def _follow(self, claim, now):
+        self.leader = claim.name
+        self.leader_term = claim.term
+        self.leader_priority = claim.priority
+        if claim.term > self.term:
+            self.term = claim.term
+        self.claim_message = wire.encode_message(claim)
+        self.node.broadcasts.enqueue(_CLAIM_KEY, self.claim_message)
+
+    def _drop_leader(self, now):
+        old = self.leader
+        self.settled_term = self.leader_term
+        self.leader = None
+        self.claim_message = None
+        self.node.broadcasts.remove(_CLAIM_KEY)
+        self.node.emit(events.LeaderChanged(old=old, new=None, term=self.term))
+
+    def receive_claim(self, claim, now):
+        """Handles a claim from the network: verify, compare, follow or ignore."""
+        node = self.node
+        if claim.name == node.name:
+            if self.leader != node.name and claim.term >= self.term:
+                # Others follow a claim of ours from a past life (a restart):
+                # take the role back with a fresh term, or give it up.
+                self.term = claim.term
+                if self.can_lead():
+                    self._claim(now)
+                else:
+                    self._send_resign(claim.term)
+            return
+        reason = self._check(claim, True)
+        if reason is not None:
+            self._reject(claim, reason)
+            return
+        new = (claim.term, claim.priority, claim.name)
+        if self.leader is not None:
+            current = (self.leader_term, self.leader_priority, self.leader)
+            if new <= current:
+                if new < current:
+                    node.stats["claims_stale"] += 1
+                    if self.leader == node.name:
+                        # Tell the loser at once, so it steps down.
+                        member = node.table.get(claim.name)
+                        node.send_to(member.address, [self.claim_message])
+                return
+        elif claim.term <= self.settled_term:
+            node.stats["claims_stale"] += 1
+            return
+        was_leader = self.leader == node.name
+        old = self.leader
+        self._follow(claim, now)
+        if was_leader:
+            self.reassert_at = None
+            node.emit(events.Demoted(term=claim.term, reason="outranked"))
+        node.emit(events.LeaderChanged(old=old, new=claim.name, term=claim.term))
+
+    def receive_resign(self, resign, now):
+        """Handles a resignation: the leader of that term steps down."""
+        if resign.name != self.leader or resign.term != self.leader_term or resign.name == self.node.name:
+            return
+        reason = self._check(resign, False)
+        if reason is not None:
+            self._reject(resign, reason)
+            return
+        self.node.broadcasts.enqueue(_CLAIM_KEY + "r", wire.encode_message(resign))
+        self._drop_leader(now)
+
+    def _check(self, msg, is_claim):
+        """None if msg is acceptable, else the reason to reject it."""
+        node = self.node
+        member = node.table.get(msg.name)
+        if member is None or not member.is_live():
+            return "not_member"
+        if self.insecure:
+            return None
+        key = self.trusted_keys.get(msg.name)
+        if key is None:
+            return "untrusted"
+        if len(msg.signature) != wire.SIGNATURE_BYTES:
+            return "unsigned"
+        tag = node.codec.cluster_tag
+        if is_claim:
+            data = wire.claim_signed_bytes(tag, msg.term, msg.name, msg.priority, msg.incarnation)
+        else:
+            data = wire.resign_signed_bytes(tag, msg.term, msg.name)
+        cache_key = data + msg.signature
+        ok = self._verified.get(cache_key)
+        if ok is None:
+            node.stats["signature_checks"] += 1
+            try:
+                ok = bool(self.verifier(key, data, msg.signature))
+            except Exception:
+                ok = False
+            if len(self._verified) >= _CACHE_SIZE:
+                self._verified = {}
+            self._verified[cache_key] = ok
+        return None if ok else "bad_signature"
+
+    def _reject(self, msg, reason):
+        key = "claims_rejected_" + reason
+        self.node.stats[key] = self.node.stats.get(key, 0) + 1
+        self.node.emit(events.ClaimRejected(name=msg.name, term=msg.term, reason=reason))
+
+    # --- Resigning ------------------------------------------------------
+
+    def _resign_message(self, term):
+        node = self.node
+        signature = b""
+        if self.signer is not None:
+            signature = self.signer(wire.resign_signed_bytes(node.codec.cluster_tag, term, node.name))
+        return wire.encode_message(wire.Resign(term=term, name=node.name, signature=signature))
+
+    def _send_resign(self, term):
+        self.node.send_to_all([self._resign_message(term)])
+
+    def claim_for_sync(self):
+        """The accepted claim (encoded) to attach to a state sync, or None."""
+        return self.claim_message
+
+    def _resign(self, now, reason):
+        term = self.leader_term
+        message = self._resign_message(term)
+        self.node.broadcasts.remove(_CLAIM_KEY)
+        self.node.broadcasts.enqueue(_CLAIM_KEY + "r", message)
+        self.settled_term = term
+        self.leader = None
+        self.claim_message = None
+        self.reassert_at = None
+        self.node.emit(events.Demoted(term=term, reason=reason))
+        self.node.emit(events.LeaderChanged(old=self.node.name, new=None, term=term))
+        return message
+
+    def resign_for_leave(self, now):
+        """The signed Resign to send with a graceful leave, or None if not leading."""
+        if self.leader != self.node.name:
+            return None
+        return self._resign(now, "resigned")
