@@ -34,7 +34,7 @@ KEY_LONG = bytes(range(0x40, 0x90))       # 80 bytes: longer than the HMAC block
 
 STATES = ("alive", "suspect", "dead", "left")
 TYPES = {"ping": 1, "ack": 2, "nack": 3, "ping_req": 4, "alive": 5,
-         "suspect": 6, "dead": 7, "left": 8, "sync": 9}
+         "suspect": 6, "dead": 7, "left": 8, "sync": 9, "claim": 10, "resign": 11}
 
 
 # --- The independent encoder (from docs/PROTOCOL.md) -----------------------
@@ -99,7 +99,17 @@ def body(m):
         flags = (1 if m["reply_wanted"] else 0) | (2 if m["join"] else 0)
         head = u32(m["session"]) + u8(flags) + u8(m["page"]) + u8(m["pages"])
         return head + b"".join(u8(STATES.index(r["state"])) + member(r) for r in m["records"])
+    if t == "claim":
+        return (u32(m["term"]) + str8(m["name"]) + u8(m["priority"]) + u32(m["incarnation"])
+                + signature(m["signature"]))
+    if t == "resign":
+        return u32(m["term"]) + str8(m["name"]) + signature(m["signature"])
     raise ValueError(t)
+
+
+def signature(hex_text):
+    data = bytes.fromhex(hex_text)
+    return u8(len(data)) + data
 
 
 def frame(type_code, data):
@@ -145,6 +155,8 @@ SYNC_RECORDS = [
     record("dead", "c", 1, "10.0.0.3", 7946, 0, False, None),
     record("left", "d", 12, "fd00::4", 17946, 50, True, {"role": "sensor"}),
 ]
+# The wire only carries signatures (0 or 64 bytes); these are not real ones.
+SIGNATURE = bytes(range(0xC0, 0x100)).hex()
 MAX_NAME = "\U0001f6f0" * 16                           # 16 x 4 bytes = 64 bytes
 MAX_HOST = "h" * 60 + ".lan"                           # 64 bytes
 MAX_TAGS = dict(("k%d" % i + "x" * 30, "v" * 32) for i in range(8))   # 8 x (32, 32)
@@ -207,8 +219,17 @@ def positive():
     add("auth_short_key", "a 16-byte key (the minimum)", [ACK], keyring=[KEY_SHORT.hex()])
     add("auth_long_key", "an 80-byte key (longer than the HMAC block: hashed first)", [ACK],
         keyring=[KEY_LONG.hex()])
-    add("unknown_type_skipped", "types 200 and 10 (not in v1) are skipped by their length",
-        [PING, ACK], extra_parts=[(1, frame(200, b"\x01\x02\x03\x04\x05")), (2, frame(10, b""))])
+    add("claim", "b claims term 42 (priority 150, incarnation 3), signed",
+        [{"type": "claim", "term": 42, "name": "b", "priority": 150, "incarnation": 3,
+          "signature": SIGNATURE}])
+    add("claim_unsigned", "an unsigned claim: signature length 0",
+        [{"type": "claim", "term": 1, "name": "a", "priority": 100, "incarnation": 0, "signature": ""}])
+    add("resign", "b gives up term 42, signed",
+        [{"type": "resign", "term": 42, "name": "b", "signature": SIGNATURE}])
+    add("resign_unsigned", "an unsigned resignation",
+        [{"type": "resign", "term": 7, "name": "a", "signature": ""}])
+    add("unknown_type_skipped", "types 200 and 250 (unknown to v1) are skipped by their length",
+        [PING, ACK], extra_parts=[(1, frame(200, b"\x01\x02\x03\x04\x05")), (2, frame(250, b""))])
     return out
 
 
@@ -277,6 +298,12 @@ def negative():
         "malformed")
     add("host_too_long", "ping_req host of 65 bytes (limit 64)",
         ping_head + frame(4, u32(1) + str8("c") + b"\x41" + b"h" * 65 + u16(7946)), "malformed")
+    add("claim_signature_length", "claim signature length 10 (only 0 or 64)",
+        ping_head + frame(10, u32(1) + str8("b") + u8(1) + u32(1) + u8(10) + b"s" * 10), "malformed")
+    add("claim_cut", "claim body ends inside priority + incarnation",
+        ping_head + frame(10, u32(1) + str8("b") + u8(1) + b"\x00\x00"), "truncated")
+    add("resign_empty_name", "resign name of 0 bytes",
+        ping_head + frame(11, u32(1) + b"\x00" + u8(0)), "malformed")
     sync_rec = u8(0) + member(SYNC_RECORDS[1])
     add("sync_page_out_of_range", "sync page 1 of 1",
         ping_head + frame(9, u32(1) + u8(0) + u8(1) + u8(1) + sync_rec), "malformed")
@@ -315,6 +342,11 @@ def _to_meaning(wire, msg):
                 "join": msg.join, "page": msg.page, "pages": msg.pages, "records": records}
     name = [k for k, v in TYPES.items() if v == msg.type_code][0]
     out = {"type": name}
+    if isinstance(msg, (wire.Claim, wire.Resign)):
+        for field in msg.fields:
+            out[field] = getattr(msg, field)
+        out["signature"] = msg.signature.hex()
+        return out
     if isinstance(msg, wire.Alive):
         out.update(member_fields(msg))
         return out
@@ -333,8 +365,11 @@ def _from_meaning(wire, m):
         return wire.Sync(session=m["session"], reply_wanted=m["reply_wanted"], join=m["join"],
                          page=m["page"], pages=m["pages"], records=records)
     classes = {"ping": wire.Ping, "ack": wire.Ack, "nack": wire.Nack, "ping_req": wire.PingReq,
-               "alive": wire.Alive, "suspect": wire.Suspect, "dead": wire.Dead, "left": wire.Left}
+               "alive": wire.Alive, "suspect": wire.Suspect, "dead": wire.Dead, "left": wire.Left,
+               "claim": wire.Claim, "resign": wire.Resign}
     values = dict((k, v) for k, v in m.items() if k != "type")
+    if "signature" in values:
+        values["signature"] = bytes.fromhex(values["signature"])
     if "address" in values:
         values["address"] = tuple(values["address"])
     return classes[t](**values)

@@ -1,0 +1,87 @@
+"""The health check: a command run every interval; failing makes the node ineligible.
+
+Like keepalived's track scripts: `fall` consecutive failures mark the node
+unhealthy (it steps down if it leads and stops being a candidate), `rise`
+consecutive successes mark it healthy again. A run that exceeds `timeout` is
+killed and counts as a failure.
+"""
+
+import asyncio
+import logging
+import os
+import signal
+
+log = logging.getLogger("leaderd.health")
+
+
+class HealthChecker:
+    """Runs the check periodically and calls on_change(healthy) on transitions."""
+
+    def __init__(self, argv, interval_s, timeout_s, rise, fall, on_change):
+        self.argv = list(argv)
+        self.interval_s = interval_s
+        self.timeout_s = timeout_s
+        self.rise = rise
+        self.fall = fall
+        self.on_change = on_change
+        self.healthy = True
+        self.checks = 0
+        self._streak = 0
+        self._task = None
+
+    def start(self):
+        """Starts the periodic task."""
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self):
+        """Stops the periodic task."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _loop(self):
+        while True:
+            ok = await self.run_once()
+            self.record(ok)
+            await asyncio.sleep(self.interval_s)
+
+    def record(self, ok):
+        """Counts one result; flips `healthy` after rise / fall results in a row."""
+        self.checks += 1
+        if ok == self.healthy:
+            self._streak = 0
+            return
+        self._streak += 1
+        if self._streak >= (self.rise if ok else self.fall):
+            self._streak = 0
+            self.healthy = ok
+            log.warning("health check %s: node is now %s", self.argv[0],
+                        "healthy (eligible)" if ok else "unhealthy (ineligible)")
+            self.on_change(ok)
+
+    async def run_once(self):
+        """Runs the command once; True when it exits 0 within the timeout."""
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
+        except OSError as exc:
+            log.error("health check: cannot start %s: %s", self.argv[0], exc)
+            return False
+        try:
+            code = await asyncio.wait_for(proc.wait(), self.timeout_s)
+        except asyncio.TimeoutError:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            await proc.wait()
+            log.warning("health check %s timed out after %.1fs", self.argv[0], self.timeout_s)
+            return False
+        if code != 0:
+            log.debug("health check %s exited %s", self.argv[0], code)
+        return code == 0
