@@ -1,0 +1,412 @@
+"""The daemon: `leaderd run`. A thin asyncio shell around agent.core.Node.
+
+The loop is aioquic's transmit() pattern: feed the core (datagrams, timer
+expiries, commands), send everything it returns, drain its events, re-arm
+one timer at get_timer() with now = max(timer_at, loop_now). Signal handlers
+only record the signal; the main task acts on it (SIGTERM: leave, then exit;
+SIGHUP: build and validate a fresh config, then swap what can be swapped).
+"""
+
+import asyncio
+import json
+import logging
+import os
+import random
+import signal
+import socket
+import sys
+import time
+
+from agent import config as config_mod
+from agent.api import ApiServer
+from agent.core.node import Node
+from agent.health import HealthChecker
+from agent.hooks import HookRunner
+from agent.sdnotify import Notifier, watchdog_interval_s
+
+log = logging.getLogger("leaderd")
+
+# A datagram this large cannot be ours; the kernel hands us at most this.
+_RECV_LIMIT = 65535
+
+
+class _Transport(asyncio.DatagramProtocol):
+    """The UDP endpoint: hands every datagram to the agent at once (no queue)."""
+
+    def __init__(self, agent):
+        self.agent = agent
+
+    def datagram_received(self, data, addr):
+        self.agent.on_datagram(data, addr)
+
+    def error_received(self, exc):
+        # ICMP errors (ECONNREFUSED, ...) of earlier sends: count, never stop.
+        self.agent.stats["send_errors"] += 1
+        log.debug("udp error: %s", exc)
+
+
+class Agent:
+    """One running agent: the node, its socket, its API, hooks and health check."""
+
+    def __init__(self, cfg, runtime, config_path=None):
+        self.cfg = cfg
+        self.runtime = runtime
+        self.config_path = config_path
+        self.loop = asyncio.get_running_loop()
+        self.stats = {"send_errors": 0, "hook_events": 0, "reloads": 0, "reload_errors": 0}
+        self.started = time.time()
+        self.node = None
+        self.transport = None
+        self.api = None
+        self.hooks = None
+        self.health = None
+        self.notifier = Notifier()
+        self._timer = None
+        self._timer_at = None
+        self._stop = asyncio.Event()
+        self._reload = asyncio.Event()
+        self._last_status = None
+        self.watchers = 0
+
+    # --- Clock -------------------------------------------------------------
+
+    def now_ms(self):
+        """The core's clock: int ms of the loop's monotonic clock."""
+        return int(self.loop.time() * 1000)
+
+    # --- Start and stop ----------------------------------------------------
+
+    async def start(self):
+        """Binds the socket, creates the node, joins, opens the API, tells systemd."""
+        cfg, rt = self.cfg, self.runtime
+        bind = cfg.node.bind
+        self.transport, _ = await self.loop.create_datagram_endpoint(
+            lambda: _Transport(self), local_addr=bind, reuse_port=False)
+        sock = self.transport.get_extra_info("socket")
+        for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, opt, 1 << 20)
+            except OSError:
+                pass
+        advertise = rt.advertise
+        if advertise[1] == 0:
+            advertise = (advertise[0], sock.getsockname()[1])
+        now = self.now_ms()
+        self.node = Node(rng=random.SystemRandom(), now=now,
+                         **dict(config_mod.node_arguments(cfg, rt), address=advertise))
+        for warning in rt.warnings:
+            log.warning("INSECURE: %s" if "unauth" in warning or "insecure" in warning else "%s", warning)
+        seeds = await self._resolve_seeds(cfg.cluster.seeds)
+        self.node.join(seeds, now)
+        self.hooks = HookRunner(_hook_table(cfg), cfg.hooks.timeout_s, cfg.node.name)
+        self.hooks.start()
+        if cfg.health.command:
+            self.health = HealthChecker(cfg.health.command, cfg.health.interval_s, cfg.health.timeout_s,
+                                        cfg.health.rise, cfg.health.fall, self._on_health)
+            self.health.start()
+        self.api = ApiServer(cfg.api.socket, self, mode=cfg.api.mode, group=cfg.api.group)
+        await self.api.start()
+        log.info("leaderd %s up: node %s at %s:%d, cluster %r, profile %s, socket %s",
+                 _version(), cfg.node.name, advertise[0], advertise[1], cfg.cluster.name,
+                 cfg.gossip.profile.name, cfg.api.socket)
+        self._pump()
+        self.notifier.notify("READY=1")
+        self._update_status()
+
+    async def run(self):
+        """Runs until SIGTERM / SIGINT; returns the exit code."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(sig, self._stop.set)
+        self.loop.add_signal_handler(signal.SIGHUP, self._reload.set)
+        await self.start()
+        watchdog = watchdog_interval_s()
+        wd_task = self.loop.create_task(self._watchdog(watchdog)) if watchdog else None
+        while not self._stop.is_set():
+            reload_wait = self.loop.create_task(self._reload.wait())
+            stop_wait = self.loop.create_task(self._stop.wait())
+            await asyncio.wait({reload_wait, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            reload_wait.cancel()
+            stop_wait.cancel()
+            if self._reload.is_set() and not self._stop.is_set():
+                self._reload.clear()
+                await self.reload()
+        if wd_task is not None:
+            wd_task.cancel()
+        await self.shutdown()
+        return 0
+
+    async def shutdown(self):
+        """Leaves gracefully (a leader resigns first), then closes everything."""
+        self.notifier.notify("STOPPING=1")
+        if self.node is not None and not self.node.left:
+            self.node.leave(self.now_ms())
+            self._pump()
+            log.info("left the cluster")
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.health is not None:
+            await self.health.stop()
+        if self.hooks is not None:
+            # Let a demotion hook queued by the resignation run (bounded).
+            try:
+                await asyncio.wait_for(self.hooks.idle.wait(), self.cfg.hooks.timeout_s)
+            except asyncio.TimeoutError:
+                pass
+            await self.hooks.stop()
+        if self.api is not None:
+            await self.api.close()
+        if self.transport is not None:
+            self.transport.close()
+        self.notifier.close()
+
+    async def _watchdog(self, interval_s):
+        while True:
+            self.notifier.notify("WATCHDOG=1")
+            await asyncio.sleep(interval_s)
+
+    async def _resolve_seeds(self, seeds):
+        out = []
+        for host, port in seeds:
+            try:
+                infos = await self.loop.getaddrinfo(host, port, family=socket.AF_INET,
+                                                    type=socket.SOCK_DGRAM)
+            except OSError as exc:
+                log.warning("seed %s:%d: cannot resolve: %s", host, port, exc)
+                continue
+            if infos:
+                out.append(infos[0][4][:2])
+        return out
+
+    # --- Reload ------------------------------------------------------------
+
+    async def reload(self):
+        """SIGHUP: build and validate a fresh config, then swap what can change."""
+        if self.config_path is None:
+            log.warning("SIGHUP: no config file to reload")
+            return
+        try:
+            cfg = config_mod.load_config(self.config_path)
+            rt = config_mod.load_runtime(cfg)
+        except (OSError, ValueError) as exc:
+            self.stats["reload_errors"] += 1
+            log.error("SIGHUP: config not reloaded, keeping the running one:\n%s", exc)
+            return
+        changed = [key for key in ("node.name", "node.bind", "cluster.name", "api.socket")
+                   if _get(cfg, key) != _get(self.cfg, key)]
+        if changed:
+            log.warning("SIGHUP: %s cannot change without a restart; ignored", ", ".join(changed))
+        now = self.now_ms()
+        node = self.node
+        args = config_mod.node_arguments(cfg, rt)
+        node.set_keyring(args["keyring"])
+        election = node.election
+        election.trusted_keys = args["trusted_keys"]
+        election.insecure = rt.trusted_keys is None
+        election.signer = rt.signer
+        election.verifier = rt.verifier
+        election.preempt = cfg.election.preempt
+        election.preempt_delay_ms = cfg.election.preempt_delay_ms
+        node.set_priority(cfg.node.priority, now)
+        self.hooks.update(_hook_table(cfg), cfg.hooks.timeout_s)
+        if self.health is not None:
+            await self.health.stop()
+            self.health = None
+        if cfg.health.command:
+            self.health = HealthChecker(cfg.health.command, cfg.health.interval_s, cfg.health.timeout_s,
+                                        cfg.health.rise, cfg.health.fall, self._on_health)
+            self.health.start()
+        else:
+            node.set_eligible(True, now)
+        self.cfg, self.runtime = cfg, rt
+        self.stats["reloads"] += 1
+        log.info("SIGHUP: configuration reloaded")
+        self._pump()
+
+    def _on_health(self, healthy):
+        self.node.set_eligible(healthy, self.now_ms())
+        self._pump()
+
+    # --- The pump ----------------------------------------------------------
+
+    def on_datagram(self, data, addr):
+        """A datagram arrived: feed the core, then pump."""
+        if len(data) > _RECV_LIMIT:
+            return
+        self.node.receive_datagram(data, (addr[0], addr[1]), self.now_ms())
+        self._pump()
+
+    def _on_timer(self):
+        self._timer = None
+        at = self._timer_at
+        self._timer_at = None
+        now = self.now_ms()
+        self.node.handle_timer(max(at, now) if at is not None else now)
+        self._pump()
+
+    def _pump(self):
+        """Sends what the core wants sent, handles its events, re-arms its timer."""
+        node = self.node
+        now = self.now_ms()
+        for data, addr in node.datagrams_to_send(now):
+            try:
+                self.transport.sendto(data, addr)
+            except OSError as exc:
+                self.stats["send_errors"] += 1
+                log.debug("send to %s:%d failed: %s", addr[0], addr[1], exc)
+        while True:
+            event = node.next_event()
+            if event is None:
+                break
+            self._on_event(event)
+        at = node.get_timer()
+        if at != self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._timer_at = at
+            if at is not None:
+                self._timer = self.loop.call_at(at / 1000.0, self._on_timer)
+
+    def _on_event(self, event):
+        kind = event.kind
+        if kind == "datagram_dropped":
+            log.debug("dropped a datagram from %s: %s", event.address, event.reason)
+            return
+        data = event.as_dict()
+        if kind in ("leader_changed", "elected", "demoted", "claim_rejected", "self_refuted"):
+            level = logging.WARNING if kind == "claim_rejected" else logging.INFO
+        else:
+            level = logging.INFO if kind in ("member_joined", "member_died", "member_left") else logging.DEBUG
+        log.log(level, "%s %s", kind, _fields(data))
+        if kind == "leader_changed":
+            data.update(self.leader())
+            self.stats["hook_events"] += 1
+            self.hooks.submit("on_leader_change", event.new, event.term)
+            self._update_status()
+        elif kind == "elected":
+            self.hooks.submit("on_elected", self.node.name, event.term)
+        elif kind == "demoted":
+            self.hooks.submit("on_demoted", self.node.election.leader, event.term)
+        if self.api is not None:
+            self.api.publish(data)
+
+    def _update_status(self):
+        info = self.leader()
+        if info["leader"] is None:
+            status = "no leader (term %d)" % info["term"]
+        elif info["is_leader"]:
+            status = "leader (term %d)" % info["term"]
+        else:
+            status = "following %s (term %d)" % (info["leader"], info["term"])
+        if status != self._last_status:
+            self._last_status = status
+            self.notifier.notify("STATUS=" + status)
+
+    # --- The API provider --------------------------------------------------
+
+    def leader(self):
+        """The `leader --json` shape."""
+        node = self.node
+        current = node.leader()
+        address = None
+        if current is not None:
+            member = node.member(current[0])
+            if member is not None:
+                address = "%s:%d" % member.address
+        return {"leader": current[0] if current else None,
+                "term": current[1] if current else node.election.term,
+                "address": address, "self": node.name, "is_leader": node.is_leader(),
+                "insecure": node.insecure}
+
+    def members(self):
+        """The `members --json` shape."""
+        now = self.now_ms()
+        out = []
+        for m in self.node.members():
+            d = m.as_dict()
+            d["since_s"] = None if m.name == self.node.name else round((now - m.since_ms) / 1000.0, 1)
+            d["self"] = m.name == self.node.name
+            out.append(d)
+        return {"members": out}
+
+    def status(self):
+        """The `status --json` shape: identity, leadership, counters."""
+        node = self.node
+        counts = {}
+        for m in node.members():
+            counts[m.state_name] = counts.get(m.state_name, 0) + 1
+        stats = dict(node.stats)
+        stats.update(self.stats)
+        return {
+            "self": node.name, "cluster": node.cluster, "address": "%s:%d" % node.address,
+            "version": _version(), "pid": os.getpid(), "uptime_s": round(time.time() - self.started, 1),
+            "incarnation": node.incarnation, "priority": node.priority, "eligible": node.eligible,
+            "healthy": self.health.healthy if self.health is not None else None,
+            "profile": node.profile.name, "awareness": node.awareness.score(),
+            "joined": node.joined, "authenticated": node.codec.keyring is not None,
+            "leader": self.leader(), "members": counts, "stats": stats,
+        }
+
+
+def _hook_table(cfg):
+    h = cfg.hooks
+    return {"on_elected": h.on_elected, "on_demoted": h.on_demoted, "on_leader_change": h.on_leader_change}
+
+
+def _get(cfg, dotted):
+    value = cfg
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _fields(data):
+    return " ".join("%s=%s" % (k, data[k]) for k in sorted(data) if k != "event")
+
+
+def _version():
+    try:
+        from importlib.metadata import version
+        return version("leaderd")
+    except Exception:
+        return "0.0.0"
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record):
+        return json.dumps({"ts": round(record.created, 3), "level": record.levelname.lower(),
+                           "logger": record.name, "msg": record.getMessage()})
+
+
+def setup_logging(level, fmt):
+    """Logs to stderr as text or JSON lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(logging, level.upper()))
+
+
+def run(config_path=None):
+    """`leaderd run`: loads the config (or defaults), runs until SIGTERM; returns an exit code."""
+    try:
+        cfg = config_mod.load_config(config_path) if config_path else config_mod.default_config()
+        rt = config_mod.load_runtime(cfg)
+    except (OSError, ValueError) as exc:
+        print("leaderd: configuration error:\n%s" % exc, file=sys.stderr)
+        return 2
+    setup_logging(cfg.log.level, cfg.log.format)
+
+    async def main():
+        agent = Agent(cfg, rt, config_path)
+        try:
+            return await agent.run()
+        except OSError as exc:
+            log.error("cannot start: %s", exc)
+            await agent.shutdown()
+            return 1
+
+    return asyncio.run(main())
