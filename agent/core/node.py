@@ -42,15 +42,20 @@ from agent.core.wire import STATE_ALIVE, STATE_DEAD, STATE_LEFT, STATE_SUSPECT
 _NEVER = None
 _MAX_EVENTS = 4096
 _MAX_RELAYS = 64
+_MAX_INCARNATION = 0xFFFFFFFF
+# Extra state syncs, one probe interval apart, right after joining.
+_BOOTSTRAP_SYNCS = 3
 
 
 class _Probe:
     """The probe in flight: its target, seq and deadlines."""
 
-    __slots__ = ("target", "seq", "indirect_at", "deadline_at", "acked", "nacks_expected", "nacks")
+    __slots__ = ("target", "incarnation", "seq", "indirect_at", "deadline_at", "acked",
+                 "nacks_expected", "nacks")
 
-    def __init__(self, target, seq, indirect_at, deadline_at):
+    def __init__(self, target, incarnation, seq, indirect_at, deadline_at):
         self.target = target
+        self.incarnation = incarnation
         self.seq = seq
         self.indirect_at = indirect_at
         self.deadline_at = deadline_at
@@ -93,7 +98,7 @@ class Node:
             "dropped_truncated": 0, "dropped_version": 0, "dropped_cluster": 0,
             "dropped_auth": 0, "dropped_malformed": 0, "dropped_oversized": 0,
             "probes": 0, "probe_failures": 0, "refutations": 0, "unexpected_ping": 0,
-            "claims_stale": 0, "signature_checks": 0,
+            "claims_stale": 0, "signature_checks": 0, "dropped_incarnation": 0,
         }
         self.left = False
         self.joined = False
@@ -116,6 +121,7 @@ class Node:
         self._suspicion_next = _NEVER
         self._seeds = []
         self._join_at = _NEVER
+        self._bootstrap_syncs = 0
         self._told_dead = {}
         self._dirty = True
         self.election = Election(self, now, signer, verifier, trusted_keys, preempt, preempt_delay_ms)
@@ -280,7 +286,11 @@ class Node:
             self._gossip(now)
             self._gossip_at = now + self.profile.gossip_interval_ms
         if now >= self._push_pull_at:
-            self._push_pull_at = now + self._push_pull_interval()
+            if self._bootstrap_syncs > 0:
+                self._bootstrap_syncs -= 1
+                self._push_pull_at = now + self.profile.probe_interval_ms
+            else:
+                self._push_pull_at = now + self._push_pull_interval()
             target = self._live.pick(self.rng)
             if target is not None:
                 self._send_sync(self.table.get(target).address, True, False)
@@ -365,13 +375,14 @@ class Node:
                 # As memberlist does: a peer's "dead" becomes our "suspect",
                 # so the member gets a chance to refute before we bury it.
                 state = STATE_SUSPECT if r.state == STATE_DEAD else r.state
+                # The sender's own record is first-hand news, and is gossiped
+                # on like an Alive: that is how a joiner becomes known.
                 self._merge(r.name, r.incarnation, state, now, r.address, r.priority,
-                            r.eligible, r.tags, sender, from_sync=True)
+                            r.eligible, r.tags, sender, from_sync=r.name != sender)
             if msg.reply_wanted:
                 self._send_sync(addr, False, False)
-            else:
-                self.joined = True
-                self._join_at = _NEVER
+            elif not self.joined:
+                self._joined(now)
 
     def _on_ack(self, seq, now):
         probe = self._probe
@@ -470,6 +481,10 @@ class Node:
                 return
         elif not supersedes(incarnation, state, self.incarnation, STATE_ALIVE):
             return
+        if incarnation >= _MAX_INCARNATION:
+            # Cannot be refuted (nothing is higher): remote nonsense, dropped.
+            self.stats["dropped_incarnation"] += 1
+            return
         # Lifeguard: being suspected means we may be the slow one.
         if state == STATE_SUSPECT:
             self.awareness.apply_delta(1)
@@ -479,7 +494,7 @@ class Node:
         self._emit(events.SelfRefuted(incarnation=self.incarnation, state=wire.STATE_NAMES[state]))
 
     def _bump_incarnation(self):
-        if self.incarnation >= 0xFFFFFFFF:
+        if self.incarnation >= _MAX_INCARNATION:
             raise ValueError("incarnation exhausted")
         self.incarnation += 1
         self._broadcast_self()
@@ -511,7 +526,7 @@ class Node:
         member = self.table.get(target)
         seq = self._next_seq()
         timeout = self.awareness.scale_ms(self.profile.probe_timeout_ms)
-        self._probe = _Probe(target, seq, now + timeout, now + interval)
+        self._probe = _Probe(target, member.incarnation, seq, now + timeout, now + interval)
         self.stats["probes"] += 1
         messages = []
         if member.state == STATE_SUSPECT:
@@ -561,8 +576,9 @@ class Node:
         if member is None or not member.is_live():
             return
         self.stats["probe_failures"] += 1
-        # Suspects a live member; a suspect one gets our confirmation.
-        self._merge(member.name, member.incarnation, STATE_SUSPECT, now, by=self.name)
+        # Suspects the incarnation we probed (a newer one since is news we
+        # must not override); a suspect member gets our confirmation.
+        self._merge(member.name, probe.incarnation, STATE_SUSPECT, now, by=self.name)
 
     def _relay_ping(self, msg, requester, now):
         if len(self._relays) >= _MAX_RELAYS:
@@ -680,6 +696,17 @@ class Node:
                 self._emit_datagram(self.codec.seal([pages[i], claim]), addr)
             else:
                 self._emit_datagram(self.codec.seal([pages[i]]), addr)
+
+    def _joined(self, now):
+        """The first sync reply arrived: announce ourselves to all we now know,
+        and sync a few more times soon, so nodes that joined at the same
+        moment through other seeds learn of each other within seconds
+        instead of one push-pull interval."""
+        self.joined = True
+        self._join_at = _NEVER
+        self._broadcast_self()
+        self._bootstrap_syncs = _BOOTSTRAP_SYNCS
+        self._push_pull_at = now + self.profile.probe_interval_ms
 
     def _send_join(self, now):
         if self.joined:
