@@ -344,11 +344,12 @@ def _choice(options):
     return parse
 
 
-_NAME_REQUIREMENT = "expected a name of 1..64 UTF-8 bytes without spaces, '/' or control characters"
+_NAME_REQUIREMENT = ("expected a name of 1..64 UTF-8 bytes without spaces, '/' or control characters "
+                     "(and not '*', which pings use)")
 
 
 def _valid_name(value):
-    return (isinstance(value, str) and value and len(value.encode("utf-8")) <= MAX_NAME_BYTES
+    return (isinstance(value, str) and value and value != "*" and len(value.encode("utf-8")) <= MAX_NAME_BYTES
             and not value.startswith(".") and not any(c.isspace() or c == "/" or ord(c) < 32 for c in value))
 
 

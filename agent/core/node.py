@@ -349,7 +349,7 @@ class Node:
     def _handle_message(self, msg, sender, addr, now):
         t = msg.type_code
         if t == wire.T_PING:
-            if msg.target != self.name:
+            if msg.target != self.name and msg.target != wire.ANY_TARGET:
                 self.stats["unexpected_ping"] += 1
                 return
             self._send(addr, [wire.encode_message(wire.Ack(seq=msg.seq))])
@@ -443,8 +443,14 @@ class Node:
             else:
                 self._dead.discard(name)
         if transition == SUSPECTED:
-            lo, hi = suspicion_bounds_ms(self.profile, self.live_count())
-            self._suspicions[name] = Suspicion(by, now, lo, hi, self.profile.suspicion_confirmations)
+            n = self.live_count()
+            lo, hi = suspicion_bounds_ms(self.profile, n)
+            # As memberlist: when too few members could confirm, expect none
+            # and use the minimum timeout (small clusters fail over fast).
+            expected = self.profile.suspicion_confirmations
+            if n - 2 < expected:
+                expected = 0
+            self._suspicions[name] = Suspicion(by, now, lo, hi, expected)
             self._suspicion_next = _NEVER
             if announce:
                 self.broadcasts.enqueue(name, wire.encode_message(

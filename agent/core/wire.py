@@ -50,6 +50,9 @@ T_CLAIM = 10
 T_RESIGN = 11
 # --------------------------------------------------------------------------
 
+# A ping to this target is answered by whoever receives it (`leaderd ping`).
+ANY_TARGET = "*"
+
 SYNC_REPLY_WANTED = 0x01
 SYNC_JOIN = 0x02
 

@@ -1,0 +1,359 @@
+"""The agent's subcommands: run, leader, members, status, watch, is-leader,
+keygen, check-config, ping. Each is a pair add_<name>(subparsers) /
+cmd_<name>(args) -> exit code, registered in agent.cli.COMMANDS.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+# is-leader: 0 leads, 1 does not, 2 the agent cannot be reached or errs.
+EXIT_NOT_LEADER = 1
+EXIT_UNREACHABLE = 2
+
+
+def _add_socket(parser):
+    parser.add_argument("--socket", metavar="PATH", default=None,
+                        help="the agent's API socket (default: $LEADERD_SOCKET, "
+                             "$XDG_RUNTIME_DIR/leaderd/leaderd.sock, /run/leaderd/leaderd.sock)")
+
+
+def _add_json(parser):
+    parser.add_argument("--json", action="store_true", help="print JSON (a stable, documented shape)")
+
+
+def _client(args):
+    from agent.client import Client
+    return Client(args.socket)
+
+
+def _call(args, method):
+    """Runs one client call; returns (reply, exit code) and prints errors."""
+    from agent.client import ApiError, AgentUnreachable
+    try:
+        client = _client(args)
+        return getattr(client, method)(), EXIT_OK
+    except AgentUnreachable as exc:
+        print("leaderd: %s" % exc, file=sys.stderr)
+    except ApiError as exc:
+        print("leaderd: the agent answered with an error: %s" % exc, file=sys.stderr)
+    return None, EXIT_UNREACHABLE
+
+
+def _table(headers, rows):
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    lines = ["  ".join(h.ljust(widths[i]) for i, h in enumerate(headers)).rstrip()]
+    for row in rows:
+        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+    return "\n".join(lines)
+
+
+# --- run ------------------------------------------------------------------
+
+def add_run(sub):
+    p = sub.add_parser("run", help="run the agent in the foreground",
+                       description="Run the agent in the foreground, logging to stderr. Under "
+                                   "systemd (Type=notify) it reports READY=1 once its socket answers, "
+                                   "STATUS= with the leader, and WATCHDOG=1 when WatchdogSec is set. "
+                                   "SIGHUP reloads keys, keyring, priority, hooks and health check; "
+                                   "SIGTERM leaves gracefully (a leader resigns first). Without "
+                                   "--config it runs with defaults and warns that it is insecure.")
+    p.add_argument("--config", metavar="FILE", help="YAML config file (see configs/)")
+    p.set_defaults(func=cmd_run)
+
+
+def cmd_run(args):
+    from agent import daemon
+    return daemon.run(args.config)
+
+
+# --- leader / is-leader ----------------------------------------------------
+
+def add_leader(sub):
+    p = sub.add_parser("leader", help="print the current leader, its term and address",
+                       description="Print the leader this agent follows, its term (the fencing "
+                                   "token: it only grows) and its address. JSON shape: {leader, term, "
+                                   "address, self, is_leader, insecure}.")
+    _add_socket(p)
+    _add_json(p)
+    p.set_defaults(func=cmd_leader)
+
+
+def cmd_leader(args):
+    reply, code = _call(args, "leader")
+    if reply is None:
+        return code
+    if args.json:
+        print(json.dumps(reply, sort_keys=True))
+        return EXIT_OK
+    if reply["leader"] is None:
+        print("no leader (term %d)" % reply["term"])
+    else:
+        me = " (this node)" if reply["is_leader"] else ""
+        print("%s%s  term %d  %s" % (reply["leader"], me, reply["term"], reply["address"] or "-"))
+    if reply.get("insecure"):
+        print("warning: claims are unsigned (insecure: no trusted keys configured)", file=sys.stderr)
+    return EXIT_OK
+
+
+def add_is_leader(sub):
+    p = sub.add_parser("is-leader", help="exit 0 if this node leads, 1 if not, 2 if unknown",
+                       description="Exit 0 if this node is the leader, 1 if it is not, 2 if the agent "
+                                   "cannot be reached or answers with an error. For shell use: "
+                                   "`leaderd is-leader && run-the-job`.")
+    _add_socket(p)
+    p.set_defaults(func=cmd_is_leader)
+
+
+def cmd_is_leader(args):
+    reply, code = _call(args, "leader")
+    if reply is None:
+        return EXIT_UNREACHABLE
+    return EXIT_OK if reply.get("is_leader") else EXIT_NOT_LEADER
+
+
+# --- members / status ----------------------------------------------------------
+
+def add_members(sub):
+    p = sub.add_parser("members", help="list the members this agent knows",
+                       description="List every member: name, address, state (alive, suspect, dead, "
+                                   "left), priority, eligibility, incarnation and how long it has been "
+                                   "in that state. JSON shape: {members: [{name, address, state, "
+                                   "priority, eligible, incarnation, ...}]}.")
+    _add_socket(p)
+    _add_json(p)
+    p.set_defaults(func=cmd_members)
+
+
+def cmd_members(args):
+    reply, code = _call(args, "members")
+    if reply is None:
+        return code
+    if args.json:
+        print(json.dumps(reply, sort_keys=True))
+        return EXIT_OK
+    rows = []
+    for m in reply["members"]:
+        since = m.get("since_s")
+        rows.append([m["name"] + (" *" if m.get("self") else ""), m["address"], m["state"],
+                     str(m["priority"]), "yes" if m["eligible"] else "no", str(m["incarnation"]),
+                     "-" if since is None else _ago(since)])
+    print(_table(["NAME", "ADDRESS", "STATE", "PRIORITY", "ELIGIBLE", "INCARNATION", "SINCE"], rows))
+    return EXIT_OK
+
+
+def _ago(seconds):
+    if seconds < 120:
+        return "%ds" % seconds
+    if seconds < 7200:
+        return "%dm" % (seconds // 60)
+    return "%dh" % (seconds // 3600)
+
+
+def add_status(sub):
+    p = sub.add_parser("status", help="show this agent's state and counters",
+                       description="Show this agent's identity, leadership, member counts, security "
+                                   "state and protocol counters (datagrams, drops by reason, probes).")
+    _add_socket(p)
+    _add_json(p)
+    p.set_defaults(func=cmd_status)
+
+
+def cmd_status(args):
+    reply, code = _call(args, "status")
+    if reply is None:
+        return code
+    if args.json:
+        print(json.dumps(reply, sort_keys=True))
+        return EXIT_OK
+    leader = reply["leader"]
+    rows = [
+        ("node", "%s at %s (cluster %s)" % (reply["self"], reply["address"], reply["cluster"])),
+        ("leader", "%s, term %d" % (leader["leader"] or "none", leader["term"])
+         + ("  (this node)" if leader["is_leader"] else "")),
+        ("members", ", ".join("%d %s" % (n, s) for s, n in sorted(reply["members"].items()))),
+        ("priority", "%d, %s" % (reply["priority"], "eligible" if reply["eligible"] else "not eligible")),
+        ("security", "packets %s, claims %s" % (
+            "authenticated" if reply["authenticated"] else "UNAUTHENTICATED",
+            "UNSIGNED" if leader["insecure"] else "signed")),
+        ("profile", "%s (local health %d)" % (reply["profile"], reply["awareness"])),
+        ("uptime", "%ss, pid %d, version %s" % (reply["uptime_s"], reply["pid"], reply["version"])),
+    ]
+    stats = reply["stats"]
+    drops = sum(v for k, v in stats.items() if k.startswith("dropped_"))
+    rows.append(("traffic", "%d datagrams sent, %d received, %d dropped" % (
+        stats["sent_datagrams"], stats["received_datagrams"], drops)))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print("%-*s  %s" % (width, key, value))
+    return EXIT_OK
+
+
+# --- watch ----------------------------------------------------------------
+
+def add_watch(sub):
+    p = sub.add_parser("watch", help="stream leadership and membership changes",
+                       description="Print one line per leadership or membership change until "
+                                   "interrupted. The first line is the current leader. With --json, "
+                                   "one JSON object per line with an \"event\" field.")
+    _add_socket(p)
+    _add_json(p)
+    p.set_defaults(func=cmd_watch)
+
+
+def cmd_watch(args):
+    from agent.client import ApiError, AgentUnreachable
+    try:
+        for event in _client(args).watch():
+            if args.json:
+                print(json.dumps(event, sort_keys=True), flush=True)
+            else:
+                print(_describe(event), flush=True)
+    except AgentUnreachable as exc:
+        print("leaderd: %s" % exc, file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except ApiError as exc:
+        print("leaderd: %s" % exc, file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except KeyboardInterrupt:
+        return EXIT_OK
+    return EXIT_OK
+
+
+def _describe(event):
+    kind = event.get("event")
+    stamp = time.strftime("%H:%M:%S")
+    if kind in ("leader", "leader_changed"):
+        who = event.get("leader") if kind == "leader" else event.get("new")
+        return "%s leader %s (term %s)" % (stamp, who or "none", event.get("term"))
+    if kind == "elected":
+        return "%s this node was elected (term %s)" % (stamp, event.get("term"))
+    if kind == "demoted":
+        return "%s this node stepped down (term %s, %s)" % (stamp, event.get("term"), event.get("reason"))
+    if kind and kind.startswith("member_"):
+        return "%s %s %s" % (stamp, event.get("name"), kind[len("member_"):])
+    rest = " ".join("%s=%s" % (k, event[k]) for k in sorted(event) if k != "event")
+    return "%s %s %s" % (stamp, kind, rest)
+
+
+# --- keygen / check-config -------------------------------------------------
+
+def add_keygen(sub):
+    p = sub.add_parser("keygen", help="create a node's Ed25519 key pair, or a cluster key",
+                       description="Write NAME.key (mode 0600: the base64 raw Ed25519 seed) and "
+                                   "NAME.pub (the base64 raw public key) into DIR; copy NAME.pub into "
+                                   "every node's trusted_keys_dir. With --cluster-key, print a new "
+                                   "random cluster key for a keyring file instead.")
+    p.add_argument("--name", help="the node's name (as in node.name)")
+    p.add_argument("--out", metavar="DIR", default=".", help="where to write the files (default: .)")
+    p.add_argument("--force", action="store_true", help="overwrite existing files")
+    p.add_argument("--cluster-key", action="store_true", help="print a new cluster (HMAC) key line")
+    p.set_defaults(func=cmd_keygen)
+
+
+def cmd_keygen(args):
+    from agent import keys
+    if args.cluster_key:
+        print(keys.generate_cluster_key())
+        return EXIT_OK
+    if not args.name:
+        print("leaderd keygen: --name NODE is required (or --cluster-key)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        key_path, pub_path = keys.keygen(args.name, args.out, force=args.force)
+    except (OSError, ValueError) as exc:
+        print("leaderd keygen: %s" % exc, file=sys.stderr)
+        return EXIT_FAILURE
+    print("wrote %s (private, 0600) and %s (public)" % (key_path, pub_path))
+    return EXIT_OK
+
+
+def add_check_config(sub):
+    p = sub.add_parser("check-config", help="validate a config file without starting",
+                       description="Validate a config file and the files it names (keys, keyring) "
+                                   "without starting. Exit 0 if valid, 2 with one message per problem "
+                                   "(naming the key, the bad value and what is allowed) if not.")
+    p.add_argument("file", metavar="FILE")
+    _add_json(p)
+    p.set_defaults(func=cmd_check_config)
+
+
+def cmd_check_config(args):
+    from agent import config
+    try:
+        cfg = config.load_config(args.file)
+        rt = config.load_runtime(cfg)
+    except (OSError, ValueError) as exc:
+        print("%s" % exc, file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps(cfg.as_dict(), sort_keys=True))
+    else:
+        print("%s: valid (node %s, cluster %s, profile %s)" % (
+            args.file, cfg.node.name, cfg.cluster.name, cfg.gossip.profile.name))
+    for warning in rt.warnings:
+        print("warning: %s" % warning, file=sys.stderr)
+    return EXIT_OK
+
+
+# --- ping -----------------------------------------------------------------
+
+def add_ping(sub):
+    p = sub.add_parser("ping", help="send one probe to a remote agent and print the round trip",
+                       description="Send one SWIM ping (authenticated when a keyring is given) to the "
+                                   "agent at HOST:PORT and print who answered and the round-trip "
+                                   "time, or a clear timeout. Uses the cluster name and keyring of "
+                                   "--config, or --cluster / --keyring.")
+    p.add_argument("target", metavar="HOST:PORT")
+    p.add_argument("--config", metavar="FILE", help="take cluster name and keyring from this config")
+    p.add_argument("--cluster", help="cluster name (default: from --config, else \"default\")")
+    p.add_argument("--keyring", metavar="FILE", help="keyring file (default: from --config)")
+    p.add_argument("--timeout", default="2s", help="how long to wait (default 2s)")
+    p.set_defaults(func=cmd_ping)
+
+
+def cmd_ping(args):
+    from agent import ping
+    from agent.durations import parse_duration
+    try:
+        host, port = ping.parse_target(args.target)
+        timeout_s = parse_duration(args.timeout) / 1000.0
+        cluster, keyring = ping.cluster_and_keyring(args.config, args.cluster, args.keyring)
+    except (OSError, ValueError) as exc:
+        print("leaderd ping: %s" % exc, file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        result = asyncio.run(ping.ping(host, port, cluster, keyring, timeout_s))
+    except OSError as exc:
+        print("leaderd ping: %s:%d: %s" % (host, port, exc), file=sys.stderr)
+        return EXIT_FAILURE
+    if result is None:
+        print("no answer from %s:%d within %.1fs (wrong address or port, firewall, other cluster "
+              "name, or other keyring: a peer drops what it cannot authenticate)"
+              % (host, port, timeout_s), file=sys.stderr)
+        return EXIT_FAILURE
+    name, rtt_ms = result
+    print("answer from %s at %s:%d: %.2f ms" % (name, host, port, rtt_ms))
+    return EXIT_OK
+
+
+COMMANDS = (
+    ("run", add_run),
+    ("leader", add_leader),
+    ("members", add_members),
+    ("status", add_status),
+    ("watch", add_watch),
+    ("is-leader", add_is_leader),
+    ("keygen", add_keygen),
+    ("check-config", add_check_config),
+    ("ping", add_ping),
+)
