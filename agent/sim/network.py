@@ -10,10 +10,10 @@ After every call into a node (start, receive, timer, command) the shell does
 what the daemon does (aioquic's transmit loop): send everything
 `datagrams_to_send()` returns, drain `next_event()`, and re-arm one timer at
 `get_timer()`. A node has at most one live timer entry: the slot remembers
-the time it armed, a new entry is pushed only when that time changes, and an
-entry popped at another time (or for an older incarnation of the slot) is
-stale and skipped. That is lazy invalidation: O(log n) per re-arm, no heap
-removals.
+the time it armed and a token; a new entry (with a new token) is pushed only
+when that time changes, and an entry whose token is not the slot's current
+one is stale and skipped. That is lazy invalidation: O(log n) per re-arm, no
+heap removals.
 
 Faults, per link or global (TigerBeetle's packet simulator's list): loss,
 latency base + uniform jitter (reordering follows), duplication; partitions
@@ -34,7 +34,7 @@ from agent.sim.metrics import Metrics
 PORT = 7946
 
 # Heap entry kinds: (time_ms, seq, kind, a, b, c)
-TIMER = 0  # a = node index, b = slot generation
+TIMER = 0  # a = node index, b = timer token (stale unless it is the slot's current one)
 DELIVER = 1  # a = destination index, b = data, c = source address
 ACTION = 2  # a = callable taking no argument
 
@@ -70,7 +70,7 @@ class Slot:
     """One simulated machine: a name and address, and the core running there (if any)."""
 
     __slots__ = ("index", "name", "address", "priority", "node", "generation", "timer_at",
-                 "paused", "backlog", "leaving", "departed", "crashed", "spin_at", "spins",
+                 "timer_token", "paused", "backlog", "leaving", "departed", "crashed", "spin_at", "spins",
                  "stats")
 
     def __init__(self, index, name, address, priority):
@@ -79,8 +79,9 @@ class Slot:
         self.address = address
         self.priority = priority
         self.node = None
-        self.generation = 0
+        self.generation = 0  # cores started here so far (restarts count)
         self.timer_at = None
+        self.timer_token = 0
         self.paused = False
         self.backlog = []
         self.leaving = False
@@ -170,8 +171,8 @@ class Simulation:
                 self._deliver(a, b, c, now)
             elif kind == TIMER:
                 slot = slots[a]
-                if slot.timer_at != now or slot.generation != b or slot.paused:
-                    continue  # stale, or paused (the slot keeps the overdue deadline)
+                if slot.timer_token != b or slot.paused:
+                    continue  # stale, or paused (resume re-arms the overdue deadline)
                 slot.timer_at = None
                 slot.node.handle_timer(now)
                 self._after_call(slot, now)
@@ -204,6 +205,7 @@ class Simulation:
     def _arm(self, slot, at, now):
         if at is None:
             slot.timer_at = None
+            slot.timer_token += 1
             return
         if at <= now:
             # Due already: run it at now, but refuse a core that never moves its timer on.
@@ -219,7 +221,8 @@ class Simulation:
         if at == slot.timer_at:
             return
         slot.timer_at = at
-        heapq.heappush(self.heap, (at, next(self._seq), TIMER, slot.index, slot.generation, None))
+        slot.timer_token += 1
+        heapq.heappush(self.heap, (at, next(self._seq), TIMER, slot.index, slot.timer_token, None))
 
     def _observe(self, slot, event, now):
         name = getattr(event, "name", None)
@@ -336,6 +339,7 @@ class Simulation:
             return
         now = self.now
         slot.paused = False
+        slot.timer_at = None  # its entry may have been consumed while paused: arm afresh
         if not slot.leaving:
             self.metrics.make_live(index, now)
         backlog = slot.backlog
@@ -374,8 +378,8 @@ class Simulation:
                 if isinstance(value, int):
                     slot.stats[key] = slot.stats.get(key, 0) + value
         slot.node = None
-        slot.generation += 1
         slot.timer_at = None
+        slot.timer_token += 1
         slot.paused = False
         slot.backlog = []
 

@@ -12,9 +12,11 @@ scenario means the same thing for `local`, `lan` and `wan`:
 - detect_ms ~ the time for everyone to declare a crashed node dead: a few
   probe rounds until someone probes it and others confirm, plus the minimum
   suspicion timeout (profile.py's formula);
-- hold_ms = 2 * detect_ms: how long a partition or a pause lasts, and how
-  long a crashed node stays down before its restart, so that the fault is
-  detected everywhere before it ends;
+- hold_ms = 2 * detect_ms: how long a pause lasts, and how long a crashed
+  node stays down before its restart, so that the fault is detected
+  everywhere before it ends;
+- partition_hold_ms = 3 * detect_ms: a partition lasts long enough for each
+  side to declare the other dead and, with election, elect its own leader;
 - recovery_ms ~ two dead-member re-probe intervals plus a few probe rounds:
   time allowed after the fault for healing and rejoining.
 """
@@ -51,6 +53,7 @@ class Plan:
         self.settle_ms = 10 * interval
         self.detect_ms = 6 * interval + suspicion_min_ms(profile, nodes)
         self.hold_ms = 2 * self.detect_ms
+        self.partition_hold_ms = 3 * self.detect_ms
         self.recovery_ms = 2 * profile.dead_reprobe_interval_ms + 10 * interval
         self.fallback_ms = self.converge_ms + self.settle_ms
         # Picks (which node crashes, how the cluster splits) come from their own stream.
@@ -66,8 +69,12 @@ class Plan:
             needed = 0
         elif self.scenario in (CRASH_RANDOM, CRASH_LEADER, RESIGN):
             needed = fault + 3 * self.detect_ms
+        elif self.scenario == PARTITION_HEAL:
+            needed = fault + self.partition_hold_ms + self.recovery_ms
         else:
             needed = fault + self.hold_ms + self.recovery_ms
+        # Whole tens of seconds read better in a report.
+        needed = -(-needed // 10000) * 10000
         return max(MIN_DEFAULT_DURATION_MS, needed)
 
 
@@ -137,7 +144,7 @@ def crash_leader(sim, plan):
 
 
 def partition_heal(sim, plan):
-    """Split the cluster into two random halves for hold_ms, then heal; measures heal_s."""
+    """Split the cluster into two random halves for partition_hold_ms, then heal; measures heal_s."""
     def act():
         live = sim.live_indexes()
         order = live[:]
@@ -145,7 +152,7 @@ def partition_heal(sim, plan):
         half = len(order) // 2
         plan.fault_at = sim.now
         sim.partition([sorted(order[:half]), sorted(order[half:])])
-        sim.schedule(sim.now + plan.hold_ms, heal)
+        sim.schedule(sim.now + plan.partition_hold_ms, heal)
 
     def heal():
         sim.heal()

@@ -1,0 +1,241 @@
+"""The `leaderd` command line: one function per subcommand, named exit codes.
+
+Each subcommand is a pair registered in COMMANDS: `add_<name>(subparsers)`
+builds its parser and sets `func=cmd_<name>`; `cmd_<name>(args)` runs it and
+returns an exit code. The agent's subcommands (run, leader, members, ...) are
+in agent/commands.py; `simulate` is here.
+`main(argv=None)` is the console-script entry point; it returns the exit code
+instead of raising SystemExit, so tests can call it directly.
+"""
+
+import argparse
+import json
+import sys
+import traceback
+
+from agent import commands
+from agent.durations import format_duration, parse_duration
+
+# Exit codes (like supervisor's LSBInitExitStatuses: names, not magic numbers).
+EXIT_OK = 0
+EXIT_FAILURE = 1  # the command ran and failed
+EXIT_USAGE = 2  # bad arguments or input: nothing was done (argparse uses 2 too)
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+
+PROG = "leaderd"
+
+
+def _version():
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+    except ImportError:  # pragma: no cover - Python < 3.8
+        return "unknown"
+    try:
+        return version("leaderd")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+# -- argument types (each raises ArgumentTypeError with a clear message) ----
+
+def _node_count(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a whole number of nodes, got %r" % (text,))
+    if value < 2:
+        raise argparse.ArgumentTypeError("must be at least 2 (a cluster needs two nodes), got %d" % value)
+    return value
+
+
+def _loss(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a probability like 0.1, got %r" % (text,))
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError("must be in [0, 1) (0.1 = 10 %% of datagrams lost), got %s" % (text,))
+    return value
+
+
+def _duration(text):
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc))
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be longer than 0, got %r" % (text,))
+    return value
+
+
+def _seed(text):
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be an integer, got %r" % (text,))
+
+
+# -- leaderd simulate ---------------------------------------------------------
+
+SIMULATE_DESCRIPTION = """\
+Run N copies of the real protocol core (agent/core) over a deterministic
+virtual network in virtual time: the same seed and arguments give the same
+result. Nodes start at random times in the first second and join through the
+first three nodes. A scenario's fault happens once the cluster has converged
+and settled; its timings follow from the profile and the cluster size.
+
+All times are virtual seconds, except wall_s (real seconds the run took)."""
+
+SIMULATE_FIELDS = """\
+--json prints one object; among its keys:
+  convergence_s      start until every live node sees every live node alive
+  detect_first_s     crash until the first live node marks the node dead
+  detect_all_s       crash until every live node has marked it dead
+  failover_s         leader lost until every live node reports the same new leader
+  false_suspicions   suspicions (false_deaths: deaths) of nodes that were up and reachable
+  leader_changes     changes of the agreed leader after first convergence
+  msgs_per_node_s    datagrams (bytes_per_node_s: bytes) sent per node per second
+  rejoin_s, heal_s   pause/restart: until all see the node alive again;
+                     partition-heal: from heal until all see all alive
+A time that does not apply (or was not reached) is null."""
+
+
+def add_simulate(subparsers):
+    """Register `leaderd simulate`."""
+    from agent.sim.scenarios import SCENARIOS
+
+    scenario_lines = "\n".join("  %-16s %s" % (name, SCENARIOS[name][1]) for name in SCENARIOS)
+    parser = subparsers.add_parser(
+        "simulate",
+        help="run the real core on a simulated network (deterministic, virtual time)",
+        description=SIMULATE_DESCRIPTION,
+        epilog="scenarios:\n%s\n\n%s\n\nexample:\n  leaderd simulate --nodes 100 --scenario crash-leader --json"
+        % (scenario_lines, SIMULATE_FIELDS),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--nodes", type=_node_count, required=True, metavar="N",
+                        help="number of nodes, at least 2")
+    parser.add_argument("--profile", choices=("lan", "wan", "local"), default="lan",
+                        help="timing profile of every node (default: lan)")
+    parser.add_argument("--loss", type=_loss, default=0.0, metavar="F",
+                        help="probability in [0, 1) that any datagram is lost (default: 0)")
+    parser.add_argument("--scenario", choices=tuple(SCENARIOS), default="steady", metavar="S",
+                        help="what goes wrong, one of: %s (default: steady; see below)" % ", ".join(SCENARIOS))
+    parser.add_argument("--duration", type=_duration, default=None, metavar="D",
+                        help='virtual time to simulate, e.g. "90s", "5m"; a bare number is seconds '
+                             "(default: enough for the scenario, at least 60s)")
+    parser.add_argument("--seed", type=_seed, default=1, metavar="K",
+                        help="random seed; same seed and arguments, same result (default: 1)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the figures as one JSON object instead of a summary")
+    parser.set_defaults(func=cmd_simulate)
+    return parser
+
+
+def cmd_simulate(args):
+    """`leaderd simulate`: run one scenario and print its figures."""
+    from agent.sim import simulate
+
+    try:
+        result = simulate(args.nodes, profile=args.profile, loss=args.loss, scenario=args.scenario,
+                          duration_ms=args.duration, seed=args.seed)
+    except ValueError as exc:
+        print("%s simulate: error: %s" % (PROG, exc), file=sys.stderr)
+        return EXIT_USAGE
+    except Exception:
+        traceback.print_exc()
+        print("%s simulate: error: the simulation failed (seed %d); the traceback above says where"
+              % (PROG, args.seed), file=sys.stderr)
+        return EXIT_FAILURE
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(format_simulation(result))
+    return EXIT_OK
+
+
+def _seconds(value):
+    return "-" if value is None else "%.3f s" % value
+
+
+def format_simulation(result):
+    """The short human summary of a simulation report (aligned label / value lines)."""
+    head = "%d nodes, profile %s, scenario %s, loss %g, seed %d, %s of virtual time" % (
+        result["nodes"], result["profile"], result["scenario"], result["loss"], result["seed"],
+        format_duration(int(round(result["duration_s"] * 1000))))
+    rows = [("convergence", _seconds(result["convergence_s"]))]
+    if result.get("fault_at_s") is not None:
+        fault = "at %s" % _seconds(result["fault_at_s"])
+        if result.get("fault_node"):
+            fault += " on %s" % result["fault_node"]
+        rows.append(("fault", fault))
+    rows += [
+        ("detect first", _seconds(result["detect_first_s"])),
+        ("detect all", _seconds(result["detect_all_s"])),
+        ("failover", _seconds(result["failover_s"])),
+    ]
+    if result.get("rejoin_s") is not None or result["scenario"] in ("pause", "restart"):
+        rows.append(("rejoin", _seconds(result.get("rejoin_s"))))
+    if result.get("heal_s") is not None or result["scenario"] == "partition-heal":
+        rows.append(("heal", _seconds(result.get("heal_s"))))
+    rows += [
+        ("false suspicions", str(result["false_suspicions"])),
+        ("false deaths", str(result["false_deaths"])),
+        ("leader changes", "-" if result["leader_changes"] is None else str(result["leader_changes"])),
+    ]
+    if result.get("leader") is not None:
+        rows.append(("leader at end", result["leader"]))
+    rows += [
+        ("traffic", "%.1f datagrams, %.0f bytes per node per second"
+         % (result["msgs_per_node_s"], result["bytes_per_node_s"])),
+        ("largest datagram", "%d bytes" % result["max_datagram_bytes"]),
+        ("wall time", "%.3f s" % result["wall_s"]),
+    ]
+    width = max(len(label) for label, _ in rows)
+    lines = [head]
+    for label, value in rows:
+        lines.append("  %-*s  %s" % (width, label, value))
+    return "\n".join(lines)
+
+
+# -- the command ----------------------------------------------------------------
+
+# (name, add_<name>) in the order --help lists them; each add_ sets func=cmd_<name>.
+# The agent's client and daemon subcommands live in agent/commands.py.
+COMMANDS = tuple(commands.COMMANDS) + (
+    ("simulate", add_simulate),
+)
+
+
+def build_parser():
+    """The top-level `leaderd` parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="leaderd: leader election for fleets of small machines "
+                    "(SWIM + Lifeguard gossip, signed claims).",
+    )
+    parser.add_argument("--version", action="version", version="%s %s" % (PROG, _version()))
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for _name, add in COMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of the `leaderd` console script; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error (argparse prints it)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if getattr(args, "func", None) is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
