@@ -18,7 +18,7 @@ import sys
 import time
 
 from agent import config as config_mod
-from agent.api import ApiServer
+from agent.api import ApiServer, ApiStartError
 from agent.core.node import Node
 from agent.health import HealthChecker
 from agent.hooks import HookRunner
@@ -201,7 +201,7 @@ class Agent:
         node.set_keyring(args["keyring"])
         election = node.election
         election.trusted_keys = args["trusted_keys"]
-        election.insecure = rt.trusted_keys is None
+        election.trust_changed()
         election.signer = rt.signer
         election.verifier = rt.verifier
         election.preempt = cfg.election.preempt
@@ -404,7 +404,9 @@ def run(config_path=None):
         agent = Agent(cfg, rt, config_path)
         try:
             return await agent.run()
-        except OSError as exc:
+        except (OSError, ApiStartError) as exc:
+            # ApiStartError (socket in use, bad group...) is not an OSError:
+            # without it here the daemon died with a traceback and no leave.
             log.error("cannot start: %s", exc)
             await agent.shutdown()
             return 1

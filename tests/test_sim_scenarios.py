@@ -130,9 +130,6 @@ def test_ten_percent_loss_causes_no_false_death():
     assert result["convergence_s"] is not None, why(result)
 
 
-@pytest.mark.xfail(strict=True, reason="core: a preempting node outranked by a higher term after a "
-                                       "heal is never re-evaluated (Election.receive_claim does not "
-                                       "arm the preempt timer); remove this mark once fixed")
 def test_partition_heal_ends_with_the_best_leader():
     # Seed 5: node-19 is outranked by node-18's higher term after the heal
     # and, with no membership news after that, never claims again.

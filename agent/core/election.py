@@ -55,6 +55,10 @@ class Election:
         self.reassert_at = None
         self.wake_at = None           # hold-down or preempt delay ends
         self._verified = {}
+        # Best (priority, name) among the other members, cached: the table
+        # can hold a thousand members and changes arrive one at a time.
+        self._others_key = None
+        self._others_valid = False
 
     # --- The rule -------------------------------------------------------
 
@@ -80,12 +84,40 @@ class Election:
         if self.can_lead():
             best = node.name
             best_key = (node.priority, node.name)
-        for member in node.table.members.values():
+        if not self._others_valid:
+            self._scan_others()
+        if self._others_key is not None and (best_key is None or self._others_key > best_key):
+            best = self._others_key[1]
+        return best
+
+    def _scan_others(self):
+        best_key = None
+        for member in self.node.table.members.values():
             if self._eligible(member):
                 key = (member.priority, member.name)
                 if best_key is None or key > best_key:
-                    best, best_key = member.name, key
-        return best
+                    best_key = key
+        self._others_key = best_key
+        self._others_valid = True
+
+    def member_changed(self, member):
+        """Keeps the cached best other member current after a change to `member`."""
+        if not self._others_valid:
+            return
+        best = self._others_key
+        if self._eligible(member):
+            key = (member.priority, member.name)
+            if best is None or key > best:
+                self._others_key = key
+            elif best[1] == member.name and key != best:
+                self._others_valid = False
+        elif best is not None and best[1] == member.name:
+            self._others_valid = False
+
+    def trust_changed(self):
+        """Call after replacing trusted_keys (the eligible set may change)."""
+        self.insecure = self.trusted_keys is None
+        self._others_valid = False
 
     # --- Evaluation -----------------------------------------------------
 

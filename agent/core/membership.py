@@ -59,7 +59,7 @@ class Member:
     """One member as this node knows it (mutable inside the table only)."""
 
     __slots__ = ("name", "address", "incarnation", "state", "priority", "eligible",
-                 "tags", "since_ms")
+                 "tags", "since_ms", "encoded")
 
     def __init__(self, name, address, incarnation, state, priority, eligible, tags, since_ms):
         self.name = name
@@ -70,6 +70,8 @@ class Member:
         self.eligible = eligible
         self.tags = tags
         self.since_ms = since_ms
+        # This member's state-sync record, encoded; None when it changed.
+        self.encoded = None
 
     @property
     def state_name(self):
@@ -133,6 +135,7 @@ class MemberTable:
             return IGNORED
         newer = incarnation > member.incarnation
         member.incarnation = incarnation
+        member.encoded = None
         if address is not None and newer:
             member.address = address
             member.priority = priority

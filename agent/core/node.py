@@ -45,6 +45,8 @@ _MAX_RELAYS = 64
 _MAX_INCARNATION = 0xFFFFFFFF
 # Extra state syncs, one probe interval apart, right after joining.
 _BOOTSTRAP_SYNCS = 3
+# Sync sessions remembered to answer each once (pages of one session share it).
+_MAX_SYNC_SESSIONS = 256
 
 
 class _Probe:
@@ -122,6 +124,7 @@ class Node:
         self._seeds = []
         self._join_at = _NEVER
         self._bootstrap_syncs = 0
+        self._sync_sessions = {}
         self._told_dead = {}
         self._dirty = True
         self.election = Election(self, now, signer, verifier, trusted_keys, preempt, preempt_delay_ms)
@@ -336,7 +339,9 @@ class Node:
                     self.election.receive_claim(msg, now)
                 else:
                     self.election.receive_resign(msg, now)
-                    self._dirty = True
+            # A claim can outrank us (preempt may then re-arm); a resignation
+            # leaves the role open.
+            self._dirty = True
         if self._dirty:
             self._dirty = False
             self.election.evaluate(now)
@@ -379,7 +384,7 @@ class Node:
                 # on like an Alive: that is how a joiner becomes known.
                 self._merge(r.name, r.incarnation, state, now, r.address, r.priority,
                             r.eligible, r.tags, sender, from_sync=r.name != sender)
-            if msg.reply_wanted:
+            if msg.reply_wanted and self._first_page_of(addr, msg.session, now):
                 self._send_sync(addr, False, False)
             elif not self.joined:
                 self._joined(now)
@@ -417,6 +422,7 @@ class Node:
         member = table.get(name)
         if transition != CONFIRMED:
             self._dirty = True
+            self.election.member_changed(member)
         if transition == RECORDED:
             if member.state == STATE_DEAD:
                 self._dead.add(name)
@@ -680,21 +686,24 @@ class Node:
                 targets.append(name)
         return targets
 
-    def _records(self):
-        out = [wire.Record(name=self.name, incarnation=self.incarnation, address=self.address,
-                           priority=self.priority, eligible=self.eligible, tags=self.tags,
-                           state=STATE_ALIVE)]
+    def _encoded_records(self):
+        # Each member's record is encoded once per change, not once per sync.
+        out = [wire.encode_record(wire.Record(self.name, self.incarnation, self.address, self.priority,
+                                              self.eligible, self.tags, STATE_ALIVE))]
         for m in self.table.members.values():
-            out.append(wire.Record(name=m.name, incarnation=m.incarnation, address=m.address,
-                                   priority=m.priority, eligible=m.eligible, tags=m.tags,
-                                   state=m.state))
+            data = m.encoded
+            if data is None:
+                data = wire.encode_record(wire.Record(m.name, m.incarnation, m.address, m.priority,
+                                                      m.eligible, m.tags, m.state))
+                m.encoded = data
+            out.append(data)
         return out
 
     def _send_sync(self, addr, reply_wanted, join):
         budget = self.profile.mtu_bytes - self.codec.overhead()
         claim = self.election.claim_for_sync()
-        pages = wire.encode_sync_pages(self._next_seq(), reply_wanted, join, self._records(),
-                                       budget - (len(claim) if claim is not None else 0))
+        pages = wire.encode_sync_pages_raw(self._next_seq(), reply_wanted, join, self._encoded_records(),
+                                           budget - (len(claim) if claim is not None else 0))
         last = len(pages) - 1
         for i in range(len(pages)):
             # The claim rides with the last page, after the members it names.
@@ -702,6 +711,16 @@ class Node:
                 self._emit_datagram(self.codec.seal([pages[i], claim]), addr)
             else:
                 self._emit_datagram(self.codec.seal([pages[i]]), addr)
+
+    def _first_page_of(self, addr, session, now):
+        """True for the first page we see of a sync session: one reply per session."""
+        key = (addr, session)
+        if key in self._sync_sessions:
+            return False
+        if len(self._sync_sessions) >= _MAX_SYNC_SESSIONS:
+            self._sync_sessions = {}
+        self._sync_sessions[key] = now
+        return True
 
     def _joined(self, now):
         """The first sync reply arrived: announce ourselves to all we now know,

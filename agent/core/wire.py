@@ -167,6 +167,17 @@ class Record(Message):
 
     fields = ("name", "incarnation", "address", "priority", "eligible", "tags", "state")
 
+    def __init__(self, name=None, incarnation=None, address=None, priority=None, eligible=None,
+                 tags=None, state=None):
+        # Written out (not the generic loop): syncs decode thousands of these.
+        self.name = name
+        self.incarnation = incarnation
+        self.address = address
+        self.priority = priority
+        self.eligible = eligible
+        self.tags = tags
+        self.state = state
+
 
 class Sync(Message):
     """One page of a push-pull state sync: a list of Records."""
@@ -329,12 +340,16 @@ def encode_record(record):
 
 def encode_sync_pages(session, reply_wanted, join, records, budget):
     """Encoded Sync messages (each <= budget bytes) that together carry records."""
+    return encode_sync_pages_raw(session, reply_wanted, join, [encode_record(r) for r in records], budget)
+
+
+def encode_sync_pages_raw(session, reply_wanted, join, encoded_records, budget):
+    """Like encode_sync_pages, from records already encoded with encode_record."""
     room = budget - MESSAGE_HEADER_BYTES - SYNC_HEAD_BYTES
     pages = []
     current = []
     size = 0
-    for record in records:
-        data = encode_record(record)
+    for data in encoded_records:
         if len(data) > room:
             raise ValueError("member record larger than a page")
         if size + len(data) > room:
@@ -564,8 +579,7 @@ def _decode_body(t, data, pos, stop):
             if state > STATE_LEFT:
                 raise WireError("malformed", "member state")
             m, pos = _read_member(data, pos + 1, stop)
-            records.append(Record(name=m[0], incarnation=m[1], address=m[2], priority=m[3],
-                                  eligible=m[4], tags=m[5], state=state))
+            records.append(Record(m[0], m[1], m[2], m[3], m[4], m[5], state))
         return Sync(session=session, reply_wanted=bool(flags & SYNC_REPLY_WANTED),
                     join=bool(flags & SYNC_JOIN), page=page, pages=pages, records=records)
     if t == T_CLAIM or t == T_RESIGN:
