@@ -415,6 +415,10 @@ class Node:
             self._news_about_self(incarnation, state, address, priority, eligible, tags)
             return
         table = self.table
+        member = table.members.get(name)
+        if member is not None and (incarnation < member.incarnation or (
+                incarnation == member.incarnation and state == member.state and state != STATE_SUSPECT)):
+            return  # old news, the common case in a sync: MemberTable.apply would ignore it
         known = name in table.members
         transition = table.apply(name, incarnation, state, now, address, priority, eligible, tags)
         if transition == IGNORED:

@@ -112,6 +112,10 @@ class Ping(Message):
     type_code = T_PING
     fields = ("seq", "target")
 
+    def __init__(self, seq=None, target=None):
+        self.seq = seq
+        self.target = target
+
 
 class Ack(Message):
     """The answer to a ping with the same seq."""
@@ -119,12 +123,18 @@ class Ack(Message):
     type_code = T_ACK
     fields = ("seq",)
 
+    def __init__(self, seq=None):
+        self.seq = seq
+
 
 class Nack(Message):
     """A relay's word that its indirect ping got no ack in time (Lifeguard)."""
 
     type_code = T_NACK
     fields = ("seq",)
+
+    def __init__(self, seq=None):
+        self.seq = seq
 
 
 class PingReq(Message):
@@ -140,12 +150,25 @@ class Alive(Message):
     type_code = T_ALIVE
     fields = ("name", "incarnation", "address", "priority", "eligible", "tags")
 
+    def __init__(self, name=None, incarnation=None, address=None, priority=None, eligible=None, tags=None):
+        self.name = name
+        self.incarnation = incarnation
+        self.address = address
+        self.priority = priority
+        self.eligible = eligible
+        self.tags = tags
+
 
 class Suspect(Message):
     """Member `name` at `incarnation` is suspected by member `by`."""
 
     type_code = T_SUSPECT
     fields = ("name", "incarnation", "by")
+
+    def __init__(self, name=None, incarnation=None, by=None):
+        self.name = name
+        self.incarnation = incarnation
+        self.by = by
 
 
 class Dead(Message):
@@ -154,12 +177,21 @@ class Dead(Message):
     type_code = T_DEAD
     fields = ("name", "incarnation", "by")
 
+    def __init__(self, name=None, incarnation=None, by=None):
+        self.name = name
+        self.incarnation = incarnation
+        self.by = by
+
 
 class Left(Message):
     """Member `name` left the cluster gracefully at `incarnation`."""
 
     type_code = T_LEFT
     fields = ("name", "incarnation")
+
+    def __init__(self, name=None, incarnation=None):
+        self.name = name
+        self.incarnation = incarnation
 
 
 class Record(Message):
@@ -494,9 +526,35 @@ def _read_address(data, pos, end):
 
 
 def _read_member(data, pos, end):
-    name, pos = _read_name(data, pos, end)
-    incarnation, pos = _read_u32(data, pos, end)
-    address, pos = _read_address(data, pos, end)
+    # The decoder's hot path (a sync carries a record per member): the
+    # string reads of _read_name / _read_address are written out here, with
+    # the same checks and the same error reasons.
+    if pos >= end:
+        raise WireError("truncated")
+    n = data[pos]
+    pos += 1
+    if n > MAX_NAME_BYTES or pos + n > end:
+        raise WireError("malformed", "string length")
+    name = bytes(data[pos:pos + n]).decode("utf-8")
+    pos += n
+    if not name:
+        raise WireError("malformed", "empty name")
+    if pos + 4 > end:
+        raise WireError("truncated")
+    incarnation = struct.unpack_from(">I", data, pos)[0]
+    pos += 4
+    if pos >= end:
+        raise WireError("truncated")
+    n = data[pos]
+    pos += 1
+    if n > MAX_HOST_BYTES or pos + n > end:
+        raise WireError("malformed", "string length")
+    host = bytes(data[pos:pos + n]).decode("utf-8")
+    pos += n
+    if pos + 2 > end:
+        raise WireError("truncated")
+    address = (host, (data[pos] << 8) | data[pos + 1])
+    pos += 2
     if pos + 3 > end:
         raise WireError("truncated")
     priority = data[pos]
