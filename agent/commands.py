@@ -10,6 +10,8 @@ import os
 import sys
 import time
 
+from agent.demo import add_demo
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -356,4 +358,5 @@ COMMANDS = (
     ("keygen", add_keygen),
     ("check-config", add_check_config),
     ("ping", add_ping),
+    ("demo", add_demo),
 )

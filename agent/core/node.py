@@ -736,6 +736,8 @@ class Node:
         self._broadcast_self()
         self._bootstrap_syncs = _BOOTSTRAP_SYNCS
         self._push_pull_at = now + self.profile.probe_interval_ms
+        # The start-up hold-down may have passed while we waited for a seed.
+        self._dirty = True
 
     def _send_join(self, now):
         if self.joined:
