@@ -246,7 +246,9 @@ class ApiServer:
         try:
             self._socket_inode = os.stat(self.path).st_ino
             os.chmod(self.path, mode)
-            if gid is not None:
+            # A socket created in a directory of that group already has it
+            # (and the systemd unit's seccomp filter forbids chown).
+            if gid is not None and os.stat(self.path).st_gid != gid:
                 try:
                     os.chown(self.path, -1, gid)
                 except PermissionError:

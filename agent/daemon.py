@@ -208,12 +208,18 @@ class Agent:
         election.preempt_delay_ms = cfg.election.preempt_delay_ms
         node.set_priority(cfg.node.priority, now)
         self.hooks.update(_hook_table(cfg), cfg.hooks.timeout_s)
+        healthy = True
         if self.health is not None:
+            healthy = self.health.healthy
             await self.health.stop()
             self.health = None
         if cfg.health.command:
             self.health = HealthChecker(cfg.health.command, cfg.health.interval_s, cfg.health.timeout_s,
                                         cfg.health.rise, cfg.health.fall, self._on_health)
+            # Start from the state the node is in: a fresh checker assumes
+            # healthy and reports only changes, so an ineligible node whose
+            # check now passes would never have become eligible again.
+            self.health.healthy = healthy
             self.health.start()
         else:
             node.set_eligible(True, now)
@@ -378,13 +384,33 @@ class _JsonFormatter(logging.Formatter):
                            "logger": record.name, "msg": record.getMessage()})
 
 
+class _JournalPrefix(logging.Formatter):
+    """Prefixes "<N>" (syslog priority) so journald files each line at its level."""
+
+    _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
+                 logging.CRITICAL: 2}
+
+    def __init__(self, inner):
+        logging.Formatter.__init__(self)
+        self.inner = inner
+
+    def format(self, record):
+        return "<%d>%s" % (self._PRIORITY.get(record.levelno, 6), self.inner.format(record))
+
+
 def setup_logging(level, fmt):
-    """Logs to stderr as text or JSON lines."""
+    """Logs to stderr as text or JSON lines (with priorities under journald)."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
-        handler.setFormatter(_JsonFormatter())
+        formatter = _JsonFormatter()
+    elif os.environ.get("JOURNAL_STREAM"):
+        # journald stamps the time itself.
+        formatter = logging.Formatter("%(levelname)s %(name)s: %(message)s")
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if os.environ.get("JOURNAL_STREAM"):
+        formatter = _JournalPrefix(formatter)
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level.upper()))

@@ -11,6 +11,8 @@ import logging
 import os
 import signal
 
+from agent.hooks import child_environment
+
 log = logging.getLogger("leaderd.health")
 
 
@@ -67,7 +69,8 @@ class HealthChecker:
         """Runs the command once; True when it exits 0 within the timeout."""
         try:
             proc = await asyncio.create_subprocess_exec(
-                *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                *self.argv, env=child_environment(), stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
         except OSError as exc:
             log.error("health check: cannot start %s: %s", self.argv[0], exc)

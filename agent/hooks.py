@@ -18,6 +18,18 @@ log = logging.getLogger("leaderd.hooks")
 MAX_PENDING = 32
 
 
+# systemd's per-process variables: meant for the agent, not for what it runs.
+_PRIVATE = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID")
+
+
+def child_environment():
+    """The environment for hooks and health checks: ours, less systemd's private variables."""
+    env = dict(os.environ)
+    for key in _PRIVATE:
+        env.pop(key, None)
+    return env
+
+
 class HookRunner:
     """Runs hook commands sequentially from a bounded queue."""
 
@@ -39,7 +51,7 @@ class HookRunner:
         self._task = asyncio.get_running_loop().create_task(self._worker())
 
     async def stop(self):
-        """Stops the worker (a running hook is allowed to finish within its timeout)."""
+        """Stops the worker; a hook still running is killed (callers wait for `idle` first)."""
         if self._task is not None:
             self._task.cancel()
             try:
@@ -62,7 +74,7 @@ class HookRunner:
             self._pending.pop(0)
             self.dropped += 1
             log.warning("hook queue full: dropped the oldest pending hook run")
-        env = dict(os.environ)
+        env = child_environment()
         env.update({
             "LEADERD_EVENT": event,
             "LEADERD_LEADER": leader or "",
@@ -101,6 +113,13 @@ class HookRunner:
             _kill_group(proc)
             await proc.wait()
             return
+        except asyncio.CancelledError:
+            # stop() during a run (agent shutdown): never leave the hook
+            # behind in its own session, where nothing would ever kill it.
+            if proc.returncode is None:
+                log.warning("hook %s: %s still running at shutdown: killed", event, argv[0])
+                _kill_group(proc)
+            raise
         text = output.decode("utf-8", "replace").strip() if output else ""
         if proc.returncode != 0:
             self.failures += 1
