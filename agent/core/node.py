@@ -42,6 +42,7 @@ from agent.core.wire import STATE_ALIVE, STATE_DEAD, STATE_LEFT, STATE_SUSPECT
 _NEVER = None
 _MAX_EVENTS = 4096
 _MAX_RELAYS = 64
+_MAX_FINAL_PROBES = 1024
 _MAX_INCARNATION = 0xFFFFFFFF
 # Extra state syncs, one probe interval apart, right after joining.
 _BOOTSTRAP_SYNCS = 3
@@ -125,6 +126,9 @@ class Node:
         self._join_at = _NEVER
         self._bootstrap_syncs = 0
         self._sync_sessions = {}
+        self._final_probes = {}
+        self._urgent_probe = None
+        self._reannounced_at = None
         self._told_dead = {}
         self._dirty = True
         self.election = Election(self, now, signer, verifier, trusted_keys, preempt, preempt_delay_ms)
@@ -399,6 +403,12 @@ class Node:
         relay = self._relays.pop(seq, None)
         if relay is not None:
             self._send(relay[0], [wire.encode_message(wire.Ack(seq=relay[1]))])
+            return
+        name = self._final_probes.pop(seq, None)
+        if name is not None:
+            suspicion = self._suspicions.get(name)
+            if suspicion is not None and getattr(suspicion, "final_seq", None) == seq:
+                suspicion.final_acked = True
 
     # --- Merging news ---------------------------------------------------
 
@@ -412,7 +422,7 @@ class Node:
         re-gossiping the whole table). Every other change is gossiped on.
         """
         if name == self.name:
-            self._news_about_self(incarnation, state, address, priority, eligible, tags)
+            self._news_about_self(incarnation, state, address, priority, eligible, tags, now)
             return
         table = self.table
         member = table.members.get(name)
@@ -461,6 +471,14 @@ class Node:
             if n - 2 < expected:
                 expected = 0
             self._suspicions[name] = Suspicion(by, now, lo, hi, expected)
+            if by != self.name and expected > 0:
+                # Lifeguard's confirmations only come from members that probe
+                # the suspect, and round robin reaches it about twice a
+                # second in all. So a few members, drawn at random (about
+                # twice the confirmations wanted), probe it next: the timeout
+                # falls to its minimum within a probe interval or two.
+                if randbelow(self.rng, n - 1) < 2 * expected:
+                    self._urgent_probe = name
             self._suspicion_next = _NEVER
             if announce:
                 self.broadcasts.enqueue(name, wire.encode_message(
@@ -485,7 +503,7 @@ class Node:
             self._emit(cls(name=name, address=member.address, incarnation=member.incarnation,
                            priority=member.priority, eligible=member.eligible))
 
-    def _news_about_self(self, incarnation, state, address, priority, eligible, tags):
+    def _news_about_self(self, incarnation, state, address, priority, eligible, tags, now):
         """Refutes news that would replace our own alive entry (SWIM refutation)."""
         if self._leaving:
             return
@@ -496,6 +514,12 @@ class Node:
                     and priority == self.priority and eligible == self.eligible:
                 return
         elif not supersedes(incarnation, state, self.incarnation, STATE_ALIVE):
+            # Stale bad news about us: whoever holds it missed our refutation.
+            # Announce our current state again (it also rides on our ack), at
+            # most once per probe interval.
+            if self._reannounced_at is None or now - self._reannounced_at >= self.profile.probe_interval_ms:
+                self._reannounced_at = now
+                self._broadcast_self()
             return
         if incarnation >= _MAX_INCARNATION:
             # Cannot be refuted (nothing is higher): remote nonsense, dropped.
@@ -553,6 +577,12 @@ class Node:
         self._send(member.address, messages)
 
     def _next_probe_target(self):
+        urgent = self._urgent_probe
+        if urgent is not None:
+            self._urgent_probe = None
+            member = self.table.get(urgent)
+            if member is not None and member.state == STATE_SUSPECT:
+                return urgent
         order = self._probe_order
         for _ in range(2):
             while self._probe_pos < len(order):
@@ -611,11 +641,23 @@ class Node:
 
     # --- Suspicion ------------------------------------------------------
 
+    # A suspicion that times out is not declared dead at once: we first send
+    # the suspect one last ping carrying the suspicion (the buddy system) and
+    # give it a probe timeout to answer. A live suspect whose refutation we
+    # missed (gossip is probabilistic, and loses more on lossy links) answers
+    # with its ack and its current Alive; a dead one costs us one probe
+    # timeout of detection time. Lifeguard's principle, applied to the
+    # verdict: do not convict on rumour alone when a direct check is cheap.
+
+    def _suspicion_due(self, suspicion):
+        verdict_at = getattr(suspicion, "verdict_at", None)
+        return verdict_at if verdict_at is not None else suspicion.deadline_ms()
+
     def _next_suspicion_deadline(self):
         if self._suspicion_next is _NEVER and self._suspicions:
             best = None
             for name in self._suspicions:
-                d = self._suspicions[name].deadline_ms()
+                d = self._suspicion_due(self._suspicions[name])
                 if best is None or d < best:
                     best = d
             self._suspicion_next = best
@@ -625,14 +667,45 @@ class Node:
         due = self._next_suspicion_deadline()
         if due is None or due > now:
             return
-        expired = [n for n in self._suspicions if self._suspicions[n].deadline_ms() <= now]
+        expired = [n for n in self._suspicions if self._suspicion_due(self._suspicions[n]) <= now]
         expired.sort()
         for name in expired:
-            del self._suspicions[name]
+            suspicion = self._suspicions[name]
             self._suspicion_next = _NEVER
             member = self.table.get(name)
-            if member is not None and member.state == STATE_SUSPECT:
-                self._merge(name, member.incarnation, STATE_DEAD, now, by=self.name)
+            if member is None or member.state != STATE_SUSPECT:
+                del self._suspicions[name]
+                continue
+            if getattr(suspicion, "verdict_at", None) is None:
+                self._final_probe(member, suspicion, now)
+                continue
+            del self._suspicions[name]
+            if suspicion.final_acked:
+                # It answered but its refutation did not reach us: keep it
+                # suspect, with a fresh timeout, until the refutation does.
+                lo, hi = suspicion_bounds_ms(self.profile, self.live_count())
+                self._suspicions[name] = Suspicion(suspicion.by, now, lo, hi, 0)
+                continue
+            self._merge(name, member.incarnation, STATE_DEAD, now, by=self.name)
+
+    def _final_probe(self, member, suspicion, now):
+        seq = self._next_seq()
+        suspicion.final_seq = seq
+        suspicion.final_acked = False
+        suspicion.verdict_at = now + self.awareness.scale_ms(self.profile.probe_timeout_ms)
+        self._final_probes[seq] = member.name
+        if len(self._final_probes) > _MAX_FINAL_PROBES:
+            self._final_probes = {seq: member.name}
+        self._send(member.address, [
+            wire.encode_message(wire.Suspect(name=member.name, incarnation=member.incarnation, by=self.name)),
+            wire.encode_message(wire.Ping(seq=seq, target=member.name))])
+        # And at the same time through relays, as an indirect probe does, so
+        # one lossy link cannot convict a live member.
+        request = wire.encode_message(wire.PingReq(seq=seq, target=member.name, address=member.address))
+        for name in self._live.pick_distinct(self.rng, self.profile.indirect_checks, exclude=member.name):
+            relay = self.table.get(name)
+            if relay.state == STATE_ALIVE:
+                self._send(relay.address, [request])
 
     # --- Dissemination and sync -----------------------------------------
 
