@@ -453,7 +453,14 @@ class Node:
             del self._suspicions[name]
             self._suspicion_next = _NEVER
         if member.state <= STATE_SUSPECT:
-            self._live.add(name)
+            if name not in self._live:
+                self._live.add(name)
+                # As memberlist: a new member goes to a random place in the
+                # rest of this probe round, not to the next round, which at
+                # 1000 members starts minutes from now.
+                order = self._probe_order
+                at = self._probe_pos + randbelow(self.rng, len(order) - self._probe_pos + 1)
+                order.insert(at, name)
             self._dead.discard(name)
             self._told_dead.pop(name, None)
         else:
