@@ -190,8 +190,12 @@ def local():
     """One host or one switch with tiny RTT: fastest detection (memberlist's
     Local profile has 1 s probes; we go further because RTT is ~0.1 ms)."""
     return lan().replace(
-        probe_interval_ms=200,
-        probe_timeout_ms=80,
+        # A probe every 150 ms detects a crash everywhere in ~1.1 s at 100
+        # members (typical; see docs/BENCHMARKS.md) for ~7 datagrams/s.
+        probe_interval_ms=150,
+        # Loopback and one switch answer in well under a millisecond; 60 ms
+        # still absorbs a busy Python event loop.
+        probe_timeout_ms=60,
         suspicion_mult=2,
         gossip_interval_ms=100,
         push_pull_interval_ms=15000,
