@@ -11,6 +11,7 @@ instead of raising SystemExit, so tests can call it directly.
 import argparse
 import json
 import sys
+import textwrap
 import traceback
 
 from agent import commands
@@ -68,6 +69,13 @@ def _duration(text):
     return value
 
 
+def _preempt_delay(text):
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc))
+
+
 def _seed(text):
     try:
         return int(text)
@@ -81,8 +89,11 @@ SIMULATE_DESCRIPTION = """\
 Run N copies of the real protocol core (agent/core) over a deterministic
 virtual network in virtual time: the same seed and arguments give the same
 result. Nodes start at random times in the first second and join through the
-first three nodes. A scenario's fault happens once the cluster has converged
-and settled; its timings follow from the profile and the cluster size.
+first three nodes. Each node has a real Ed25519 key (derived from the seed
+and its name) and trusts every node's key, so claims are signed and verified
+as in production; --insecure runs without keys (unsigned claims). A
+scenario's fault happens once the cluster has converged and settled; its
+timings follow from the profile and the cluster size.
 
 All times are virtual seconds, except wall_s (real seconds the run took)."""
 
@@ -91,12 +102,31 @@ SIMULATE_FIELDS = """\
   convergence_s      start until every live node sees every live node alive
   detect_first_s     crash until the first live node marks the node dead
   detect_all_s       crash until every live node has marked it dead
-  failover_s         leader lost until every live node reports the same new leader
-  false_suspicions   suspicions (false_deaths: deaths) of nodes that were up and reachable
+  failover_s         leader crashed, paused or left (resign: from the leave)
+                     until every live node reports the same new leader
+  false_suspicions   suspicions a node raised itself (its own probe failed)
+                     about a node that was up and reachable from it, without
+                     a break, for the whole probe (at its longest)
+  false_deaths       deaths a node declared itself (its own suspicion timed
+                     out) about a node up and reachable from it for the whole
+                     suspicion (its maximum, plus the probe that began it);
+                     news of a death from others is not a new death
+  false_suspicions_seen, false_deaths_seen
+                     every suspected / died event, at every node, about a
+                     node up and reachable at that moment (the older count)
   leader_changes     changes of the agreed leader after first convergence
+  leader_at_end      the leader every live node reports at the end, or null
+  term_regressions   times a node followed a lower term than before (must be 0)
+  max_leaders_at_once  most live nodes leading at one moment (2 in a partition)
   msgs_per_node_s    datagrams (bytes_per_node_s: bytes) sent per node per second
-  rejoin_s, heal_s   pause/restart: until all see the node alive again;
+  rejoin_s, heal_s   pause/restart/preempt: until all see the node alive again;
                      partition-heal: from heal until all see all alive
+  heal_leader_s      partition-heal: from heal until all follow one leader
+  preempt_s          preempt: restart until all follow the returning node
+                     (null with --no-preempt: the sitting leader stays)
+  forged_rejected    forged: claims refused by the nodes (sum of their
+                     claims_rejected_* counters); forger_followed and
+                     forged_term_adopted must stay 0
 A time that does not apply (or was not reached) is null."""
 
 
@@ -104,7 +134,10 @@ def add_simulate(subparsers):
     """Register `leaderd simulate`."""
     from agent.sim.scenarios import SCENARIOS
 
-    scenario_lines = "\n".join("  %-16s %s" % (name, SCENARIOS[name][1]) for name in SCENARIOS)
+    scenario_lines = "\n".join(
+        textwrap.fill(SCENARIOS[name][1], width=79, initial_indent="  %-16s " % name,
+                      subsequent_indent=" " * 19)
+        for name in SCENARIOS)
     parser = subparsers.add_parser(
         "simulate",
         help="run the real core on a simulated network (deterministic, virtual time)",
@@ -126,6 +159,15 @@ def add_simulate(subparsers):
                              "(default: enough for the scenario, at least 60s)")
     parser.add_argument("--seed", type=_seed, default=1, metavar="K",
                         help="random seed; same seed and arguments, same result (default: 1)")
+    parser.add_argument("--insecure", action="store_true",
+                        help="no keys: every node runs unsigned (insecure) claims, as a node "
+                             "without a trust list does (default: real Ed25519 keys)")
+    parser.add_argument("--no-preempt", dest="preempt", action="store_false",
+                        help="build every node with preempt off: a better node that returns "
+                             "does not take the role from the sitting leader")
+    parser.add_argument("--preempt-delay", type=_preempt_delay, default=None, metavar="D",
+                        help="how long a better node must be up before it takes the role over, "
+                             'e.g. "5s" (default: 5s, as election.preempt_delay)')
     parser.add_argument("--json", action="store_true",
                         help="print the figures as one JSON object instead of a summary")
     parser.set_defaults(func=cmd_simulate)
@@ -138,7 +180,8 @@ def cmd_simulate(args):
 
     try:
         result = simulate(args.nodes, profile=args.profile, loss=args.loss, scenario=args.scenario,
-                          duration_ms=args.duration, seed=args.seed)
+                          duration_ms=args.duration, seed=args.seed, insecure=args.insecure,
+                          preempt=args.preempt, preempt_delay_ms=args.preempt_delay)
     except ValueError as exc:
         print("%s simulate: error: %s" % (PROG, exc), file=sys.stderr)
         return EXIT_USAGE
@@ -163,6 +206,10 @@ def format_simulation(result):
     head = "%d nodes, profile %s, scenario %s, loss %g, seed %d, %s of virtual time" % (
         result["nodes"], result["profile"], result["scenario"], result["loss"], result["seed"],
         format_duration(int(round(result["duration_s"] * 1000))))
+    if result.get("insecure"):
+        head += ", insecure (unsigned claims)"
+    if result.get("preempt") is False:
+        head += ", no preempt"
     rows = [("convergence", _seconds(result["convergence_s"]))]
     if result.get("fault_at_s") is not None:
         fault = "at %s" % _seconds(result["fault_at_s"])
@@ -178,13 +225,24 @@ def format_simulation(result):
         rows.append(("rejoin", _seconds(result.get("rejoin_s"))))
     if result.get("heal_s") is not None or result["scenario"] == "partition-heal":
         rows.append(("heal", _seconds(result.get("heal_s"))))
+        rows.append(("heal, one leader", _seconds(result.get("heal_leader_s"))))
+    if result["scenario"] == "preempt":
+        rows.append(("preempt", _seconds(result.get("preempt_s"))))
+    if "flaps" in result:
+        rows.append(("flaps", "%d pauses of %s" % (result["flaps"], _seconds(result.get("flap_pause_s")))))
+    if "forged_rejected" in result:
+        rows.append(("forged claims", "%d sent, %d rejected, followed %d times"
+                     % (result["forged_sent"], result["forged_rejected"], result["forger_followed"])))
     rows += [
         ("false suspicions", str(result["false_suspicions"])),
         ("false deaths", str(result["false_deaths"])),
         ("leader changes", "-" if result["leader_changes"] is None else str(result["leader_changes"])),
     ]
-    if result.get("leader") is not None:
-        rows.append(("leader at end", result["leader"]))
+    if result.get("term_regressions") is not None:
+        rows.append(("term regressions", str(result["term_regressions"])))
+        rows.append(("most leaders at once", str(result["max_leaders_at_once"])))
+    if result.get("election"):
+        rows.append(("leader at end", result.get("leader_at_end") or "(no agreement)"))
     rows += [
         ("traffic", "%.1f datagrams, %.0f bytes per node per second"
          % (result["msgs_per_node_s"], result["bytes_per_node_s"])),

@@ -67,6 +67,7 @@ class Agent:
         self._reload = asyncio.Event()
         self._last_status = None
         self.watchers = 0
+        self._identity = dict((key, _get(cfg, key)) for key in _RESTART_KEYS)
 
     # --- Clock -------------------------------------------------------------
 
@@ -191,19 +192,15 @@ class Agent:
             self.stats["reload_errors"] += 1
             log.error("SIGHUP: config not reloaded, keeping the running one:\n%s", exc)
             return
-        changed = [key for key in ("node.name", "node.bind", "cluster.name", "api.socket")
-                   if _get(cfg, key) != _get(self.cfg, key)]
+        changed = [key for key in _RESTART_KEYS if _get(cfg, key) != self._identity[key]]
         if changed:
             log.warning("SIGHUP: %s cannot change without a restart; ignored", ", ".join(changed))
         now = self.now_ms()
         node = self.node
         args = config_mod.node_arguments(cfg, rt)
         node.set_keyring(args["keyring"])
+        node.set_election_keys(rt.signer, rt.verifier, args["trusted_keys"], now)
         election = node.election
-        election.trusted_keys = args["trusted_keys"]
-        election.trust_changed()
-        election.signer = rt.signer
-        election.verifier = rt.verifier
         election.preempt = cfg.election.preempt
         election.preempt_delay_ms = cfg.election.preempt_delay_ms
         node.set_priority(cfg.node.priority, now)
@@ -352,6 +349,10 @@ class Agent:
             "joined": node.joined, "authenticated": node.codec.keyring is not None,
             "leader": self.leader(), "members": counts, "stats": stats,
         }
+
+
+# What a reload cannot change: the running values stay, with a warning each time.
+_RESTART_KEYS = ("node.name", "node.bind", "cluster.name", "api.socket")
 
 
 def _hook_table(cfg):

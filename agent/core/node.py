@@ -170,9 +170,25 @@ class Node:
         """Makes this node (in)eligible to lead and announces it."""
         if bool(eligible) != self.user_eligible:
             self.user_eligible = bool(eligible)
-            self.eligible = self.user_eligible and (self.election.insecure or self.election.signer is not None)
+            self.eligible = self.user_eligible and (self.election.trusted_keys is None
+                                                    or self.election.signer is not None)
             self._bump_incarnation()
             self.election.evaluate(now)
+
+    def set_election_keys(self, signer, verifier, trusted_keys, now):
+        """Replaces the signing key, verifier and trust list (None: unsigned mode)."""
+        if trusted_keys is not None and verifier is None:
+            raise ValueError("a trust list needs a verifier")
+        election = self.election
+        election.signer = signer
+        election.verifier = verifier
+        election.trusted_keys = trusted_keys
+        election.trust_changed()
+        eligible = self.user_eligible and (trusted_keys is None or signer is not None)
+        if eligible != self.eligible:
+            self.eligible = eligible
+            self._bump_incarnation()
+        election.evaluate(now)
 
     def set_keyring(self, keyring):
         """Replaces the cluster keyring (list of keys, first primary; None: off)."""

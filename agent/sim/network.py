@@ -23,6 +23,14 @@ lost), pause (a gray failure: no timer calls, no receives, arriving
 datagrams queue up to a socket-buffer limit and are handed over on resume),
 restart (a fresh Node, same name and address, incarnation 0, joining the
 seeds), and graceful leave.
+
+For the metrics' false alarms the simulation remembers when each node last
+came up (start, restart, resume) and every change of reachability (a list
+of network configurations with the time each began), so it can answer "was
+this node up and reachable from that one, without a break, since t?"
+(`steady_since`). Leadership is read after every call into a core
+(`node.leader()`): the metrics get each node's leader, the term it follows
+and whether it leads itself.
 """
 
 import heapq
@@ -69,15 +77,17 @@ class LinkFaults:
 class Slot:
     """One simulated machine: a name and address, and the core running there (if any)."""
 
-    __slots__ = ("index", "name", "address", "priority", "node", "generation", "timer_at",
+    __slots__ = ("index", "name", "address", "priority", "eligible", "node", "generation", "timer_at",
                  "timer_token", "paused", "backlog", "leaving", "departed", "crashed", "spin_at", "spins",
-                 "stats")
+                 "stats", "up_since")
 
     def __init__(self, index, name, address, priority):
         self.index = index
         self.name = name
         self.address = address
-        self.priority = priority
+        self.priority = priority  # given to each core started here (set_priority changes it)
+        self.eligible = True  # likewise (set_eligible changes it)
+        self.up_since = None  # when the core here last started or resumed; None while down
         self.node = None
         self.generation = 0  # cores started here so far (restarts count)
         self.timer_at = None
@@ -113,7 +123,7 @@ class Simulation:
 
     def __init__(self, count, profile, seed=1, loss=0.0, latency_ms=1, jitter_ms=2,
                  duplicate=0.0, node_factory=None, priorities=None, seed_count=3,
-                 start_window_ms=1000, backlog_limit=1000):
+                 start_window_ms=1000, backlog_limit=1000, names=None):
         if count < 1:
             raise ValueError("count must be at least 1, got %r" % (count,))
         self.count = count
@@ -131,18 +141,26 @@ class Simulation:
         self.now = 0
         self.election = None  # decided when the first node exists: hasattr(node, "leader")
         self.trace = None  # optional callable(now, observer_name, event) for debugging
+        # Reachability history: (since_ms, group, oneway), oldest first.
+        self.net_history = [(0, self.group, self.oneway)]
         self.metrics = Metrics(count)
         self.metrics.is_up = self.is_up
         self.metrics.reachable = self.reachable
+        self.metrics.steady_since = self.steady_since
+        self._set_alarm_windows(profile, count)
         self.slots = []
         self.index_of = {}
         self.index_by_name = {}
+        if names is not None and (len(names) != count or len(set(names)) != count):
+            raise ValueError("names must be %d distinct names, got %r" % (count, names))
         for index in range(count):
             priority = priorities[index] if priorities else 100
-            slot = Slot(index, node_name(index, count), node_address(index), priority)
+            name = names[index] if names is not None else node_name(index, count)
+            slot = Slot(index, name, node_address(index), priority)
             self.slots.append(slot)
             self.index_of[slot.address] = index
             self.index_by_name[slot.name] = index
+        self.metrics.names = [slot.name for slot in self.slots]
         self.seeds = [self.slots[index].address for index in range(min(seed_count, count))]
         # Traffic, as sent by the cores (before any network fault).
         self.sent = 0
@@ -152,6 +170,19 @@ class Simulation:
                         "to_down": 0, "backlog_overflow": 0, "unknown_address": 0}
         for index in range(count):
             self.schedule(self.rng.randrange(start_window_ms), self._starter(index))
+
+    def _set_alarm_windows(self, profile, count):
+        """How long a node must have been up and reachable for an alarm about it to be false."""
+        interval = getattr(profile, "probe_interval_ms", None)
+        if interval is None:
+            return
+        from agent.core.suspicion import suspicion_bounds_ms
+        # The longest probe: the interval stretched by Lifeguard's worst local health.
+        probe = interval * getattr(profile, "awareness_max_multiplier", 1)
+        # The longest suspicion (its maximum at the largest cluster size), plus
+        # the probe that started it.
+        self.metrics.suspicion_window_ms = probe
+        self.metrics.death_window_ms = suspicion_bounds_ms(profile, count)[1] + probe
 
     # -- scheduling -----------------------------------------------------
 
@@ -195,7 +226,13 @@ class Simulation:
             event = node.next_event()
         if self.election:
             leader = node.leader()
-            self.metrics.set_leader(slot.index, leader[0] if leader else None, now)
+            metrics = self.metrics
+            if leader is None:
+                metrics.set_leader(slot.index, None, now)
+            else:
+                metrics.set_leader(slot.index, leader[0], now, leader[1], leader[0] == slot.name)
+            if metrics.forged_floor is not None and node.election.term >= metrics.forged_floor:
+                metrics.forged_term_adopted += 1
         if slot.leaving and node.left:
             self._depart(slot, now)
         else:
@@ -297,8 +334,12 @@ class Simulation:
         slot.crashed = slot.paused = slot.leaving = slot.departed = False
         slot.timer_at = None
         slot.backlog = []
+        slot.up_since = now
+        if not slot.eligible:
+            slot.node.set_eligible(False, now)
         if first_start:
             self.metrics.started += 1
+        self.metrics.new_core(index)
         self.metrics.make_live(index, now)
         seeds = [address for address in self.seeds if address != slot.address]
         slot.node.join(seeds, now)
@@ -339,6 +380,7 @@ class Simulation:
             return
         now = self.now
         slot.paused = False
+        slot.up_since = now
         slot.timer_at = None  # its entry may have been consumed while paused: arm afresh
         if not slot.leaving:
             self.metrics.make_live(index, now)
@@ -350,6 +392,15 @@ class Simulation:
             self.network["delivered"] += 1
             slot.node.receive_datagram(data, source, now)
             self._after_call(slot, now)
+        node = slot.node
+        if node is not None and not slot.paused and hasattr(node, "set_priority"):
+            # Commands given while it was paused (set_priority / set_eligible).
+            if node.priority != slot.priority:
+                node.set_priority(slot.priority, now)
+                self._after_call(slot, now)
+            if node.user_eligible != slot.eligible and not slot.leaving:
+                node.set_eligible(slot.eligible, now)
+                self._after_call(slot, now)
         if slot.node is not None:
             self._arm(slot, slot.node.get_timer(), now)
         self.metrics.check(now)
@@ -378,6 +429,7 @@ class Simulation:
                 if isinstance(value, int):
                     slot.stats[key] = slot.stats.get(key, 0) + value
         slot.node = None
+        slot.up_since = None
         slot.timer_at = None
         slot.timer_token += 1
         slot.paused = False
@@ -401,23 +453,57 @@ class Simulation:
 
         Nodes in no listed group form one more group together.
         """
-        self.group = [0] * self.count
+        group = [0] * self.count
         for number, members in enumerate(groups):
             for index in members:
-                self.group[index] = number + 1
+                group[index] = number + 1
+        self.group = group
+        self._network_changed()
 
     def block(self, src, dst):
         """Drop every datagram from src to dst (one way; an asymmetric partition)."""
-        self.oneway.add((src, dst))
+        self.oneway = self.oneway | {(src, dst)}
+        self._network_changed()
 
     def unblock(self, src, dst):
         """Undo block(src, dst)."""
-        self.oneway.discard((src, dst))
+        self.oneway = self.oneway - {(src, dst)}
+        self._network_changed()
 
     def heal(self):
         """Remove every partition and one-way block."""
         self.group = [0] * self.count
         self.oneway = set()
+        self._network_changed()
+
+    def _network_changed(self):
+        # group and oneway are replaced, never changed in place, so the
+        # history can hold them as they were.
+        if self.net_history[-1][0] == self.now:
+            self.net_history.pop()
+        self.net_history.append((self.now, self.group, self.oneway))
+
+    # -- commands to a running core (kept for its restarts too) ---------
+
+    def set_priority(self, index, priority):
+        """Node index's priority becomes priority now (and after a restart, like a config reload)."""
+        slot = self.slots[index]
+        slot.priority = priority
+        if slot.node is not None and not slot.paused:
+            slot.node.set_priority(priority, self.now)
+            self._after_call(slot, self.now)
+
+    def set_eligible(self, index, eligible):
+        """Node index becomes (in)eligible to lead now (as its health check would say)."""
+        slot = self.slots[index]
+        slot.eligible = bool(eligible)
+        if slot.node is not None and not slot.paused:
+            slot.node.set_eligible(slot.eligible, self.now)
+            self._after_call(slot, self.now)
+
+    def inject(self, src, data, address):
+        """Send a datagram crafted outside any core as if node src sent it (faults apply)."""
+        self._send(self.slots[src], data, address, self.now)
 
     # -- queries --------------------------------------------------------
 
@@ -431,6 +517,19 @@ class Simulation:
         if self.group[src] != self.group[dst]:
             return False
         return not self.oneway or ((src, dst) not in self.oneway and (dst, src) not in self.oneway)
+
+    def steady_since(self, src, dst, since):
+        """True when src and dst have both been up, and reachable both ways, without a break since `since`."""
+        for index in (src, dst):
+            up_since = self.slots[index].up_since
+            if up_since is None or up_since > since or self.slots[index].paused:
+                return False
+        for at, group, oneway in reversed(self.net_history):
+            if group[src] != group[dst] or (oneway and ((src, dst) in oneway or (dst, src) in oneway)):
+                return False
+            if at <= since:
+                break
+        return True
 
     def live_indexes(self):
         """Indexes of the nodes that run, are not paused and are not leaving."""

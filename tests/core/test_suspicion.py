@@ -64,7 +64,7 @@ def test_timeout_falls_monotonically_to_min():
 def test_suspicion_bounds_table():
     lan = profile.lan()  # probe 500 ms, suspicion_mult 2, max mult 6
     wan = profile.wan()  # probe 3000 ms, suspicion_mult 6, max mult 6
-    local = profile.local()  # probe 200 ms, suspicion_mult 2, max mult 6
+    local = profile.local()  # probe 150 ms, suspicion_mult 2, max mult 6
     # (profile, members, min_ms, max_ms)
     table = [
         (lan, 0, 1000, 6000),
@@ -77,7 +77,7 @@ def test_suspicion_bounds_table():
         (lan, 1000, 3000, 18000),
         (wan, 5, 18000, 108000),
         (wan, 100, 36000, 216000),
-        (local, 100, 800, 4800),
+        (local, 100, 600, 3600),
         (lan.replace(suspicion_mult=4, probe_interval_ms=1000, probe_timeout_ms=500), 100, 8000, 48000),
     ]
     for prof, n, lo, hi in table:
