@@ -30,6 +30,8 @@ from agent.core import events, wire
 
 _CLAIM_KEY = "\x00claim"
 _CACHE_SIZE = 64
+# Claims waiting for a deferred signature check (boards verify in slices).
+_MAX_PENDING = 8
 
 
 class Election:
@@ -55,6 +57,7 @@ class Election:
         self.reassert_at = None
         self.wake_at = None           # hold-down or preempt delay ends
         self._verified = {}
+        self._pending = {}
         # Best (priority, name) among the other members, cached: the table
         # can hold a thousand members and changes arrive one at a time.
         self._others_key = None
@@ -220,10 +223,8 @@ class Election:
                 else:
                     self._send_resign(claim.term)
             return
-        reason = self._check(claim, True)
-        if reason is not None:
-            self._reject(claim, reason)
-            return
+        # The cheap comparisons first: a stale or repeated claim costs no
+        # signature check (a board spends most of a second on one).
         new = (claim.term, claim.priority, claim.name)
         if self.leader is not None:
             current = (self.leader_term, self.leader_priority, self.leader)
@@ -233,10 +234,15 @@ class Election:
                     if self.leader == node.name:
                         # Tell the loser at once, so it steps down.
                         member = node.table.get(claim.name)
-                        node.send_to(member.address, [self.claim_message])
+                        if member is not None:
+                            node.send_to(member.address, [self.claim_message])
                 return
         elif claim.term <= self.settled_term:
             node.stats["claims_stale"] += 1
+            return
+        reason = self._check(claim, True)
+        if reason is not None:
+            self._reject(claim, reason)
             return
         was_leader = self.leader == node.name
         old = self.leader
@@ -278,17 +284,44 @@ class Election:
         cache_key = data + msg.signature
         ok = self._verified.get(cache_key)
         if ok is None:
+            if cache_key in self._pending:
+                return "pending"
             node.stats["signature_checks"] += 1
             try:
-                ok = bool(self.verifier(key, data, msg.signature))
+                ok = self.verifier(key, data, msg.signature)
             except Exception:
                 ok = False
-            if len(self._verified) >= _CACHE_SIZE:
-                self._verified = {}
-            self._verified[cache_key] = ok
+            if ok is None:
+                # The shell verifies in slices (a board) and reports back
+                # through verification_done(); the message waits for it.
+                if len(self._pending) >= _MAX_PENDING:
+                    return "busy"
+                self._pending[cache_key] = msg
+                return "pending"
+            ok = bool(ok)
+            self._remember(cache_key, ok)
         return None if ok else "bad_signature"
 
+    def _remember(self, cache_key, ok):
+        if len(self._verified) >= _CACHE_SIZE:
+            self._verified = {}
+        self._verified[cache_key] = ok
+
+    def verification_done(self, data, signature, ok, now):
+        """The result of a verification the verifier deferred (returned None)."""
+        cache_key = data + signature
+        msg = self._pending.pop(cache_key, None)
+        self._remember(cache_key, bool(ok))
+        if msg is None:
+            return
+        if msg.type_code == wire.T_CLAIM:
+            self.receive_claim(msg, now)
+        else:
+            self.receive_resign(msg, now)
+
     def _reject(self, msg, reason):
+        if reason == "pending":
+            return
         key = "claims_rejected_" + reason
         self.node.stats[key] = self.node.stats.get(key, 0) + 1
         self.node.emit(events.ClaimRejected(name=msg.name, term=msg.term, reason=reason))
