@@ -151,6 +151,7 @@ class ElectionConfig:
     trusted_keys: types.MappingProxyType   # name -> raw 32-byte public key, from the config itself
     preempt: bool
     preempt_delay_ms: int
+    term_file: str          # or None: where the highest term is kept across restarts
 
 
 @_frozen
@@ -538,13 +539,14 @@ def _cluster(c, top):
 
 def _election(c, top):
     s = c.section(top, "election", ("signing_key_file", "trusted_keys_dir", "trusted_keys",
-                                    "preempt", "preempt_delay"))
+                                    "preempt", "preempt_delay", "term_file"))
     return ElectionConfig(
         signing_key_file=c.field(s, "election", "signing_key_file", _path(c)),
         trusted_keys_dir=c.field(s, "election", "trusted_keys_dir", _path(c)),
         trusted_keys=c.field(s, "election", "trusted_keys", _trusted_map, _frozen_map({})),
         preempt=c.field(s, "election", "preempt", _boolean, True),
-        preempt_delay_ms=c.field(s, "election", "preempt_delay", _duration(0), 5000))
+        preempt_delay_ms=c.field(s, "election", "preempt_delay", _duration(0), 5000),
+        term_file=c.field(s, "election", "term_file", _path(c)))
 
 
 def _gossip_value(key, field):

@@ -93,7 +93,9 @@ class Agent:
         if advertise[1] == 0:
             advertise = (advertise[0], sock.getsockname()[1])
         now = self.now_ms()
-        self.node = Node(rng=random.SystemRandom(), now=now,
+        self.term_file = _term_file(cfg)
+        self.saved_term = _read_term(self.term_file)
+        self.node = Node(rng=random.SystemRandom(), now=now, term=self.saved_term,
                          **dict(config_mod.node_arguments(cfg, rt), address=advertise))
         for warning in rt.warnings:
             log.warning("INSECURE: %s" if "unauth" in warning or "insecure" in warning else "%s", warning)
@@ -281,6 +283,8 @@ class Agent:
         else:
             level = logging.INFO if kind in ("member_joined", "member_died", "member_left") else logging.DEBUG
         log.log(level, "%s %s", kind, _fields(data))
+        if kind in ("leader_changed", "elected"):
+            self._save_term(event.term)
         if kind == "leader_changed":
             data.update(self.leader())
             self.stats["hook_events"] += 1
@@ -292,6 +296,19 @@ class Agent:
             self.hooks.submit("on_demoted", self.node.election.leader, event.term)
         if self.api is not None:
             self.api.publish(data)
+
+    def _save_term(self, term):
+        """Keeps the highest term on disk (atomically), so terms grow across restarts."""
+        if self.term_file is None or term is None or term <= self.saved_term:
+            return
+        tmp = self.term_file + ".tmp"
+        try:
+            with open(tmp, "w") as f:
+                f.write("%d\n" % term)
+            os.replace(tmp, self.term_file)
+            self.saved_term = term
+        except OSError as exc:
+            log.warning("cannot save the term to %s: %s", self.term_file, exc)
 
     def _update_status(self):
         info = self.leader()
@@ -353,6 +370,33 @@ class Agent:
 
 # What a reload cannot change: the running values stay, with a warning each time.
 _RESTART_KEYS = ("node.name", "node.bind", "cluster.name", "api.socket")
+
+
+def _term_file(cfg):
+    """election.term_file, else $STATE_DIRECTORY/term under systemd, else None."""
+    if cfg.election.term_file:
+        return cfg.election.term_file
+    state = os.environ.get("STATE_DIRECTORY")
+    if state:
+        return os.path.join(state.split(":")[0], "term")
+    return None
+
+
+def _read_term(path):
+    if path is None:
+        return 0
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except FileNotFoundError:
+        return 0
+    except OSError as exc:
+        log.warning("cannot read the saved term from %s: %s", path, exc)
+        return 0
+    if not text.isdigit() or int(text) >= 1 << 32:
+        log.warning("ignoring %s: not a term (%r)", path, text[:40])
+        return 0
+    return int(text)
 
 
 def _hook_table(cfg):

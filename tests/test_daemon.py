@@ -549,6 +549,21 @@ def test_a_hook_still_running_at_shutdown_is_killed_with_the_agent(tmp_path):
                    "the hook (pid %d) to be killed with the agent, not left behind" % pid)
 
 
+def test_terms_keep_growing_across_a_restart_of_the_whole_cluster(tmp_path):
+    term_file = str(tmp_path / "term")
+    with Cluster(tmp_path / "cluster", 1, extra_config={"election": {"term_file": term_file}}) as c:
+        c.start_all()
+        first = c.wait_leader(leader=0)["term"]
+        c.wait_for(lambda: open(term_file).read().strip() == str(first), SETTLE_S,
+                   "term %d saved in %s" % (first, term_file))
+        c.send_signal(0, signal.SIGTERM)
+        assert c.wait_exit(0, SETTLE_S) == 0
+        c.start(0)
+        # A fencing token never goes back, even when every agent restarted.
+        second = c.wait_leader(leader=0, min_term=first)["term"]
+        assert second > first, (first, second)
+
+
 # --- 9. systemd notify ------------------------------------------------------------------------
 
 

@@ -72,7 +72,11 @@ class Node:
 
     def __init__(self, name, address, profile, rng, now, cluster="default", keyring=None,
                  priority=100, eligible=True, tags=None, incarnation=0,
-                 signer=None, verifier=None, trusted_keys=None, preempt=True, preempt_delay_ms=5000):
+                 signer=None, verifier=None, trusted_keys=None, preempt=True, preempt_delay_ms=5000,
+                 max_sync_sessions=_MAX_SYNC_SESSIONS, max_final_probes=_MAX_FINAL_PROBES,
+                 claim_cache_size=None, term=0):
+        # The max_* and claim_cache_size bounds keep memory flat over weeks;
+        # the defaults suit servers, boards pass smaller ones (micropython/leaderd.py).
         if not isinstance(priority, int) or priority < 0 or priority > 255:
             raise ValueError("priority must be 0..255, got %r" % (priority,))
         self.name = name
@@ -126,12 +130,18 @@ class Node:
         self._join_at = _NEVER
         self._bootstrap_syncs = 0
         self._sync_sessions = {}
+        self._max_sync_sessions = max_sync_sessions
         self._final_probes = {}
+        self._max_final_probes = max_final_probes
         self._urgent_probe = None
         self._reannounced_at = None
         self._told_dead = {}
         self._dirty = True
-        self.election = Election(self, now, signer, verifier, trusted_keys, preempt, preempt_delay_ms)
+        self.election = Election(self, now, signer, verifier, trusted_keys, preempt, preempt_delay_ms,
+                                 claim_cache_size)
+        # The highest term this node saw in an earlier life (the shell keeps
+        # it on disk), so its next claim still outranks every earlier one.
+        self.election.term = term
         self._broadcast_self()
 
     # --- Commands -------------------------------------------------------
@@ -728,7 +738,7 @@ class Node:
         suspicion.final_acked = False
         suspicion.verdict_at = now + self.awareness.scale_ms(self.profile.probe_timeout_ms)
         self._final_probes[seq] = member.name
-        if len(self._final_probes) > _MAX_FINAL_PROBES:
+        if len(self._final_probes) > self._max_final_probes:
             self._final_probes = {seq: member.name}
         self._send(member.address, [
             wire.encode_message(wire.Suspect(name=member.name, incarnation=member.incarnation, by=self.name)),
@@ -828,7 +838,7 @@ class Node:
         key = (addr, session)
         if key in self._sync_sessions:
             return False
-        if len(self._sync_sessions) >= _MAX_SYNC_SESSIONS:
+        if len(self._sync_sessions) >= self._max_sync_sessions:
             self._sync_sessions = {}
         self._sync_sessions[key] = now
         return True
