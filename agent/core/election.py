@@ -38,7 +38,7 @@ class Election:
     """The election state of one node (owned and driven by Node)."""
 
     def __init__(self, node, now, signer=None, verifier=None, trusted_keys=None,
-                 preempt=True, preempt_delay_ms=5000):
+                 preempt=True, preempt_delay_ms=5000, cache_size=None):
         self.node = node
         self.signer = signer
         self.verifier = verifier
@@ -57,6 +57,8 @@ class Election:
         self.reassert_at = None
         self.wake_at = None           # hold-down or preempt delay ends
         self._verified = {}
+        # Signature checks remembered (a board keeps fewer: ~150 bytes each).
+        self._cache_size = cache_size or _CACHE_SIZE
         self._pending = {}
         # Best (priority, name) among the other members, cached: the table
         # can hold a thousand members and changes arrive one at a time.
@@ -286,6 +288,11 @@ class Election:
         if ok is None:
             if cache_key in self._pending:
                 return "pending"
+            if len(self._pending) >= _MAX_PENDING:
+                # Checked before the verifier runs: a shell that defers
+                # queues one job per call, so this bounds its queue too.
+                # (A verifier that answers at once never leaves any pending.)
+                return "busy"
             node.stats["signature_checks"] += 1
             try:
                 ok = self.verifier(key, data, msg.signature)
@@ -294,8 +301,6 @@ class Election:
             if ok is None:
                 # The shell verifies in slices (a board) and reports back
                 # through verification_done(); the message waits for it.
-                if len(self._pending) >= _MAX_PENDING:
-                    return "busy"
                 self._pending[cache_key] = msg
                 return "pending"
             ok = bool(ok)
@@ -303,7 +308,7 @@ class Election:
         return None if ok else "bad_signature"
 
     def _remember(self, cache_key, ok):
-        if len(self._verified) >= _CACHE_SIZE:
+        if len(self._verified) >= self._cache_size:
             self._verified = {}
         self._verified[cache_key] = ok
 
