@@ -17,6 +17,8 @@ KEYS = (
     "detect_first_s", "detect_all_s", "failover_s", "false_suspicions", "false_deaths",
     "leader_changes", "msgs_per_node_s", "bytes_per_node_s", "max_datagram_bytes", "wall_s",
     "rejoin_s", "heal_s", "dropped", "events",
+    "heal_leader_s", "preempt_s", "false_suspicions_seen", "false_deaths_seen", "insecure", "preempt",
+    "leader_at_end", "term_regressions", "max_leaders_at_once", "signature_checks", "claims_rejected",
 )
 
 SMALL = ["simulate", "--nodes", "6", "--profile", "local", "--duration", "15s"]
@@ -74,6 +76,7 @@ def test_duration_defaults_to_enough_for_the_scenario(capsys):
     (["simulate", "--nodes", "5", "--duration", "soon"], "invalid duration 'soon'"),
     (["simulate", "--nodes", "5", "--duration", "0s"], "longer than 0"),
     (["simulate", "--nodes", "5", "--seed", "x"], "integer"),
+    (["simulate", "--nodes", "5", "--preempt-delay", "soon"], "invalid duration 'soon'"),
     (["frobnicate"], "invalid choice"),
 ])
 def test_bad_arguments_exit_2_with_a_message(argv, message, capsys):
@@ -93,11 +96,56 @@ def test_no_subcommand_prints_help_and_exits_2(capsys):
 def test_help_describes_every_option_and_scenario(capsys):
     code, out, _ = run_main(["simulate", "--help"], capsys)
     assert code == EXIT_OK
-    for option in ("--nodes", "--profile", "--loss", "--scenario", "--duration", "--seed", "--json"):
+    for option in ("--nodes", "--profile", "--loss", "--scenario", "--duration", "--seed", "--json",
+                   "--insecure", "--no-preempt", "--preempt-delay"):
         assert option in out
     for name in SCENARIOS:
         assert name in out
     assert "virtual" in out and "wall_s" in out
+    # The false alarm definitions and the new figures are documented.
+    for key in ("false_deaths", "false_suspicions_seen", "term_regressions", "max_leaders_at_once",
+                "heal_leader_s", "preempt_s", "forged_rejected", "leader_at_end"):
+        assert key in out, key
+    assert "declared itself" in out
+
+
+def test_insecure_and_no_preempt_flags(capsys):
+    code, out, err = run_main(SMALL + ["--scenario", "crash-leader", "--json"], capsys)
+    assert code == EXIT_OK, err
+    signed = json.loads(out)
+    assert signed["insecure"] is False and signed["signature_checks"] > 0 and signed["preempt"] is True
+    code, out, err = run_main(SMALL + ["--scenario", "crash-leader", "--insecure", "--no-preempt", "--json"],
+                              capsys)
+    assert code == EXIT_OK, err
+    unsigned = json.loads(out)
+    assert unsigned["insecure"] is True and unsigned["signature_checks"] == 0
+    assert unsigned["preempt"] is False
+    code, out, err = run_main(SMALL + ["--scenario", "steady", "--insecure"], capsys)
+    assert code == EXIT_OK and "insecure (unsigned claims)" in out.splitlines()[0]
+
+
+def test_preempt_delay_flag(capsys):
+    code, out, err = run_main(["simulate", "--nodes", "6", "--profile", "local", "--scenario", "preempt",
+                               "--preempt-delay", "2s", "--json"], capsys)
+    assert code == EXIT_OK, err
+    result = json.loads(out)
+    assert result["preempt_delay_s"] == 2.0
+    assert result["preempt_s"] is not None and 2.0 <= result["preempt_s"] < 5.0, out
+
+
+def test_forged_with_insecure_is_a_usage_error(capsys):
+    code, out, err = run_main(SMALL + ["--scenario", "forged", "--insecure"], capsys)
+    assert code == EXIT_USAGE
+    assert "without --insecure" in err
+
+
+def test_summary_of_the_new_scenarios(capsys):
+    for scenario, label in (("forged", "forged claims"), ("flap", "flaps"), ("preempt", "preempt"),
+                            ("partition-heal", "heal, one leader")):
+        code, out, err = run_main(["simulate", "--nodes", "6", "--profile", "local", "--scenario", scenario],
+                                  capsys)
+        assert code == EXIT_OK, err
+        assert label in out and "term regressions" in out and "leader at end" in out, out
 
 
 def test_top_level_help_and_version(capsys):

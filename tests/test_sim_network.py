@@ -403,3 +403,87 @@ def test_link_faults_validate():
     with pytest.raises(ValueError):
         LinkFaults(jitter_ms=0.5)
     assert DELIVER != TIMER
+
+
+def test_steady_since_follows_up_times_and_the_reachability_history():
+    sim = fake_sim(count=3)
+    sim.run(1000)
+    both_up = max(sim.slots[0].up_since, sim.slots[1].up_since)
+    assert sim.steady_since(0, 1, both_up) and not sim.steady_since(0, 1, both_up - 1)
+    sim.run(2000)
+    sim.partition([[0], [1, 2]])
+    sim.run(2500)
+    assert not sim.steady_since(0, 1, 2400)         # cut now
+    sim.heal()
+    sim.run(3000)
+    assert not sim.steady_since(0, 1, 1500)         # the cut (2000..2500) lies in the window
+    assert sim.steady_since(0, 1, 2500)             # healed at 2500: steady since then
+    assert sim.steady_since(1, 2, 1500)             # 1 and 2 were on the same side
+    sim.block(2, 1)
+    sim.run(3200)
+    sim.unblock(2, 1)
+    sim.run(3500)
+    assert not sim.steady_since(1, 2, 3100) and sim.steady_since(1, 2, 3200)
+    sim.pause(2)
+    sim.run(3600)
+    assert not sim.steady_since(1, 2, 3200)         # paused: down
+    sim.resume(2)
+    sim.run(3700)
+    assert not sim.steady_since(1, 2, 3200) and sim.steady_since(1, 2, 3600)
+    sim.crash(2)
+    assert not sim.steady_since(1, 2, 0)
+
+
+def test_network_history_keeps_one_entry_per_instant():
+    sim = fake_sim(count=3)
+    sim.run(1000)
+    sim.partition([[0], [1, 2]])
+    sim.heal()                                      # same millisecond: the split never existed
+    assert [entry[0] for entry in sim.net_history] == [0, 1000]
+    assert sim.steady_since(0, 1, max(sim.slots[0].up_since, sim.slots[1].up_since))
+
+
+def test_inject_sends_a_crafted_datagram_through_the_network_faults():
+    sim = fake_sim(count=3)
+    sim.run(1000)
+    sim.inject(0, b"ping:crafted", node_address(1))
+    sim.run(1010)
+    assert any(data == b"ping:crafted" for data, _, _ in sim.node(1).received)
+    sim.partition([[0], [1, 2]])
+    blocked = sim.network["blocked"]
+    sim.inject(0, b"ping:crafted", node_address(1))
+    assert sim.network["blocked"] == blocked + 1
+
+
+def test_priority_and_eligibility_outlive_a_restart():
+    sim = Simulation(3, PROFILE, seed=1, latency_ms=0, jitter_ms=1)
+    sim.run(3000)
+    sim.set_priority(1, 7)
+    sim.set_eligible(1, False)
+    assert (sim.node(1).priority, sim.node(1).user_eligible) == (7, False)
+    sim.restart(1)
+    assert (sim.node(1).priority, sim.node(1).user_eligible) == (7, False)
+    sim.pause(2)
+    sim.set_priority(2, 9)                          # a paused node acts on resume
+    assert sim.node(2).priority == 100
+    sim.resume(2)
+    assert sim.node(2).priority == 9
+
+
+def test_a_restarted_core_starts_from_its_saved_term():
+    # As the daemon's term file: the highest term in the slot's leader events.
+    sim = Simulation(3, PROFILE, seed=1, latency_ms=0, jitter_ms=1)
+    sim.run(8000)
+    term = sim.node(0).election.term
+    assert term >= 1 and sim.slots[0].saved_term == term
+    sim.restart(0)
+    assert sim.node(0).election.term == term
+
+
+def test_names_must_be_distinct_and_one_per_node():
+    with pytest.raises(ValueError):
+        Simulation(2, PROFILE, names=["a"], node_factory=FakeNode)
+    with pytest.raises(ValueError):
+        Simulation(2, PROFILE, names=["a", "a"], node_factory=FakeNode)
+    sim = Simulation(2, PROFILE, names=["a", "b"], node_factory=FakeNode)
+    assert sim.index_by_name == {"a": 0, "b": 1}

@@ -18,7 +18,8 @@ resume, restart, leave) costs O(n), which is rare.
 
 Leadership (once the core has `Node.leader()`) works the same way: each live
 node's reported leader name votes; the *agreed* leader is the name with L
-votes. Alongside, per node (per core: a restarted node starts afresh):
+votes. Alongside, per node (per core: a restarted node's new core starts a
+record of its own, from the term its term file gives it):
 
 - term_regressions: times a node followed a leader at a term lower than
   one it had followed before (the term is a fencing token: must be 0);

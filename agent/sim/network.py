@@ -22,7 +22,8 @@ datagram is sent; crash (the node object is dropped, datagrams to it are
 lost), pause (a gray failure: no timer calls, no receives, arriving
 datagrams queue up to a socket-buffer limit and are handed over on resume),
 restart (a fresh Node, same name and address, incarnation 0, joining the
-seeds), and graceful leave.
+seeds, and the highest term its earlier cores reported, as the daemon keeps
+it in its term file), and graceful leave.
 
 For the metrics' false alarms the simulation remembers when each node last
 came up (start, restart, resume) and every change of reachability (a list
@@ -79,7 +80,7 @@ class Slot:
 
     __slots__ = ("index", "name", "address", "priority", "eligible", "node", "generation", "timer_at",
                  "timer_token", "paused", "backlog", "leaving", "departed", "crashed", "spin_at", "spins",
-                 "stats", "up_since")
+                 "stats", "up_since", "saved_term")
 
     def __init__(self, index, name, address, priority):
         self.index = index
@@ -88,6 +89,9 @@ class Slot:
         self.priority = priority  # given to each core started here (set_priority changes it)
         self.eligible = True  # likewise (set_eligible changes it)
         self.up_since = None  # when the core here last started or resumed; None while down
+        # The daemon's term file: the highest term in this slot's leader_changed /
+        # elected events, handed to the next core started here.
+        self.saved_term = 0
         self.node = None
         self.generation = 0  # cores started here so far (restarts count)
         self.timer_at = None
@@ -112,10 +116,13 @@ def node_address(index):
     return ("10.0.%d.%d" % (index // 250, index % 250 + 1), PORT)
 
 
-def default_node_factory(name, address, profile, rng, now, priority):
-    """A real agent.core.node.Node (imported late, so the scheduler can be tested alone)."""
+def default_node_factory(name, address, profile, rng, now, priority, term=0):
+    """A real, insecure agent.core.node.Node (imported late, so the scheduler can be tested alone).
+
+    term: the highest term this name's earlier cores reported (passed on restarts only).
+    """
     from agent.core.node import Node
-    return Node(name=name, address=address, profile=profile, rng=rng, now=now, priority=priority)
+    return Node(name=name, address=address, profile=profile, rng=rng, now=now, priority=priority, term=term)
 
 
 class Simulation:
@@ -262,6 +269,8 @@ class Simulation:
         heapq.heappush(self.heap, (at, next(self._seq), TIMER, slot.index, slot.timer_token, None))
 
     def _observe(self, slot, event, now):
+        if event.kind in ("leader_changed", "elected") and event.term is not None and event.term > slot.saved_term:
+            slot.saved_term = event.term
         name = getattr(event, "name", None)
         target = self.index_by_name.get(name) if name is not None else None
         if self.trace is not None:
@@ -326,7 +335,11 @@ class Simulation:
         now = self.now
         slot.generation += 1
         rng = random.Random("leaderd-sim/node/%d/%s/%d" % (self.seed, slot.name, slot.generation))
-        slot.node = self.node_factory(slot.name, slot.address, self.profile, rng, now, slot.priority)
+        if slot.saved_term:
+            slot.node = self.node_factory(slot.name, slot.address, self.profile, rng, now, slot.priority,
+                                          term=slot.saved_term)
+        else:
+            slot.node = self.node_factory(slot.name, slot.address, self.profile, rng, now, slot.priority)
         if self.election is None:
             self.election = callable(getattr(slot.node, "leader", None))
             self.metrics.election = self.election
@@ -392,13 +405,13 @@ class Simulation:
             self.network["delivered"] += 1
             slot.node.receive_datagram(data, source, now)
             self._after_call(slot, now)
+        # Commands given while it was paused (set_priority / set_eligible) act now.
         node = slot.node
-        if node is not None and not slot.paused and hasattr(node, "set_priority"):
-            # Commands given while it was paused (set_priority / set_eligible).
+        if node is not None and not slot.paused and not slot.leaving and hasattr(node, "set_priority"):
             if node.priority != slot.priority:
                 node.set_priority(slot.priority, now)
                 self._after_call(slot, now)
-            if node.user_eligible != slot.eligible and not slot.leaving:
+            if slot.node is node and node.user_eligible != slot.eligible:
                 node.set_eligible(slot.eligible, now)
                 self._after_call(slot, now)
         if slot.node is not None:

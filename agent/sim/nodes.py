@@ -101,8 +101,10 @@ class NodeFactory:
             cache[key] = ok
         return ok
 
-    def __call__(self, name, address, profile, rng, now, priority):
+    def __call__(self, name, address, profile, rng, now, priority, term=0):
         options = {"preempt": self.preempt}
+        if term:
+            options["term"] = term  # the daemon's term file, from this name's earlier cores
         if self.preempt_delay_ms is not None:
             options["preempt_delay_ms"] = self.preempt_delay_ms
         if self.secure:

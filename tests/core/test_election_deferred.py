@@ -1,0 +1,157 @@
+"""Deferred claim verification: a verifier that returns None (a board verifying in slices).
+
+The core asks the verifier once per new claim; None means "later": the
+claim waits, unfollowed, until the shell calls verification_done(data,
+signature, ok, now). ok=True follows it, ok=False rejects it, and the
+verdict is cached so re-assertions of the same claim cost nothing. At most
+8 claims wait at once; more are refused as "busy" without asking the
+verifier (which bounds the shell's own queue).
+
+Plain functions and asserts: runs under CPython (pytest) and MicroPython
+(tests/mp_runner.py). Signatures are a stand-in (SHA-256 based), not
+Ed25519: what is tested is the flow, not the crypto.
+"""
+
+import hashlib
+
+from agent.core import events, wire
+from agent.core.node import Node
+from test_node import PROFILE, Net, XorShift
+
+
+def key_of(name):
+    """The stand-in public key of a node."""
+    return hashlib.sha256(b"key:" + name.encode()).digest()
+
+
+def fake_sign(name):
+    key = key_of(name)
+
+    def signer(data):
+        return hashlib.sha256(key + data).digest() * 2
+    return signer
+
+
+def fake_check(key, data, signature):
+    """What a real verifier would answer for the stand-in signatures."""
+    return signature == hashlib.sha256(key + data).digest() * 2
+
+
+class DeferringVerifier:
+    """A verifier that answers None and remembers what it was asked."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, key, data, signature):
+        self.calls.append((key, data, signature))
+        return None
+
+
+TRUSTED = {"a": key_of("a"), "b": key_of("b")}
+
+
+def start_pair(ok_signer=True):
+    """Leader candidate a (priority 100, signing) and follower f (priority 0) whose verifier defers."""
+    net = Net(PROFILE, seed=5)
+    deferring = DeferringVerifier()
+    signer = fake_sign("a") if ok_signer else fake_sign("intruder")
+    net.start("a", priority=100, signer=signer, verifier=fake_check, trusted_keys=TRUSTED)
+    net.start("f", seeds=["a"], priority=0, verifier=deferring, trusted_keys=TRUSTED)
+    assert net.run(10000, lambda: net.by_name["a"].leader() is not None), "a never claimed: " + net.describe()
+    assert net.run(5000, lambda: len(deferring.calls) > 0), "f never asked its verifier"
+    return net, deferring
+
+
+def run_for(net, ms):
+    net.run(ms)
+
+
+def test_a_deferred_claim_is_not_followed_until_verified():
+    net, deferring = start_pair()
+    f = net.by_name["f"]
+    # The leader re-asserts its claim (claim_interval) and state syncs carry
+    # it: still one question to the verifier, and no leader yet.
+    run_for(net, 3 * PROFILE.claim_interval_ms)
+    assert f.leader() is None, "followed before verification: %r" % (f.leader(),)
+    assert len(deferring.calls) == 1, "verifier asked %d times" % len(deferring.calls)
+    assert f.member("a").state_name == "alive", "pending check broke membership"
+    assert net.by_name["a"].member("f").state_name == "alive", "f stopped answering while a check waits"
+    key, data, signature = deferring.calls[0]
+    assert key == key_of("a")
+    mark = net.mark()
+    f.verification_done(data, signature, fake_check(key, data, signature), net.now)
+    net.deliver()
+    term = net.by_name["a"].leader()[1]
+    assert f.leader() == ("a", term), "not followed after ok=True: %r" % (f.leader(),)
+    changes = net.found("f", "leader_changed", since=mark)
+    assert len(changes) == 1 and changes[0][1].new == "a" and changes[0][1].term == term, changes
+    # Cached: later re-assertions are not checked again.
+    run_for(net, 3 * PROFILE.claim_interval_ms)
+    assert len(deferring.calls) == 1, "verifier asked again: %d" % len(deferring.calls)
+    assert f.leader() == ("a", term)
+
+
+def test_a_deferred_claim_that_fails_is_rejected_and_stays_rejected():
+    net, deferring = start_pair(ok_signer=False)
+    f = net.by_name["f"]
+    key, data, signature = deferring.calls[0]
+    ok = fake_check(key, data, signature)
+    assert ok is False, "the stand-in signature should not verify"
+    mark = net.mark()
+    f.verification_done(data, signature, ok, net.now)
+    net.deliver()
+    assert f.leader() is None, "followed a claim that failed verification"
+    rejected = net.found("f", "claim_rejected", since=mark)
+    assert rejected and rejected[0][1].reason == "bad_signature" and rejected[0][1].name == "a", rejected
+    assert f.stats.get("claims_rejected_bad_signature") == 1, f.stats
+    run_for(net, 3 * PROFILE.claim_interval_ms)
+    assert f.leader() is None, "followed the re-asserted bad claim"
+    assert len(deferring.calls) == 1, "the cached verdict was not used: %d calls" % len(deferring.calls)
+
+
+def test_a_verdict_for_a_claim_nobody_waits_for_is_only_cached():
+    net, deferring = start_pair()
+    f = net.by_name["f"]
+    f.verification_done(b"some other bytes", bytes(64), True, net.now)
+    assert f.leader() is None
+
+
+def _forged_claims(count, first_term):
+    codec = wire.Codec("default", "b", None)
+    out = []
+    for i in range(count):
+        term = first_term + i
+        claim = wire.Claim(term=term, name="b", priority=50, incarnation=0,
+                           signature=fake_sign("b")(wire.claim_signed_bytes(codec.cluster_tag, term, "b", 50, 0)))
+        out.append(codec.seal([wire.encode_message(claim)]))
+    return out
+
+
+def test_at_most_eight_claims_wait_and_the_rest_are_busy():
+    # A follower that knows b (alive, trusted) and gets claims for nine
+    # distinct terms from it while none has been verified.
+    deferring = DeferringVerifier()
+    f = Node("f", ("10.0.0.9", 7946), PROFILE, XorShift(3), 0, priority=0, verifier=deferring,
+             trusted_keys=TRUSTED)
+    b_codec = wire.Codec("default", "b", None)
+    alive = wire.Alive(name="b", incarnation=1, address=("10.0.0.2", 7946), priority=50, eligible=True, tags=None)
+    f.receive_datagram(b_codec.seal([wire.encode_message(alive)]), ("10.0.0.2", 7946), 10)
+    assert f.member("b").state_name == "alive"
+    while f.next_event() is not None:
+        pass
+    for data in _forged_claims(9, 5):
+        f.receive_datagram(data, ("10.0.0.2", 7946), 20)
+    assert len(deferring.calls) == 8, "verifier asked %d times for 9 claims" % len(deferring.calls)
+    reasons = []
+    event = f.next_event()
+    while event is not None:
+        if isinstance(event, events.ClaimRejected):
+            reasons.append((event.term, event.reason))
+        event = f.next_event()
+    assert reasons == [(13, "busy")], reasons
+    assert f.leader() is None
+    # Verdicts arrive: the highest verified claim wins.
+    for key, data, signature in deferring.calls:
+        f.verification_done(data, signature, fake_check(key, data, signature), 30)
+    assert f.leader() == ("b", 12), f.leader()

