@@ -27,14 +27,8 @@ PROG = "leaderd"
 
 
 def _version():
-    try:
-        from importlib.metadata import PackageNotFoundError, version
-    except ImportError:  # pragma: no cover - Python < 3.8
-        return "unknown"
-    try:
-        return version("leaderd")
-    except PackageNotFoundError:
-        return "unknown (not installed)"
+    import agent
+    return agent.__version__
 
 
 # -- argument types (each raises ArgumentTypeError with a clear message) ----

@@ -416,11 +416,8 @@ def _fields(data):
 
 
 def _version():
-    try:
-        from importlib.metadata import version
-        return version("leaderd")
-    except Exception:
-        return "0.0.0"
+    import agent
+    return agent.__version__
 
 
 class _JsonFormatter(logging.Formatter):
