@@ -30,6 +30,7 @@ from agent.core import events, wire
 
 _CLAIM_KEY = "\x00claim"
 _CACHE_SIZE = 64
+_MAX_TERM = 0xFFFFFFFF
 # Claims waiting for a deferred signature check (boards verify in slices).
 _MAX_PENDING = 8
 
@@ -52,7 +53,9 @@ class Election:
         self.leader = None            # name of the leader followed, or None
         self.leader_term = 0
         self.leader_priority = 0
-        self.settled_term = 0         # claims at or below this term are stale
+        self.leader_incarnation = 0
+        self.settled_term = 0         # claims at or below this term are stale...
+        self.settled_leader = None    # ...but for this one's, at exactly that term
         self.claim_message = None     # the accepted claim, encoded
         self.reassert_at = None
         self.wake_at = None           # hold-down or preempt delay ends
@@ -132,7 +135,10 @@ class Election:
         self.wake_at = None
         if self.leader is not None and self.leader != node.name:
             member = node.table.get(self.leader)
-            if member is None or not self._eligible(member):
+            if member is None or not member.is_live() or (
+                    not self._eligible(member) and member.incarnation >= self.leader_incarnation):
+                # (Metadata older than the claim is not a reason: the claim
+                # says the leader was eligible at a newer incarnation.)
                 self._drop_leader(now)
         if self.leader == node.name and not self.can_lead():
             # Tell everyone at once, with our new metadata, so the next
@@ -142,7 +148,12 @@ class Election:
             return
         if self.candidate() != node.name:
             return
-        ready_at = self.started_ms + node.profile.startup_holddown_ms
+        # The hold-down grows with the cluster (log10 n), as convergence does.
+        n = node.live_count()
+        holddown = node.profile.startup_holddown_ms
+        if n > 10:
+            holddown = holddown * (len(str(n)) - 1)
+        ready_at = self.started_ms + holddown
         if not node.joined and node.has_seeds():
             ready_at = None
         if self.leader is None:
@@ -151,7 +162,7 @@ class Election:
             elif ready_at is not None:
                 self.wake_at = ready_at
             return
-        if self.preempt and (node.priority, node.name) > (self.leader_priority, self.leader):
+        if self.preempt and (node.priority, node.name) > (self._leader_priority_now(), self.leader):
             at = self.started_ms + self.preempt_delay_ms
             if ready_at is not None and ready_at > at:
                 at = ready_at
@@ -159,6 +170,13 @@ class Election:
                 self._claim(now)
             elif ready_at is not None:
                 self.wake_at = at
+
+    def _leader_priority_now(self):
+        """The leader's priority: from its member entry, unless the claim is newer."""
+        member = self.node.table.get(self.leader)
+        if member is not None and member.incarnation >= self.leader_incarnation:
+            return member.priority
+        return self.leader_priority
 
     def get_timer(self):
         """The earliest election deadline, or None."""
@@ -178,9 +196,17 @@ class Election:
 
     # --- Claims ---------------------------------------------------------
 
+    def reclaim(self, now):
+        """After refuting our own death: claim again with a fresh term, since
+        the others dropped us and ignore our old term as settled."""
+        if self.leader == self.node.name and self.can_lead():
+            self._claim(now)
+
     def _claim(self, now):
         node = self.node
         term = self.term + 1
+        if term >= _MAX_TERM:
+            return  # terms exhausted (2^32 - 1): only forged claims get here
         signature = b""
         if self.signer is not None:
             signature = self.signer(wire.claim_signed_bytes(
@@ -199,14 +225,18 @@ class Election:
         self.leader = claim.name
         self.leader_term = claim.term
         self.leader_priority = claim.priority
+        self.leader_incarnation = claim.incarnation
         if claim.term > self.term:
             self.term = claim.term
         self.claim_message = wire.encode_message(claim)
         self.node.broadcasts.enqueue(_CLAIM_KEY, self.claim_message)
 
-    def _drop_leader(self, now):
+    def _drop_leader(self, now, resigned=False):
         old = self.leader
         self.settled_term = self.leader_term
+        # A leader dropped for failing (not resigning) may come back and
+        # re-assert the very same term: that is still its term to hold.
+        self.settled_leader = None if resigned else old
         self.leader = None
         self.claim_message = None
         self.node.broadcasts.remove(_CLAIM_KEY)
@@ -216,14 +246,21 @@ class Election:
         """Handles a claim from the network: verify, compare, follow or ignore."""
         node = self.node
         if claim.name == node.name:
-            if self.leader != node.name and claim.term >= self.term:
-                # Others follow a claim of ours from a past life (a restart):
-                # take the role back with a fresh term, or give it up.
-                self.term = claim.term
-                if self.can_lead():
-                    self._claim(now)
-                else:
-                    self._send_resign(claim.term)
+            if self.leader == node.name or claim.term < self.term or claim.term >= _MAX_TERM:
+                return
+            # Others may follow a claim of ours from a past life (a restart).
+            # Only a claim we really signed counts: anyone can put our name
+            # on one, and adopting its term would let them inflate terms.
+            reason = self._check(claim, True, own=True)
+            if reason is not None:
+                self._reject(claim, reason)
+                return
+            # Take the role back with a fresh term, or give it up.
+            self.term = claim.term
+            if self.can_lead():
+                self._claim(now)
+            else:
+                self._send_resign(claim.term)
             return
         # The cheap comparisons first: a stale or repeated claim costs no
         # signature check (a board spends most of a second on one).
@@ -239,7 +276,8 @@ class Election:
                         if member is not None:
                             node.send_to(member.address, [self.claim_message])
                 return
-        elif claim.term <= self.settled_term:
+        elif claim.term < self.settled_term or (
+                claim.term == self.settled_term and claim.name != self.settled_leader):
             node.stats["claims_stale"] += 1
             return
         reason = self._check(claim, True)
@@ -263,14 +301,15 @@ class Election:
             self._reject(resign, reason)
             return
         self.node.broadcasts.enqueue(_CLAIM_KEY + "r", wire.encode_message(resign))
-        self._drop_leader(now)
+        self._drop_leader(now, resigned=True)
 
-    def _check(self, msg, is_claim):
+    def _check(self, msg, is_claim, own=False):
         """None if msg is acceptable, else the reason to reject it."""
         node = self.node
-        member = node.table.get(msg.name)
-        if member is None or not member.is_live():
-            return "not_member"
+        if not own:
+            member = node.table.get(msg.name)
+            if member is None or not member.is_live():
+                return "not_member"
         if self.insecure:
             return None
         key = self.trusted_keys.get(msg.name)
@@ -353,6 +392,7 @@ class Election:
         self.node.broadcasts.remove(_CLAIM_KEY)
         self.node.broadcasts.enqueue(_CLAIM_KEY + "r", message)
         self.settled_term = term
+        self.settled_leader = None
         self.leader = None
         self.claim_message = None
         self.reassert_at = None

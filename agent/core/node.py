@@ -427,7 +427,9 @@ class Node:
                             r.eligible, r.tags, sender, from_sync=r.name != sender)
             if msg.reply_wanted and self._first_page_of(addr, msg.session, now):
                 self._send_sync(addr, False, False)
-            elif not self.joined:
+            # Any full state from a member joins us (its sync or its reply),
+            # even while our seeds are down.
+            if not self.joined:
                 self._joined(now)
 
     def _on_ack(self, seq, now):
@@ -576,6 +578,9 @@ class Node:
         self.stats["refutations"] += 1
         self._bump_incarnation()
         self._emit(events.SelfRefuted(incarnation=self.incarnation, state=wire.STATE_NAMES[state]))
+        if state >= STATE_DEAD:
+            # Others buried us: if we led, they dropped our term as settled.
+            self.election.reclaim(now)
 
     def _bump_incarnation(self):
         if self.incarnation >= _MAX_INCARNATION:

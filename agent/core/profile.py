@@ -202,7 +202,7 @@ def local():
         dead_reprobe_interval_ms=5000,
         join_retry_ms=500,
         claim_interval_ms=2000,
-        startup_holddown_ms=1000,
+        startup_holddown_ms=1500,
     ).renamed("local")
 
 
