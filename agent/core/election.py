@@ -54,8 +54,8 @@ class Election:
         self.leader_term = 0
         self.leader_priority = 0
         self.leader_incarnation = 0
-        self.settled_term = 0         # claims at or below this term are stale...
-        self.settled_leader = None    # ...but for this one's, at exactly that term
+        self.settled_term = 0         # claims below this term are stale...
+        self.resigned_leader = None   # ...and this one's at exactly that term
         self.claim_message = None     # the accepted claim, encoded
         self.reassert_at = None
         self.wake_at = None           # hold-down or preempt delay ends
@@ -234,9 +234,11 @@ class Election:
     def _drop_leader(self, now, resigned=False):
         old = self.leader
         self.settled_term = self.leader_term
-        # A leader dropped for failing (not resigning) may come back and
-        # re-assert the very same term: that is still its term to hold.
-        self.settled_leader = None if resigned else old
+        # A claim at exactly the settled term stays acceptable (the term a
+        # node follows must not fall; it may stay): from the dropped leader
+        # coming back, or from a rival of the same term. Not from a leader
+        # that resigned it.
+        self.resigned_leader = old if resigned else None
         self.leader = None
         self.claim_message = None
         self.node.broadcasts.remove(_CLAIM_KEY)
@@ -277,7 +279,7 @@ class Election:
                             node.send_to(member.address, [self.claim_message])
                 return
         elif claim.term < self.settled_term or (
-                claim.term == self.settled_term and claim.name != self.settled_leader):
+                claim.term == self.settled_term and claim.name == self.resigned_leader):
             node.stats["claims_stale"] += 1
             return
         reason = self._check(claim, True)
@@ -392,7 +394,7 @@ class Election:
         self.node.broadcasts.remove(_CLAIM_KEY)
         self.node.broadcasts.enqueue(_CLAIM_KEY + "r", message)
         self.settled_term = term
-        self.settled_leader = None
+        self.resigned_leader = self.node.name
         self.leader = None
         self.claim_message = None
         self.reassert_at = None
