@@ -113,13 +113,22 @@ class Plan:
 
 
 def when_settled(sim, plan, action):
-    """Schedule action() settle_ms after the first convergence, or at fallback_ms: once."""
+    """Schedule action() settle_ms after the first convergence, or at fallback_ms: once.
+
+    With election, the fault also waits (up to fallback_ms more) until every
+    live node follows one leader, so leader faults hit a leader everyone
+    knows (the start-up hold-down grows with log10 n).
+    """
     state = {"done": False}
 
     def fire():
-        if not state["done"]:
-            state["done"] = True
-            action()
+        if state["done"]:
+            return
+        if sim.election and sim.metrics.agreed_now() is None and sim.now < 2 * plan.fallback_ms:
+            sim.schedule(sim.now + 100, fire)
+            return
+        state["done"] = True
+        action()
 
     sim.metrics.on_first_convergence.append(lambda now: sim.schedule(now + plan.settle_ms, fire))
     sim.schedule(plan.fallback_ms, fire)
