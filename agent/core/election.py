@@ -56,6 +56,8 @@ class Election:
         self.leader_incarnation = 0
         self.settled_term = 0         # claims below this term are stale...
         self.resigned_leader = None   # ...and this one's at exactly that term
+        self.settled_claim = None     # the claim we dropped, encoded (a hint for stale leaders)
+        self._hinted = None
         self.claim_message = None     # the accepted claim, encoded
         self.reassert_at = None
         self.wake_at = None           # hold-down or preempt delay ends
@@ -234,6 +236,7 @@ class Election:
     def _drop_leader(self, now, resigned=False):
         old = self.leader
         self.settled_term = self.leader_term
+        self.settled_claim = self.claim_message
         # A claim at exactly the settled term stays acceptable (the term a
         # node follows must not fall; it may stay): from the dropped leader
         # coming back, or from a rival of the same term. Not from a leader
@@ -281,8 +284,24 @@ class Election:
         elif claim.term < self.settled_term or (
                 claim.term == self.settled_term and claim.name == self.resigned_leader):
             node.stats["claims_stale"] += 1
+            # A leader that never heard of the later term keeps asserting its
+            # old one, which we may not follow (terms must not fall): show
+            # it the later claim, so it claims above it (once per term).
+            member = node.table.get(claim.name)
+            if (self.settled_claim is not None and member is not None and member.is_live()
+                    and self._hinted != (claim.name, claim.term)):
+                self._hinted = (claim.name, claim.term)
+                node.send_to(member.address, [self.settled_claim])
             return
         reason = self._check(claim, True)
+        if reason == "not_member" and self.leader == node.name and claim.term >= self.term \
+                and claim.term < _MAX_TERM - 1 and self._check(claim, True, own=True) is None:
+            # A later term, validly signed, by a member we hold dead (a
+            # hint sent by a node that cannot follow our older term): claim
+            # above it, so everyone can follow us again.
+            self.term = claim.term
+            self._claim(now)
+            return
         if reason is not None:
             self._reject(claim, reason)
             return
