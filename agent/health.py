@@ -8,10 +8,8 @@ killed and counts as a failure.
 
 import asyncio
 import logging
-import os
-import signal
 
-from agent.hooks import child_environment
+from agent.hooks import cancel_task, child_environment, kill_group
 
 log = logging.getLogger("leaderd.health")
 
@@ -37,13 +35,8 @@ class HealthChecker:
 
     async def stop(self):
         """Stops the periodic task."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_task(self._task)
+        self._task = None
 
     async def _loop(self):
         while True:
@@ -78,10 +71,7 @@ class HealthChecker:
         try:
             code = await asyncio.wait_for(proc.wait(), self.timeout_s)
         except asyncio.TimeoutError:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            kill_group(proc)
             await proc.wait()
             log.warning("health check %s timed out after %.1fs", self.argv[0], self.timeout_s)
             return False

@@ -52,13 +52,8 @@ class HookRunner:
 
     async def stop(self):
         """Stops the worker; a hook still running is killed (callers wait for `idle` first)."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_task(self._task)
+        self._task = None
 
     def update(self, hooks, timeout_s):
         """Swaps the hook table (SIGHUP)."""
@@ -110,7 +105,7 @@ class HookRunner:
         except asyncio.TimeoutError:
             self.failures += 1
             log.error("hook %s: %s still running after %.1fs: killed", event, argv[0], self.timeout_s)
-            _kill_group(proc)
+            kill_group(proc)
             await proc.wait()
             return
         except asyncio.CancelledError:
@@ -118,7 +113,7 @@ class HookRunner:
             # behind in its own session, where nothing would ever kill it.
             if proc.returncode is None:
                 log.warning("hook %s: %s still running at shutdown: killed", event, argv[0])
-                _kill_group(proc)
+                kill_group(proc)
             raise
         text = output.decode("utf-8", "replace").strip() if output else ""
         if proc.returncode != 0:
@@ -129,7 +124,7 @@ class HookRunner:
             log.info("hook %s: %s ran%s", event, argv[0], (": " + text[-200:]) if text else "")
 
 
-def _kill_group(proc):
+def kill_group(proc):
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -137,3 +132,14 @@ def _kill_group(proc):
             proc.kill()
         except ProcessLookupError:
             pass
+
+
+async def cancel_task(task):
+    """Cancels an asyncio task (or None) and waits until it has ended."""
+    if task is None:
+        return
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
