@@ -5,21 +5,32 @@ Runs under CPython and MicroPython, from the repository root:
     python bench/board_crypto.py [RUNS]
     micropython -X heapsize=4m bench/board_crypto.py [RUNS]
 
+MicroPython finds ed25519 and sha512 in micropython/ (as source) unless
+MICROPYPATH names a build first: to time the .mpy files a board runs,
+
+    python micropython/build.py --out /tmp/mpy
+    MICROPYPATH=/tmp/mpy:.frozen micropython -X heapsize=4m bench/board_crypto.py
+
 On a board, copy micropython/sha512.py and micropython/ed25519.py to its
 root and agent/__init__.py, agent/core/__init__.py and agent/core/auth.py
 under /agent, then `mpremote run bench/board_crypto.py`. Times are the mean and the minimum over RUNS runs (default 5; the
 minimum is the one to compare across machines, the mean shows the noise).
-"Heap" is MicroPython's gc.mem_alloc: the bytes one operation allocates with
-the collector off (the garbage a board must collect), and the most it keeps
-alive between two Verifier slices; on CPython, tracemalloc's peak.
+"Heap" is MicroPython's gc.mem_alloc: what importing the two modules keeps,
+the bytes one operation allocates with the collector off (the garbage a
+board must collect), and the most a Verifier keeps alive between two slices
+(from a new key: the decoded key is cached too); on CPython, tracemalloc's
+peak.
 """
 
 import gc
 import sys
 import time
 
+MICROPYTHON = sys.implementation.name == "micropython"
+
 # Paths: the repository root (for agent.core.auth) and micropython/ (the
-# board modules), found from this script's own path; "." on a board.
+# board modules), found from this script's own path; "." on a board. On
+# MicroPython they go after MICROPYPATH's entries, so that a build there wins.
 _script = sys.argv[0] if sys.argv and sys.argv[0] else ""
 _cut = _script.rfind("/")
 _root = _script[:_cut] if _cut >= 0 else "."
@@ -27,13 +38,25 @@ _cut = _root.rfind("/")
 _root = _root[:_cut] if _cut >= 0 else ("." if _root in ("", ".", "bench") else _root)
 for _path in (_root + "/micropython", _root):
     if _path not in sys.path:
-        sys.path.insert(0, _path)
+        if MICROPYTHON:
+            sys.path.append(_path)
+        else:
+            sys.path.insert(0, _path)
 
-import ed25519  # noqa: E402
+# What the imports keep (MicroPython): sha512 alone, then ed25519 on top.
+_IMPORT_HEAP = []
+if hasattr(gc, "mem_alloc"):
+    gc.collect()
+    _IMPORT_HEAP.append(gc.mem_alloc())
 import sha512  # noqa: E402
+if hasattr(gc, "mem_alloc"):
+    gc.collect()
+    _IMPORT_HEAP.append(gc.mem_alloc())
+import ed25519  # noqa: E402
+if hasattr(gc, "mem_alloc"):
+    gc.collect()
+    _IMPORT_HEAP.append(gc.mem_alloc())
 from agent.core.auth import HmacKey  # noqa: E402
-
-MICROPYTHON = sys.implementation.name == "micropython"
 DATAGRAM_BYTES = 1400
 # An 18-byte name: the bytes a claim signature covers are about 50 bytes.
 CLAIM = b"leaderd/claim/v1" + bytes(8) + b"\x12board-kitchen-0001" + b"\x05" + bytes(4)
@@ -106,7 +129,7 @@ def _tracemalloc_peak(function):
 
 def _slices(public_key, message, signature, budget):
     """(steps, longest slice in us, most bytes kept alive between slices or None) of a Verifier."""
-    ed25519._key_tables.clear()
+    ed25519._keys.clear()
     gc.collect()
     base = gc.mem_alloc() if hasattr(gc, "mem_alloc") else None
     verifier = ed25519.Verifier(public_key, message, signature)
@@ -187,7 +210,7 @@ def main(argv):
     assert ed25519.verify(public, CLAIM, signature)
 
     def verify_fresh():
-        ed25519._key_tables.clear()
+        ed25519._keys.clear()
         assert ed25519.verify(public, CLAIM, signature)
 
     def verify_cached():
@@ -203,8 +226,8 @@ def main(argv):
     datagram = bytes(i & 0xFF for i in range(DATAGRAM_BYTES))
     key = HmacKey(b"leaderd-bench-cluster-key-000001")
 
-    _line("ed25519 verify (%d-byte claim)" % len(CLAIM), _time(verify_fresh, runs), "new key: decode + table")
-    _line("ed25519 verify, key table cached", _time(verify_cached, runs))
+    _line("ed25519 verify (%d-byte claim)" % len(CLAIM), _time(verify_fresh, runs), "new key: decoded first")
+    _line("ed25519 verify, key decoded (cached)", _time(verify_cached, runs))
     _line("ed25519 sign, seed expanded", _time(sign_cached, runs))
     _line("ed25519 sign, first with a seed", _time(sign_fresh, runs), "= public key + sign")
     _line("sha512 %d B, pure Python" % DATAGRAM_BYTES, _time(lambda: sha512.pure_sha512(datagram), runs),
@@ -220,6 +243,9 @@ def main(argv):
             "" if kept is None else ", at most %d B kept between slices" % kept))
 
     if hasattr(gc, "mem_alloc"):
+        heap = _IMPORT_HEAP
+        print("heap: import sha512 %d B, ed25519 %d B more: %d B (from %s)" % (
+            heap[1] - heap[0], heap[2] - heap[1], heap[2] - heap[0], getattr(ed25519, "__file__", "?")))
         gc.collect()
         print("heap: %d B in use after import, %d B free" % (gc.mem_alloc(), gc.mem_free()))
         for label, function in (("verify", verify_fresh), ("verify, key cached", verify_cached),

@@ -8,63 +8,86 @@ board's event loop can keep answering pings while a claim is checked::
     while (ok := v.step(8)) is None:
         await asyncio.sleep(0)
 
-A unit of work is about one point doubling (eight field multiplications):
-one doubling or addition of a scalar multiplication, eight squarings of a
-modular exponentiation, or a quarter of a SHA-512 block
-(``SHA512_BLOCK_UNITS / 4``: hashing is slow in pure Python). ``step(budget)``
-runs whole items until the next would exceed the budget, and always at
-least one. Signing is resumable the same way (``Signer``).
+``step(budget)`` returns None until the work is done, then the result (and
+the ``done`` attribute is True). The work is a generator that yields the
+cost, in units, of its next item before running it; a slice runs whole
+items until the next would exceed the budget, and always at least one. A
+unit is about one point doubling (seven or eight field products: about
+10 us on the x86 unix port, most of a millisecond on a board):
 
-Theory of operation:
+- one bit position of the scalar multiplication: 1 unit for its doubling
+  plus 1 for each point addition there (at most 3);
+- eight squarings of an exponentiation: 1 unit;
+- a table of odd multiples, or the recoding of a scalar: 5 units;
+- a quarter of a SHA-512 block (20 rounds): 12 units, as a block costs
+  about 48 doublings in pure Python on a 32-bit board.
 
-- Field elements are ints mod P = 2**255 - 19. In the hot loops a product
-  is reduced by folding twice (2**255 = 19 mod P), which is cheaper than
-  ``%`` on MicroPython's 16-bit-digit big ints, and leaves a value under
-  2**256 in magnitude; sums and differences are not reduced at all (they
-  only feed the next product). Full reduction (``%``) happens where a value
-  is compared or encoded. MicroPython's ``%``, ``>>`` and ``&`` on negative
-  ints floor like CPython's.
-- Points are extended twisted Edwards coordinates (X : Y : Z : T) with
-  x = X/Z, y = Y/Z, xy = T/Z (Hisil, Wong, Carter, Dawson 2008); formulas for
-  a = -1 in the "completed" shape of the ref10 code: a doubling is four
-  squarings and three products, an addition of an affine point six or
-  seven products, and T is only computed when an addition comes next.
-- Scalar multiplication is a 4-tooth comb (see "Comb" below): 63 doublings
-  instead of 252, at the price of a 16-point table per point. B's table is
-  built at import; a public key's table is built on its first verification
-  and kept (the last ``KEY_CACHE_SIZE`` keys): a board verifies claims from
-  a short trust list, so the first verification with a key costs about
-  twice the later ones.
-- Verification is cofactorless, as in RFC 8032 section 5.1.7 and OpenSSL:
-  it computes [S]B - [k]A with the two combs side by side (shared
-  doublings), encodes the result (one inversion) and compares the bytes with
-  R; comparing encodings also rejects an R whose y is not canonical. S >= L
-  and a public key that does not decode (y >= P, x**2 with no root, x = 0
-  with the sign bit set) give False. (OpenSSL accepts a public key whose y
-  is P or P + 1, reducing it; RFC 8032 and this module do not.)
-- Inversion and the square root use the ref10 addition chains for
-  z**(P - 2) and z**((P - 5) / 8): about 254 squarings and 11 products, in
-  slices, instead of ``pow`` (twice as many products, and one long call).
-- Signing adds a table entry in every comb column, the neutral one too, so
-  the sequence of point operations is the same for every secret scalar.
-  That is not constant time -- Python's big ints are not -- so a board that
+A verification of a short message is about 550 units (65 slices of 8),
+signing about 540 (and as much again to expand a new seed).
+
+Built for a small heap (boards with tens of KB free): no tables at import,
+few functions and names (on MicroPython, loaded from .mpy, each function
+costs 100 bytes or more and each new name about 30), and a verification
+keeps a few KB alive between slices. Theory of operation:
+
+- Field elements are ints mod P = 2**255 - 19, reduced with ``%`` after
+  every product; sums and differences are not reduced (they only feed the
+  next product, and ``%`` of a negative int is positive in MicroPython as
+  in CPython). Folding (2**255 = 19 mod P) instead of ``%`` is a few
+  percent faster here but twice the bytecode, and makes more garbage.
+  A remainder kept in a table is copied (``| 0``) into an int of its own
+  size: MicroPython's ``%`` leaves it in a buffer as long as the dividend.
+- SHA-512 is always the pure, sliced code of sha512.py (``sha512_work``),
+  even where hashlib has it, so that hashing never blocks for long.
+- Points are extended twisted Edwards coordinates [X, Y, Z, T] (a list,
+  updated in place) with x = X/Z, y = Y/Z, xy = T/Z (Hisil, Wong, Carter,
+  Dawson 2008), a = -1, in the shape of the ref10 code: a doubling is four
+  squarings and three products, an addition of a "cached" point
+  (Y + X, Y - X, 2d T, 2Z) eight products (``_point``), and T is only
+  computed when an addition comes next.
+- Scalar multiplication (``_multiply``) runs left to right over signed
+  digits, one bit position at a time: double, then add each scalar's digit
+  there times its point, from a table of the point's odd multiples 1, 3, 5
+  and 7 (4 cached points, built per call with 4 additions: the addition
+  law is complete, so Q + Q gives 2Q; a negative digit adds the negated
+  entry, which is free). Verification recodes S and k as width-4 NAFs (a
+  nonzero digit, odd and in -7..7, at about one position in five) and
+  runs both over the same doublings (Straus): [S]B + [k](-A) costs about
+  253 doublings and 100 additions. There are no precomputed tables: each
+  call builds B's 4 points again, and the two tables are most of what a
+  verification keeps alive between slices.
+- Signing multiplies B only, with a regular recoding: an odd scalar (r or
+  r + L) is 85 odd digits in -7..7, one at every third position, so the
+  sequence of point operations is the same for every secret scalar. That
+  is not constant time -- Python's big ints are not -- so a board that
   signs leaks more timing than OpenSSL does. The last seed's expansion
   (secret scalar, prefix, public key) is kept: a board signs with one key.
+- Verification is cofactorless, as in RFC 8032 section 5.1.7 and OpenSSL:
+  it computes [S]B - [k]A, encodes the result (one inversion) and compares
+  the bytes with R; comparing encodings also rejects an R whose y is not
+  canonical. S >= L and a public key that does not decode (y >= P, x**2
+  with no root, x = 0 with the sign bit set) give False. (OpenSSL accepts a
+  public key whose y is P or P + 1, reducing it; RFC 8032 and this module
+  do not.) The decoded point -A of the last ``KEY_CACHE_SIZE`` public keys
+  is kept (two ints: about 200 bytes a key on the 64-bit unix port): a
+  repeated key skips the square root, an exponentiation (about 35 units).
+- Inversion and the square root use the ref10 addition chain (about 254
+  squarings and 12 products; ``_POW``), in slices, instead of ``pow``
+  (one long call).
 
 Not for MicroPython's sake only: nothing here reads a clock or randomness.
 """
 
 try:
-    from sha512 import sha512, sha512_work, NATIVE as _NATIVE_SHA512
+    from sha512 import sha512_work, _run
 except ImportError:  # imported as part of a package (not the board layout)
-    from .sha512 import sha512, sha512_work, NATIVE as _NATIVE_SHA512
+    from .sha512 import sha512_work, _run
 
 P = 2 ** 255 - 19
 # The order of the base point.
 L = 2 ** 252 + 27742317777372353535851937790883648493
-# d = -121665 / 121666 mod P, and 2d.
+# d = -121665 / 121666 mod P.
 D = 37095705934669439343138083508754565189542113879843219016388785533085940283555
-D2 = 16295367250680780974490674513165176452449235426866156013048779062215315747161
 # A square root of -1 mod P: 2 ** ((P - 1) / 4).
 SQRT_M1 = 19681161376707505956807079304988542015446066515923890162744021073123829784752
 # The base point: y = 4/5, x the even root.
@@ -75,470 +98,276 @@ PUBLIC_KEY_BYTES = 32
 SEED_BYTES = 32
 SIGNATURE_BYTES = 64
 
-# Work units (see the module doc). A SHA-512 block costs about as much as
-# this many point doublings: 40 on the 64-bit MicroPython unix port, 55 on
-# a 32-bit build (31-bit small ints, 16-bit big-int digits, as on boards).
-# The pure hash runs in slices of a quarter block.
-SHA512_BLOCK_UNITS = 1 if _NATIVE_SHA512 else 48
-SQUARINGS_PER_UNIT = 8
-# How many public keys' comb tables verification keeps (16 points each,
-# about 4 KB on a 32-bit board); a module attribute a board may lower.
+# How many public keys' decoded points verification keeps (a module
+# attribute a board may lower; 0 keeps none).
 KEY_CACHE_SIZE = 4
 
-_MASK255 = (1 << 255) - 1
-_BYTES_TYPES = (bytes, bytearray, memoryview)
+# The exponentiation program of _power: pairs (n, i) meaning "square n
+# times, then multiply by saved value i" (value 0 is z, value j the result
+# of pair j). Pairs 1-10 are the ref10 chain to z**(2**250 - 1) through
+# z**(2**k - 1) for k = 2, 4, 5, 10, 20, 40, 50, 100, 200, 250; the first
+# 11 pairs (22 bytes) make z**(2**252 - 3) = z**((P - 5) / 8), the
+# square-root candidate of RFC 8032 section 5.1.3; all 12 (24 bytes)
+# z**(2**255 - 21) = z**(P - 2) = 1/z.
+_POW = b"\x01\x00\x02\x01\x01\x00\x05\x03\x0a\x04\x14\x05\x0a\x04\x32\x07\x64\x08\x32\x07\x02\x00\x03\x01"
 
 
-# --- Field ------------------------------------------------------------
+def _power(value, stop):
+    """Work generator: returns value ** e mod P, e given by the first stop bytes of _POW.
 
-
-def _pow_chain(z):
-    """Work generator: returns (z ** (2**250 - 1), z ** 11) mod P, in slices.
-
-    The common prefix of the ref10 chains for inversion and square root.
+    Eight squarings are a unit.
     """
     p = P
-    yield 1
-    z2 = z * z % p
-    t = z2 * z2 % p
-    t = t * t % p                       # z**8
-    z9 = t * z % p
-    z11 = z9 * z2 % p
-    t = z11 * z11 % p                   # z**22
-    r5 = t * z9 % p                     # z**(2**5 - 1)
-    r = yield from _square_times(r5, 5)
-    r10 = r * r5 % p                    # z**(2**10 - 1)
-    r = yield from _square_times(r10, 10)
-    r20 = r * r10 % p
-    r = yield from _square_times(r20, 20)
-    r40 = r * r20 % p
-    r = yield from _square_times(r40, 10)
-    r50 = r * r10 % p
-    r = yield from _square_times(r50, 50)
-    r100 = r * r50 % p
-    r = yield from _square_times(r100, 100)
-    r200 = r * r100 % p
-    r = yield from _square_times(r200, 50)
-    r250 = r * r50 % p                  # z**(2**250 - 1)
-    return r250, z11
+    saved = [value]
+    r = value
+    for i in range(0, stop, 2):
+        n = _POW[i]
+        while n > 0:
+            yield 1
+            for _ in range(n if n < 8 else 8):
+                r = r * r % p
+            n -= 8
+        r = r * saved[_POW[i + 1]] % p
+        saved.append(r | 0)             # | 0: see _multiply
+    return r
 
 
-def _square_times(x, n):
-    """Work generator: returns x ** (2 ** n) mod P, SQUARINGS_PER_UNIT squarings a unit."""
-    m = _MASK255
-    while n > 0:
-        count = SQUARINGS_PER_UNIT if n > SQUARINGS_PER_UNIT else n
-        yield 1
-        for _ in range(count):
-            x = x * x
-            x = (x & m) + 19 * (x >> 255)
-            x = (x & m) + 19 * (x >> 255)
-        n -= count
-    return x % P
+def _point(v, s, n, t):
+    """Adds to the point v = [X, Y, Z, T] (updated in place) an entry of the table s.
 
-
-def _invert(z):
-    """Work generator: returns 1 / z mod P (z ** (P - 2)); 0 for 0."""
-    r250, z11 = yield from _pow_chain(z)
-    r = yield from _square_times(r250, 5)   # z**(2**255 - 32)
-    return r * z11 % P                      # z**(2**255 - 21)
-
-
-def _pow_p58(z):
-    """Work generator: returns z ** ((P - 5) / 8) = z ** (2**252 - 3) mod P."""
-    r250, _ = yield from _pow_chain(z)
-    r = yield from _square_times(r250, 2)
-    return r * z % P
-
-
-def _run(work):
-    """Runs a work generator to the end; returns its value."""
-    try:
-        while True:
-            next(work)
-    except StopIteration as stop:
-        return stop.value
-
-
-# --- Points -----------------------------------------------------------
-# A point is (X, Y, Z, T). A cached point, ready to be added, is
-# (Y + X, Y - X, 2d T, 2 Z); the comb tables hold affine cached points
-# (y + x, y - x, 2d xy), with Z = 1 implied.
-
-
-def _double(X, Y, Z):
-    """2(X : Y : Z), as (X, Y, Z, T)."""
+    s holds cached points, 4 ints each (the odd multiples 1, 3, 5, 7 of a
+    point), and n is a digit d in -7..7, odd, as d & 15: n > 8 adds the
+    negation of the entry for -d. T is only computed when t is true (else
+    it is 0).
+    """
     p = P
-    xx = X * X % p
-    yy = Y * Y % p
-    zz2 = 2 * Z * Z % p
-    s = X + Y
-    e = s * s % p
-    y1 = yy + xx
-    z1 = yy - xx
-    x1 = e - y1
-    t1 = zz2 - z1
-    return x1 * t1 % p, y1 * z1 % p, z1 * t1 % p, x1 * y1 % p
-
-
-def _add_cached(X, Y, Z, T, cached):
-    """(X : Y : Z : T) plus a cached point, as (X, Y, Z, T)."""
-    p = P
-    ypx, ymx, t2d, z2 = cached
-    a = (Y + X) * ypx % p
-    b = (Y - X) * ymx % p
-    c = T * t2d % p
-    d = Z * z2 % p
+    X, Y, Z, T = v
+    i = (16 - n if n > 8 else n) >> 1 << 2
+    a = s[i]
+    b = s[i + 1]
+    c = s[i + 2]
+    d = s[i + 3]
+    if n > 8:
+        # -(x, y) = (-x, y): y + x and y - x swap, 2d xy changes sign.
+        a, b = b, a
+    a = (Y + X) * a % p
+    b = (Y - X) * b % p
+    c = T * c % p
+    d = Z * d % p
     x1 = a - b
     y1 = a + b
-    z1 = d + c
-    t1 = d - c
-    return x1 * t1 % p, y1 * z1 % p, z1 * t1 % p, x1 * y1 % p
-
-
-def _to_cached(X, Y, Z, T):
-    """The cached form of an extended point."""
-    p = P
-    return (Y + X) % p, (Y - X) % p, T * D2 % p, 2 * Z % p
-
-
-# --- Comb ---------------------------------------------------------------
-# A 4-tooth fixed-base comb (Lim and Lee, 1994): with the table entry
-# Q_i = sum of 2**(64 j) Q over the bits j of i (16 points), and the index of
-# column c built from bits c, c + 64, c + 128 and c + 192 of n,
-#     [n]Q = sum over c of 2**c Q_index(c),
-# which Horner's rule computes with 63 doublings and up to 64 additions,
-# where a plain double-and-add needs 252 doublings. Verification runs the
-# combs of B and -A side by side, sharing the doublings: 63 doublings and
-# about 120 additions in all. The table costs 192 doublings to build, so it
-# is built once for B (at import) and once per public key (kept).
-
-
-def _comb_table(X, Y, Z, T):
-    """Work generator: returns the comb table of the point (X : Y : Z : T), 16 affine cached points."""
-    p = P
-    teeth = [(X, Y, Z, T)]
-    for _ in range(3):
-        for _ in range(64):
-            yield 1
-            X, Y, Z, T = _double(X, Y, Z)
-        teeth.append((X, Y, Z, T))
-    points = [None] * 16
-    for j in range(4):
-        points[1 << j] = teeth[j]
-    for i in range(3, 16):
-        if points[i] is None:
-            yield 1
-            low = i & -i
-            X, Y, Z, T = points[i - low]
-            points[i] = _add_cached(X, Y, Z, T, _to_cached(*points[low]))
-    # To affine with one inversion (Montgomery's trick): prefix products of
-    # the Zs, the inverse of their product, then back down the list.
-    yield 1
-    prefix = [1] * 16
-    for i in range(1, 16):
-        prefix[i] = prefix[i - 1] * points[i][2] % p
-    inverse = yield from _invert(prefix[15])
-    table = [(1, 1, 0)] * 16            # entry 0: the neutral point
-    for i in range(15, 0, -1):
-        yield 1
-        X, Y, Z, _ = points[i]
-        z_inverse = inverse * prefix[i - 1] % p
-        inverse = inverse * Z % p
-        x = X * z_inverse % p
-        y = Y * z_inverse % p
-        table[i] = ((y + x) % p, (y - x) % p, x * y % p * D2 % p)
-    return table
-
-
-_BASE_COMB = _run(_comb_table(BASE_X, BASE_Y, 1, BASE_X * BASE_Y % P))
-_NO_INDICES = [0] * 64
-
-
-def _comb_indices(n):
-    """The 64 comb column indices of 0 <= n < 2**256: bit j of index c is bit 64 j + c of n."""
-    data = n.to_bytes(32, "little")
-    indices = [0] * 64
-    for c in range(64):
-        i = c >> 3
-        s = c & 7
-        indices[c] = (((data[i] >> s) & 1) | (((data[i + 8] >> s) & 1) << 1)
-                      | (((data[i + 16] >> s) & 1) << 2) | (((data[i + 24] >> s) & 1) << 3))
-    return indices
-
-
-def _comb(b_scalar, a_scalar, a_table):
-    """Work generator: returns [b_scalar]B + [a_scalar]A as (X, Y, Z); A's comb table is a_table.
-
-    With a_scalar None this is [b_scalar]B alone, and every column adds its
-    table entry, the neutral one too, so that the sequence of operations is
-    the same for every scalar (signing). Products are reduced by folding
-    twice (2**255 = 19 mod P), which is cheaper than % on MicroPython's
-    16-bit-digit big ints; values stay under 2**256 in magnitude (possibly a
-    little negative, or above P).
-    """
-    regular = a_scalar is None
-    b_index = _comb_indices(b_scalar)
-    a_index = _NO_INDICES if regular else _comb_indices(a_scalar)
-    base_table = _BASE_COMB
-    m = _MASK255
-    X, Y, Z, T = 0, 1, 1, 0
-    for column in range(63, -1, -1):
-        bi = b_index[column]
-        ai = a_index[column]
-        if column < 63:
-            yield 1
-            # Doubling (see _double); T only when an addition follows.
-            xx = X * X
-            xx = (xx & m) + 19 * (xx >> 255)
-            xx = (xx & m) + 19 * (xx >> 255)
-            yy = Y * Y
-            yy = (yy & m) + 19 * (yy >> 255)
-            yy = (yy & m) + 19 * (yy >> 255)
-            zz2 = Z * Z
-            zz2 = (zz2 & m) + 19 * (zz2 >> 255)
-            zz2 = ((zz2 & m) + 19 * (zz2 >> 255)) << 1
-            e = X + Y
-            e = e * e
-            e = (e & m) + 19 * (e >> 255)
-            e = (e & m) + 19 * (e >> 255)
-            y1 = yy + xx
-            z1 = yy - xx
-            x1 = e - y1
-            t1 = zz2 - z1
-            X = x1 * t1
-            X = (X & m) + 19 * (X >> 255)
-            X = (X & m) + 19 * (X >> 255)
-            Y = y1 * z1
-            Y = (Y & m) + 19 * (Y >> 255)
-            Y = (Y & m) + 19 * (Y >> 255)
-            Z = z1 * t1
-            Z = (Z & m) + 19 * (Z >> 255)
-            Z = (Z & m) + 19 * (Z >> 255)
-            if bi or ai or regular:
-                T = x1 * y1
-                T = (T & m) + 19 * (T >> 255)
-                T = (T & m) + 19 * (T >> 255)
-        if bi or regular:
-            yield 1
-            # Mixed addition of an affine table entry (Z2 = 1).
-            ypx, ymx, t2d = base_table[bi]
-            a = (Y + X) * ypx
-            a = (a & m) + 19 * (a >> 255)
-            a = (a & m) + 19 * (a >> 255)
-            b = (Y - X) * ymx
-            b = (b & m) + 19 * (b >> 255)
-            b = (b & m) + 19 * (b >> 255)
-            c = T * t2d
-            c = (c & m) + 19 * (c >> 255)
-            c = (c & m) + 19 * (c >> 255)
-            d = Z << 1
-            x1 = a - b
-            y1 = a + b
-            z1 = d + c
-            t1 = d - c
-            X = x1 * t1
-            X = (X & m) + 19 * (X >> 255)
-            X = (X & m) + 19 * (X >> 255)
-            Y = y1 * z1
-            Y = (Y & m) + 19 * (Y >> 255)
-            Y = (Y & m) + 19 * (Y >> 255)
-            Z = z1 * t1
-            Z = (Z & m) + 19 * (Z >> 255)
-            Z = (Z & m) + 19 * (Z >> 255)
-            if ai:
-                T = x1 * y1
-                T = (T & m) + 19 * (T >> 255)
-                T = (T & m) + 19 * (T >> 255)
-        if ai:
-            yield 1
-            # The same, with A's table; no T: a doubling comes next.
-            ypx, ymx, t2d = a_table[ai]
-            a = (Y + X) * ypx
-            a = (a & m) + 19 * (a >> 255)
-            a = (a & m) + 19 * (a >> 255)
-            b = (Y - X) * ymx
-            b = (b & m) + 19 * (b >> 255)
-            b = (b & m) + 19 * (b >> 255)
-            c = T * t2d
-            c = (c & m) + 19 * (c >> 255)
-            c = (c & m) + 19 * (c >> 255)
-            d = Z << 1
-            x1 = a - b
-            y1 = a + b
-            z1 = d + c
-            t1 = d - c
-            X = x1 * t1
-            X = (X & m) + 19 * (X >> 255)
-            X = (X & m) + 19 * (X >> 255)
-            Y = y1 * z1
-            Y = (Y & m) + 19 * (Y >> 255)
-            Y = (Y & m) + 19 * (Y >> 255)
-            Z = z1 * t1
-            Z = (Z & m) + 19 * (Z >> 255)
-            Z = (Z & m) + 19 * (Z >> 255)
-    return X, Y, Z
-
-
-def _decode_point(data):
-    """Work generator: returns the extended point encoded by 32 bytes, or None when invalid."""
-    p = P
-    y = int.from_bytes(data, "little")
-    sign = y >> 255
-    y &= _MASK255
-    if y >= p:
-        return None
-    # x**2 = u / v with u = y**2 - 1, v = d y**2 + 1; the candidate root is
-    # x = u v**3 (u v**7) ** ((P - 5) / 8) (RFC 8032 section 5.1.3).
-    yy = y * y % p
-    u = (yy - 1) % p
-    v = (D * yy + 1) % p
-    v3 = v * v % p * v % p
-    uv7 = u * (v3 * v3 % p * v % p) % p
-    root = yield from _pow_p58(uv7)
-    x = u * v3 % p * root % p
-    check = v * (x * x % p) % p
-    if check == u:
-        pass
-    elif check == (p - u) % p:
-        x = x * SQRT_M1 % p
+    if n > 8:
+        z1 = d - c
+        t1 = d + c
     else:
-        return None
-    if x == 0 and sign:
-        return None
-    if (x & 1) != sign:
-        x = p - x
-    return x, y, 1, x * y % p
+        z1 = d + c
+        t1 = d - c
+    v[0] = x1 * t1 % p
+    v[1] = y1 * z1 % p
+    v[2] = z1 * t1 % p
+    v[3] = x1 * y1 % p if t else 0
 
 
-def _encode_point(X, Y, Z):
-    """Work generator: returns the 32-byte encoding of (X : Y : Z)."""
+def _multiply(s, n, v):
+    """Work generator: returns the 32-byte encoding of [s]B + [n]V, V = v = (x, y) affine.
+
+    With v None it is [s]B alone (signing), by the regular recoding. Each
+    scalar (0 <= scalar < 2**254) is recoded into signed digits d[i] (odd,
+    in -7..7, stored as d & 15; 0 for none) with scalar = sum d[i] 2**i.
+    NAF: at the lowest set bit of n, d = n mod 16 (in -7..7), which makes
+    n - d 0 mod 16, so the next three digits are 0. Regular (n odd): d =
+    (n - 8) mod 16 (in -7..7), which makes n - d 8 mod 16, so n is odd again
+    three bits up: one digit at each of 0, 3, ..., 249, and what is left at
+    252 is odd and below 8 (as n < 2**254).
+    """
     p = P
-    z_inverse = yield from _invert(Z)
-    x = X * z_inverse % p
-    y = Y * z_inverse % p
-    return (y | ((x & 1) << 255)).to_bytes(32, "little")
+    if v is None:
+        s %= L
+        if not s & 1:
+            s += L
+        terms = ((s, BASE_X, BASE_Y),)
+    else:
+        terms = ((s, BASE_X, BASE_Y), (n, v[0], v[1]))
+    tables = []
+    digits = bytearray(256)
+    for n, x, y in terms:
+        yield 5
+        # The cached points Q, 3Q, 5Q, 7Q (the addition law is complete:
+        # Q + Q is 2Q), then the digits, in the low nibbles of digits for
+        # the first term and in the high ones for the second.
+        q = [x, y, 1, x * y % p]
+        e = list(q)
+        table = []
+        for j in range(5):
+            # "| 0" copies a remainder into an int of its own size: on
+            # MicroPython, % leaves it in a buffer as long as the dividend
+            # (twice the size, for a product), and the tables stay alive.
+            c = [(q[1] + q[0]) % p | 0, (q[1] - q[0]) % p | 0, 2 * D * q[3] % p | 0, 2 * q[2] % p | 0]
+            if j == 1:
+                two = c                     # q is 2Q; e is Q
+                q = e
+            else:
+                table += c                  # Q, 3Q, 5Q, 7Q
+            if j == 0:
+                _point(q, table, 1, 1)      # 2Q
+            elif j < 4:
+                _point(q, two, 1, 1)        # 3Q, 5Q, 7Q
+        tables.append(table)
+        table = two = e = c = None
+        yield 5
+        shift = 4 * len(tables) - 4
+        bias = 7 if v else 15
+        skip = 4 if v else 3
+        i = 0
+        while n and (v or i < 252):
+            if n & 1:
+                d = ((n + bias) & 15) - 7
+                n = (n - d) >> skip
+                digits[i] |= (d & 15) << shift
+                i += skip
+            else:
+                n >>= 1
+                i += 1
+        if n:
+            digits[i] = n                   # regular: the top digit, at 252
+    q = [0, 1, 1, 0]
+    for i in range(255, -1, -1):
+        w = digits[i]
+        yield 1 + (w & 15 > 0) + (w > 15)
+        # Doubling: 2(X : Y : Z), T only if an addition follows.
+        X, Y, Z, T = q
+        a = X * X % p
+        b = Y * Y % p
+        c = Z * Z % p * 2
+        e = X + Y
+        e = e * e % p
+        y1 = b + a
+        z1 = b - a
+        x1 = e - y1
+        t1 = c - z1
+        q[0] = x1 * t1 % p
+        q[1] = y1 * z1 % p
+        q[2] = z1 * t1 % p
+        if w:
+            q[3] = x1 * y1 % p
+            if w & 15:
+                _point(q, tables[0], w & 15, w > 15)
+            if w > 15:
+                _point(q, tables[1], w >> 4, 0)
+    tables = None
+    z = yield from _power(q[2], 24)         # 1/Z
+    x = q[0] * z % p
+    return (q[1] * z % p | (x & 1) << 255).to_bytes(32, "little")
 
 
-def _sha512(data):
-    """Work generator: returns the SHA-512 of data; one unit when native, else in slices of a block."""
-    if _NATIVE_SHA512:
-        yield 1
-        return sha512(data)
-    return (yield from sha512_work(data, SHA512_BLOCK_UNITS // 4))
+def _bytes(value, length, name):
+    """value as bytes if it is bytes-like of that length (any length when None), else None.
 
-
-def _hash_mod_l(parts):
-    """Work generator: returns SHA-512 of the concatenated parts, as an int mod L."""
-    digest = yield from _sha512(b"".join(parts))
-    return int.from_bytes(digest, "little") % L
-
-
-# --- Verification -----------------------------------------------------
-
-_key_tables = {}
-
-
-def _key_table(public_key):
-    """Work generator: returns the comb table of -A for a public key A (kept), or None for a bad key."""
-    table = _key_tables.get(public_key)
-    if table is not None:
-        return table
-    point = yield from _decode_point(public_key)
-    if point is None:
-        return None
-    x, y, z, t = point
-    # -A: negate x, and so T.
-    table = yield from _comb_table((P - x) % P, y, z, (P - t) % P)
-    if len(_key_tables) >= KEY_CACHE_SIZE:
-        # MicroPython dicts have no order to evict by: start afresh.
-        _key_tables.clear()
-    _key_tables[public_key] = table
-    return table
-
-
-def _verify_work(public_key, message, signature):
-    """Work generator: returns whether signature is a valid Ed25519 signature of message by public_key."""
-    yield 1
-    r_bytes = signature[:32]
-    s = int.from_bytes(signature[32:], "little")
-    if s >= L:
-        return False
-    key_table = yield from _key_table(public_key)
-    if key_table is None:
-        return False
-    k = yield from _hash_mod_l((r_bytes, public_key, message))
-    X, Y, Z = yield from _comb(s, k, key_table)     # [S]B - [k]A
-    encoded = yield from _encode_point(X, Y, Z)
-    return encoded == r_bytes
-
-
-class _Work:
-    """A computation run in slices of work units (see the module doc)."""
-
-    def __init__(self, work):
-        self._work = work
-        self._result = None
-        try:
-            self._next_cost = next(work)
-        except StopIteration as stop:
-            self._result = stop.value
-
-    @property
-    def done(self):
-        """Whether the computation has finished (step() then returns its result)."""
-        return self._result is not None
-
-    def step(self, budget=8):
-        """Does at most budget units of work (at least one item); returns None until done, then the result."""
-        if self._result is not None:
-            return self._result
-        if budget < 1:
-            raise ValueError("budget must be at least 1 unit, got %r" % (budget,))
-        work = self._work
-        spent = 0
-        while spent == 0 or spent + self._next_cost <= budget:
-            spent += self._next_cost
-            try:
-                self._next_cost = next(work)
-            except StopIteration as stop:
-                self._result = stop.value
-                self._work = None
-                return self._result
-        return None
-
-
-def _check_bytes(value, length, what):
-    """value as bytes if it is bytes-like of that length (any length when None), else None."""
-    if not isinstance(value, _BYTES_TYPES):
-        raise TypeError("%s must be bytes, got %s" % (what, type(value).__name__))
+    TypeError if it is not bytes-like (name says which argument).
+    """
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise TypeError("%s must be bytes, got %s" % (name, type(value).__name__))
     value = bytes(value)
     if length is not None and len(value) != length:
         return None
     return value
 
 
-def _verify_generator(public_key, message, signature):
-    """The verification work generator for the given arguments (False at once for wrong lengths)."""
-    public_key = _check_bytes(public_key, PUBLIC_KEY_BYTES, "public_key")
-    message = _check_bytes(message, None, "message")
-    signature = _check_bytes(signature, SIGNATURE_BYTES, "signature")
+# --- Verification -----------------------------------------------------
+
+# public key -> its decoded point, negated: (-x, y).
+_keys = {}
+
+
+def _verify(public_key, message, signature):
+    """Work generator: returns whether signature is a valid Ed25519 signature of message by public_key."""
+    public_key = _bytes(public_key, PUBLIC_KEY_BYTES, "public_key")
+    message = _bytes(message, None, "message")
+    signature = _bytes(signature, SIGNATURE_BYTES, "signature")
     if public_key is None or signature is None:
-        return _constant(False)
-    return _verify_work(public_key, message, signature)
-
-
-def _constant(value):
-    """Work generator: one unit, then value."""
+        return False
     yield 1
-    return value
+    p = P
+    s = int.from_bytes(signature[32:], "little")
+    if s >= L:
+        return False
+    minus_a = _keys.get(public_key)
+    if minus_a is None:
+        # Decode A (RFC 8032 section 5.1.3): x**2 = u / v with u = y**2 - 1,
+        # v = d y**2 + 1; the candidate root is x = u v**3 (u v**7) ** ((P - 5) / 8).
+        y = int.from_bytes(public_key, "little")
+        odd = y >> 255
+        y &= p + 18
+        if y >= p:
+            return False
+        x = y * y % p
+        u = (x - 1) % p
+        v = (D * x + 1) % p
+        v3 = v * v % p * v % p
+        x = yield from _power(u * (v3 * v3 % p * v % p) % p, 22)
+        x = u * v3 % p * x % p
+        check = v * (x * x % p) % p
+        if check != u:
+            if check != p - u:
+                return False
+            x = x * SQRT_M1 % p
+        if x == 0 and odd:
+            return False
+        if (x & 1) == odd:
+            # x is A's: -A has the other root.
+            x = (p - x) % p
+        minus_a = (x | 0, y)
+        x = u = v = v3 = check = None
+        if len(_keys) >= KEY_CACHE_SIZE:
+            # MicroPython dicts have no order to evict by: start afresh.
+            _keys.clear()
+        if KEY_CACHE_SIZE > 0:
+            _keys[public_key] = minus_a
+    digest = yield from sha512_work(signature[:32] + public_key + message, 12)
+    k = int.from_bytes(digest, "little") % L
+    encoded = yield from _multiply(s, k, minus_a)      # [S]B - [k]A
+    return encoded == signature[:32]
 
 
-class Verifier(_Work):
-    """A resumable Ed25519 verification: step(budget) until it returns True or False."""
+class _Work:
+    """A computation run in slices (see the module doc): what Verifier and Signer return.
 
-    def __init__(self, public_key, message, signature):
-        _Work.__init__(self, _verify_generator(public_key, message, signature))
+    done: whether it has finished; value: then its result (else None).
+    """
+
+    def __init__(self, work):
+        self.work = work
+        self.next = 0                   # the cost of the next item
+        self.value = None
+        self.done = False
+        self.step(0)                    # to the first item: the argument checks run here
+
+    def step(self, budget=8):
+        """Does at most budget units of work (at least one item); returns None until done, then the result."""
+        if self.done:
+            return self.value
+        if budget < 1 and self.next:
+            raise ValueError("budget must be at least 1 unit, got %r" % (budget,))
+        spent = 0
+        while True:
+            spent += self.next
+            try:
+                self.next = next(self.work)
+            except StopIteration as stop:
+                self.value = stop.value
+                self.done = True
+                self.work = None
+                return self.value
+            if spent + self.next > budget:
+                return None
+
+
+def Verifier(public_key, message, signature):
+    """A resumable Ed25519 verification: step(budget) until it returns True or False (done is then True).
+
+    Arguments that are not bytes-like raise TypeError here.
+    """
+    return _Work(_verify(public_key, message, signature))
 
 
 def verify(public_key, message, signature):
@@ -547,73 +376,60 @@ def verify(public_key, message, signature):
     Wrong lengths, S >= L, keys that do not decode and bad signatures give
     False; only arguments that are not bytes-like raise (TypeError).
     """
-    return _run(_verify_generator(public_key, message, signature))
+    return _run(_verify(public_key, message, signature))
 
 
 # --- Signing ----------------------------------------------------------
-
-
-def _base_multiply(c):
-    """Work generator: returns [c]B as (X, Y, Z) for an int c."""
-    return (yield from _comb(c % L, None, None))
-
 
 # The last seed's (secret scalar, prefix, public key): a board signs with one key.
 _secret_cache = {}
 
 
-def _expand_seed(seed):
-    """Work generator: returns (scalar a, prefix, public key bytes) for a 32-byte seed."""
-    cached = _secret_cache.get(seed)
-    if cached is not None:
-        return cached
-    h = yield from _sha512(seed)
-    a = int.from_bytes(h[:32], "little")
-    a &= (1 << 254) - 8
-    a |= 1 << 254
-    X, Y, Z = yield from _base_multiply(a)
-    public = yield from _encode_point(X, Y, Z)
-    cached = (a, h[32:], public)
-    _secret_cache.clear()
-    _secret_cache[seed] = cached
-    return cached
+def _sign(seed, message):
+    """Work generator: returns the signature of message (bytes) under seed.
 
-
-def _sign_work(seed, message):
-    """Work generator: returns the 64-byte Ed25519 signature of message under seed."""
-    a, prefix, public = yield from _expand_seed(seed)
-    r = yield from _hash_mod_l((prefix, message))
-    X, Y, Z = yield from _base_multiply(r)
-    r_bytes = yield from _encode_point(X, Y, Z)
-    k = yield from _hash_mod_l((r_bytes, public, message))
-    s = (r + k * a) % L
+    With message None it returns the seed's public key. A seed that is not
+    32 bytes raises ValueError (our own key: local misuse, not a verdict).
+    """
+    seed = _bytes(seed, SEED_BYTES, "seed")
+    if seed is None:
+        raise ValueError("an Ed25519 seed is 32 bytes")
+    expanded = _secret_cache.get(seed)
+    if expanded is None:
+        digest = yield from sha512_work(seed, 12)
+        clamped = bytearray(digest[:32])
+        clamped[0] &= 248
+        clamped[31] = (clamped[31] & 127) | 64
+        a = int.from_bytes(clamped, "little")
+        public = yield from _multiply(a, 0, None)
+        expanded = (a, digest[32:], public)
+        _secret_cache.clear()
+        _secret_cache[seed] = expanded
+    a, prefix, public = expanded
+    if message is None:
+        return public
+    digest = yield from sha512_work(prefix + message, 12)
+    r = int.from_bytes(digest, "little") % L
+    r_bytes = yield from _multiply(r, 0, None)
+    digest = yield from sha512_work(r_bytes + public + message, 12)
+    s = (r + int.from_bytes(digest, "little") % L * a) % L
     return r_bytes + s.to_bytes(32, "little")
 
 
-def _seed_bytes(seed):
-    """seed as bytes; raises ValueError unless it is 32 bytes (our own key: local misuse)."""
-    seed = _check_bytes(seed, SEED_BYTES, "seed")
-    if seed is None:
-        raise ValueError("an Ed25519 seed is 32 bytes")
-    return seed
+def Signer(seed, message):
+    """A resumable Ed25519 signature: step(budget) until it returns the 64 bytes.
 
-
-class Signer(_Work):
-    """A resumable Ed25519 signature: step(budget) until it returns the 64 bytes."""
-
-    def __init__(self, seed, message):
-        seed = _seed_bytes(seed)
-        message = _check_bytes(message, None, "message")
-        _Work.__init__(self, _sign_work(seed, message))
+    A seed that is not 32 bytes raises ValueError here, arguments that are
+    not bytes-like TypeError.
+    """
+    return _Work(_sign(seed, _bytes(message, None, "message")))
 
 
 def sign(seed, message):
     """The 64-byte Ed25519 signature of message (bytes) with the 32-byte private seed."""
-    seed = _seed_bytes(seed)
-    message = _check_bytes(message, None, "message")
-    return _run(_sign_work(seed, message))
+    return _run(_sign(seed, _bytes(message, None, "message")))
 
 
 def public_key(seed):
     """The 32-byte Ed25519 public key of a 32-byte private seed."""
-    return _run(_expand_seed(_seed_bytes(seed)))[2]
+    return _run(_sign(seed, None))

@@ -47,29 +47,74 @@ gossip
 log
   level         debug | info | warning | error           default: info
   heap_interval duration between {"heap": ...} lines; 0 = none   default: 0
+
+Why it is written this way: a board loads this module, reads one file and
+drops it (main.py), but every identifier and short string (<= 10
+characters) it brings becomes an interned string that stays in the heap
+for good. So the checks are one table and one function (``_check``) rather
+than a function per key, the constants are ``const()`` (folded away by the
+compiler), and nothing iterates over the characters of a string (on
+MicroPython that interns each character it meets).
 """
 
 import binascii
 import json
 
-from agent.core import profile as profiles
+from agent.core import profile
 
-DEFAULT_PORT = 7946
-MAX_NAME_BYTES = 64
-MAX_TAGS = 8
-MAX_TAG_BYTES = 32
-KEY_BYTES = 32
-MIN_CLUSTER_KEY_BYTES = 16
-LOG_LEVELS = ("debug", "info", "warning", "error")
+try:
+    from micropython import const
+except ImportError:  # CPython (the tests)
+    def const(value):
+        return value
 
-_SECTIONS = {
-    "node": ("name", "priority", "bind", "advertise", "tags"),
-    "cluster": ("name", "seeds", "keyring", "keyring_file"),
-    "election": ("signing_key", "signing_key_file", "trusted_keys", "preempt", "preempt_delay"),
-    "gossip": None,  # profile + the profile fields, built below
-    "log": ("level", "heap_interval"),
-}
-_UNITS = (("ms", 1), ("s", 1000), ("m", 60000), ("h", 3600000))
+_DEFAULT_PORT = const(7946)
+_MAX_NAME_BYTES = const(64)
+_MAX_TAGS = const(8)
+_MAX_TAG_BYTES = const(32)
+_KEY_BYTES = const(32)
+_MIN_CLUSTER_KEY_BYTES = const(16)
+_LOG_LEVELS = const(("debug", "info", "warning", "error"))
+# Duration units and their milliseconds.
+_UNITS = const((("ms", 1), ("s", 1000), ("m", 60000), ("h", 3600000)))
+
+# What a value must be: the kinds _check() knows. The first three are
+# integers, in the range _RANGES gives.
+_PRIORITY = const(0)
+_MTU = const(1)
+_COUNT = const(2)
+_RANGES = const(((0, 255), (512, 65000), (1, 1000)))
+_NAME = const(3)            # a node or cluster name
+_ADDRESS = const(4)         # "ip:port", IPv4 only (bind, advertise)
+_HOST_PORT = const(5)       # "host:port", a hostname allowed (one seed)
+_SEEDS = const(6)           # a list of _HOST_PORT with a port > 0
+_TAGS = const(7)
+_KEYRING = const(8)         # a list of _CLUSTER_KEY
+_KEYRING_FILE = const(9)    # the path of a file of _CLUSTER_KEY lines
+_SEED_FILE = const(10)      # the path of a file holding one _SEED line
+_TRUSTED = const(11)        # a map of _NAME -> _PUBLIC_KEY
+_BOOLEAN = const(12)
+_DURATION = const(13)       # parse_duration_ms(), 0 allowed
+_TIMING = const(14)         # a gossip field without "_ms": a duration > 0
+_TIMING_MS = const(15)      # a gossip "*_ms" field: an int of ms or a duration, > 0
+_PROFILE = const(16)
+_LEVEL = const(17)
+_CLUSTER_KEY = const(18)    # base64 of 16+ bytes
+_SEED = const(19)           # base64 of a 32-byte Ed25519 seed
+_PUBLIC_KEY = const(20)     # base64 of a 32-byte Ed25519 public key
+
+# The sections, their keys and each key's kind, in the order problems are
+# listed. gossip also takes every profile field (the "*_ms" ones without
+# "_ms" as well): parse() adds them.
+_SECTIONS = const((
+    ("node", (("name", _NAME), ("priority", _PRIORITY), ("bind", _ADDRESS), ("advertise", _ADDRESS),
+              ("tags", _TAGS))),
+    ("cluster", (("name", _NAME), ("seeds", _SEEDS), ("keyring", _KEYRING), ("keyring_file", _KEYRING_FILE))),
+    ("election", (("signing_key", _SEED), ("signing_key_file", _SEED_FILE), ("trusted_keys", _TRUSTED),
+                  ("preempt", _BOOLEAN), ("preempt_delay", _DURATION))),
+    ("gossip", (("profile", _PROFILE),)),
+    ("log", (("level", _LEVEL), ("heap_interval", _DURATION))),
+))
 
 
 class ConfigError(ValueError):
@@ -81,288 +126,189 @@ class ConfigError(ValueError):
         super().__init__("\n".join("%s: %s" % (source, line) for line in self.errors))
 
 
-class _Bad(Exception):
-    def __init__(self, requirement):
-        super().__init__(requirement)
-        self.requirement = requirement
-
-
 def _show(value):
+    """value as it reads in the JSON file, shortened past 60 characters."""
     try:
         text = json.dumps(value)
     except Exception:
         text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
+    return text if len(text) <= 60 else "%s... (%d characters)" % (text[:40], len(text))
 
 
 def parse_duration_ms(value):
-    """Milliseconds from "250ms", "2s", "1m30s", "1h" or a bare number of seconds; _Bad otherwise."""
-    if _is_int(value) or isinstance(value, float):
+    """Milliseconds from "250ms", "2s", "1m30s", "1h" or a bare number of seconds; ValueError otherwise."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         if value < 0:
-            raise _Bad("expected a duration such as \"500ms\" or \"2s\", not negative")
+            raise ValueError("expected a duration such as \"500ms\" or \"2s\", not negative")
         return int(value * 1000)
-    if not isinstance(value, str) or not value.strip():
-        raise _Bad("expected a duration such as \"500ms\" or \"2s\" (a bare number is seconds)")
-    text = value.strip()
+    text = value.strip() if isinstance(value, str) else ""
+    # Byte codes, not characters: indexing a str interns the character on MicroPython.
+    codes = text.encode()
+    if not text or len(codes) != len(text):
+        raise ValueError("expected a duration such as \"500ms\", \"2s\", \"1m30s\" (units ms, s, m, h; "
+                         "a bare number is seconds)")
     total = 0
-    i = 0
-    n = len(text)
-    while i < n:
-        j = i
-        while j < n and (text[j].isdigit() or text[j] == "."):
-            j += 1
-        k = j
-        while k < n and text[k].isalpha():
-            k += 1
-        number = text[i:j]
-        unit = text[j:k]
-        scale = None
+    start = 0
+    while start < len(codes):
+        digits_end = start
+        while digits_end < len(codes) and (48 <= codes[digits_end] <= 57 or codes[digits_end] == 46):  # 0-9 .
+            digits_end += 1
+        unit_end = digits_end
+        while unit_end < len(codes) and 97 <= codes[unit_end] | 32 <= 122:  # a letter (| 32: lower case)
+            unit_end += 1
+        number = text[start:digits_end]
+        unit = text[digits_end:unit_end]
+        scale = 1000 if not unit and start == 0 and unit_end == len(codes) else None  # a bare number
         for name, ms in _UNITS:
             if unit == name:
                 scale = ms
-        if not number or number.count(".") > 1 or (unit == "" and (i > 0 or k < n)) or (unit and scale is None):
-            raise _Bad("expected a duration such as \"500ms\", \"2s\", \"1m30s\" (units ms, s, m, h)")
-        scale = scale if scale is not None else 1000
+        if not number.strip(".") or number.count(".") > 1 or scale is None:
+            raise ValueError("expected a duration such as \"500ms\", \"2s\", \"1m30s\" (units ms, s, m, h)")
         # Integers stay exact (boards have single-precision floats).
         total += int(float(number) * scale) if "." in number else int(number) * scale
-        i = k
+        start = unit_end
     return total
 
 
-def _integer(low, high):
-    def parse(value):
-        if not _is_int(value) or value < low or value > high:
-            raise _Bad("expected an integer %d..%d" % (low, high))
-        return value
-    return parse
-
-
-def _boolean(value):
-    if value is True or value is False:
-        return value
-    raise _Bad("expected true or false")
-
-
-def _valid_name(value):
-    if not isinstance(value, str) or not value:
-        return False
-    if len(value.encode("utf-8")) > MAX_NAME_BYTES:
-        return False
-    for c in value:
-        if c in " /\t\r\n":
-            return False
-    return True
-
-
-def _name(value):
-    if not _valid_name(value):
-        raise _Bad("expected 1..%d UTF-8 bytes without spaces or '/'" % MAX_NAME_BYTES)
-    return value
-
-
-def _dotted_quad(host):
-    parts = host.split(".")
-    if len(parts) != 4:
-        return False
-    for part in parts:
-        if not part.isdigit() or len(part) > 3 or int(part) > 255:
-            return False
-    return True
-
-
-def _hostport(value, names_ok):
-    if not isinstance(value, str) or ":" not in value:
-        raise _Bad("expected \"host:port\"")
-    cut = value.rfind(":")
-    host = value[:cut]
-    port = value[cut + 1:]
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise _Bad("expected \"host:port\" with a port 0..65535")
-    if not host:
-        raise _Bad("expected \"host:port\" with a host")
-    if not _dotted_quad(host):
-        if not names_ok:
-            raise _Bad("expected an IPv4 address and port, such as \"0.0.0.0:7946\"")
-        for c in host:
-            if not (c.isalpha() or c.isdigit() or c in "-."):
-                raise _Bad("expected an IPv4 address or hostname and a port")
-    return (host, int(port))
-
-
-def _ip_port(value):
-    return _hostport(value, False)
-
-
-def _seeds(value):
-    if not isinstance(value, list):
-        raise _Bad("expected a list of \"host:port\"")
-    out = []
-    for item in value:
+def _check(kind, value):
+    """value checked as one of the kinds above, in the form the agent takes; ValueError says what is allowed."""
+    if kind <= _COUNT:
+        low, high = _RANGES[kind]
+        if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
+            return value
+        raise ValueError("expected an integer %d..%d" % (low, high))
+    if kind == _NAME:
+        # split() finds any whitespace, and [] for "".
+        if isinstance(value, str) and value.split() == [value] and "/" not in value \
+                and len(value.encode()) <= _MAX_NAME_BYTES:
+            return value
+        raise ValueError("expected 1..%d UTF-8 bytes without spaces or '/'" % _MAX_NAME_BYTES)
+    if kind == _ADDRESS or kind == _HOST_PORT:
+        cut = value.rfind(":") if isinstance(value, str) else -1
+        if cut < 0:
+            raise ValueError("expected \"host:port\"")
+        host = value[:cut]
+        port = value[cut + 1:]
+        if not port.isdigit() or len(port) > 5 or int(port) > 65535:
+            raise ValueError("expected \"host:port\" with a port 0..65535")
+        if not host:
+            raise ValueError("expected \"host:port\" with a host")
+        parts = host.split(".")
+        dotted_quad = len(parts) == 4
+        for part in parts:
+            if not part.isdigit() or len(part) > 3 or int(part) > 255:
+                dotted_quad = False
+        if not dotted_quad:
+            if kind == _ADDRESS:
+                raise ValueError("expected an IPv4 address and port, such as \"0.0.0.0:7946\"")
+            for code in host.encode():
+                # ASCII letters (| 32: lower case), digits, '-' (45) and '.' (46).
+                if not (97 <= code | 32 <= 122 or 48 <= code <= 57 or code == 45 or code == 46):
+                    raise ValueError("expected an IPv4 address or hostname and a port")
+        return (host, int(port))
+    if kind == _SEEDS:
+        if not isinstance(value, list):
+            raise ValueError("expected a list of \"host:port\"")
+        seeds = []
+        for item in value:
+            try:
+                seed = _check(_HOST_PORT, item)
+            except ValueError as exc:
+                raise ValueError("%s: %s" % (_show(item), exc.args[0]))
+            if seed[1] == 0:
+                raise ValueError("%s: a seed needs a port 1..65535" % _show(item))
+            seeds.append(seed)
+        return seeds
+    if kind == _TAGS:
+        if not isinstance(value, dict) or len(value) > _MAX_TAGS:
+            raise ValueError("expected a map of at most %d tags, text -> text" % _MAX_TAGS)
+        for key in value:
+            item = value[key]
+            if not isinstance(key, str) or not isinstance(item, str) or not key \
+                    or len(key.encode()) > _MAX_TAG_BYTES or len(item.encode()) > _MAX_TAG_BYTES:
+                raise ValueError("expected text keys and values of 1..%d bytes" % _MAX_TAG_BYTES)
+        return dict(value) or None
+    if kind == _KEYRING:
+        if not isinstance(value, list) or not value:
+            raise ValueError("expected a non-empty list of base64 cluster keys (first = primary)")
+        keys = []
+        for item in value:
+            try:
+                keys.append(_check(_CLUSTER_KEY, item))
+            except ValueError as exc:
+                raise ValueError("key %d: %s" % (len(keys) + 1, exc.args[0]))
+        return keys
+    if kind == _KEYRING_FILE or kind == _SEED_FILE:
+        # One base64 key a line, as `leaderd keygen` writes them; '#' starts a comment.
+        if not isinstance(value, str) or not value:
+            raise ValueError("expected a file path")
         try:
-            seed = _hostport(item, True)
-        except _Bad as exc:
-            raise _Bad("%s: %s" % (_show(item), exc.requirement))
-        if seed[1] == 0:
-            raise _Bad("%s: a seed needs a port 1..65535" % _show(item))
-        out.append(seed)
-    return out
-
-
-def _tags(value):
-    if not isinstance(value, dict):
-        raise _Bad("expected a map of text -> text")
-    if len(value) > MAX_TAGS:
-        raise _Bad("expected at most %d tags" % MAX_TAGS)
-    for key in value:
-        item = value[key]
-        if not isinstance(key, str) or not isinstance(item, str) or not key \
-                or len(key.encode("utf-8")) > MAX_TAG_BYTES or len(item.encode("utf-8")) > MAX_TAG_BYTES:
-            raise _Bad("expected text keys and values of 1..%d bytes" % MAX_TAG_BYTES)
-    return dict(value) or None
-
-
-def _b64(text, what, length=None, minimum=None):
-    if not isinstance(text, str):
-        raise _Bad("expected the base64 of %s" % what)
+            with open(value) as handle:
+                text = handle.read()
+        except OSError as exc:
+            raise ValueError("cannot read the file: %s" % (exc,))
+        lines = []
+        for line in text.split("\n"):
+            line = line.strip()
+            if line and not line.startswith("#"):
+                lines.append(line)
+        if kind == _KEYRING_FILE:
+            return _check(_KEYRING, lines)
+        if len(lines) != 1:
+            raise ValueError("expected one line: the base64 of a 32-byte Ed25519 seed")
+        return _check(_SEED, lines[0])
+    if kind == _TRUSTED:
+        if not isinstance(value, dict):
+            raise ValueError("expected a map of node name -> base64 public key")
+        keys = {}
+        for name in value:
+            try:
+                _check(_NAME, name)
+            except ValueError:
+                raise ValueError("%s: expected node names as keys" % _show(name))
+            try:
+                keys[name] = _check(_PUBLIC_KEY, value[name])
+            except ValueError as exc:
+                raise ValueError("%s: %s" % (name, exc.args[0]))
+        return keys
+    if kind == _BOOLEAN:
+        if value is True or value is False:
+            return value
+        raise ValueError("expected true or false")
+    if kind == _TIMING_MS and isinstance(value, int) and not isinstance(value, bool):
+        # field_ms: 500 is milliseconds; everywhere else a bare number is seconds.
+        if value < 1:
+            raise ValueError("expected a positive number of milliseconds or a duration such as \"500ms\"")
+        return value
+    if kind == _DURATION or kind == _TIMING or kind == _TIMING_MS:
+        ms = parse_duration_ms(value)
+        if ms < 1 and kind != _DURATION:
+            raise ValueError("expected a positive duration")
+        return ms
+    if kind == _PROFILE:
+        if isinstance(value, str) and value in profile.PROFILES:
+            return value
+        raise ValueError("expected one of: lan, wan, local")
+    if kind == _LEVEL:
+        if isinstance(value, str) and value in _LOG_LEVELS:
+            return value
+        raise ValueError("expected one of: " + ", ".join(_LOG_LEVELS))
+    # The base64 keys: _CLUSTER_KEY, _SEED, _PUBLIC_KEY.
+    if kind == _CLUSTER_KEY:
+        what = "a cluster key of %d+ bytes" % _MIN_CLUSTER_KEY_BYTES
+    elif kind == _SEED:
+        what = "a %d-byte Ed25519 seed (the NAME.key line)" % _KEY_BYTES
+    else:
+        what = "a %d-byte Ed25519 public key" % _KEY_BYTES
+    if not isinstance(value, str):
+        raise ValueError("expected the base64 of " + what)
     try:
-        raw = binascii.a2b_base64(text.strip())
+        raw = binascii.a2b_base64(value.strip())
     except Exception:
-        raise _Bad("not valid base64 (expected %s)" % what)
-    if length is not None and len(raw) != length:
-        raise _Bad("expected the base64 of %s, got %d bytes" % (what, len(raw)))
-    if minimum is not None and len(raw) < minimum:
-        raise _Bad("expected the base64 of %s, got %d bytes" % (what, len(raw)))
+        raise ValueError("not valid base64 (expected %s)" % what)
+    if len(raw) < _MIN_CLUSTER_KEY_BYTES if kind == _CLUSTER_KEY else len(raw) != _KEY_BYTES:
+        raise ValueError("expected the base64 of %s, got %d bytes" % (what, len(raw)))
     return raw
-
-
-def _keyring(value):
-    if not isinstance(value, list) or not value:
-        raise _Bad("expected a non-empty list of base64 cluster keys (first = primary)")
-    out = []
-    for i in range(len(value)):
-        try:
-            out.append(_b64(value[i], "a cluster key of %d+ bytes" % MIN_CLUSTER_KEY_BYTES,
-                            minimum=MIN_CLUSTER_KEY_BYTES))
-        except _Bad as exc:
-            raise _Bad("key %d: %s" % (i + 1, exc.requirement))
-    return out
-
-
-def _file_lines(value):
-    if not isinstance(value, str) or not value:
-        raise _Bad("expected a file path")
-    try:
-        with open(value) as handle:
-            text = handle.read()
-    except OSError as exc:
-        raise _Bad("cannot read the file: %s" % (exc,))
-    lines = []
-    for line in text.split("\n"):
-        line = line.strip()
-        if line and not line.startswith("#"):
-            lines.append(line)
-    return lines
-
-
-def _keyring_file(value):
-    return _keyring(_file_lines(value))
-
-
-def _seed(value):
-    return _b64(value, "a %d-byte Ed25519 seed (the NAME.key line)" % KEY_BYTES, KEY_BYTES)
-
-
-def _seed_file(value):
-    lines = _file_lines(value)
-    if len(lines) != 1:
-        raise _Bad("expected one line: the base64 of a 32-byte Ed25519 seed")
-    return _seed(lines[0])
-
-
-def _trusted(value):
-    if not isinstance(value, dict):
-        raise _Bad("expected a map of node name -> base64 public key")
-    out = {}
-    for name in value:
-        if not _valid_name(name):
-            raise _Bad("%s: expected node names as keys" % _show(name))
-        try:
-            out[name] = _b64(value[name], "a %d-byte Ed25519 public key" % KEY_BYTES, KEY_BYTES)
-        except _Bad as exc:
-            raise _Bad("%s: %s" % (name, exc.requirement))
-    return out
-
-
-def _level(value):
-    if value not in LOG_LEVELS:
-        raise _Bad("expected one of: " + ", ".join(LOG_LEVELS))
-    return value
-
-
-def _profile_name(value):
-    if value not in profiles.PROFILES:
-        raise _Bad("expected one of: lan, wan, local")
-    return value
-
-
-def _gossip_parser(key, field):
-    if field.endswith("_ms"):
-        def parse(value):
-            # field_ms: 500 is milliseconds; everywhere else a bare number is seconds.
-            if key == field and _is_int(value):
-                if value < 1:
-                    raise _Bad("expected a positive number of milliseconds or a duration such as \"500ms\"")
-                return value
-            ms = parse_duration_ms(value)
-            if ms < 1:
-                raise _Bad("expected a positive duration")
-            return ms
-        return parse
-    if field == "mtu_bytes":
-        return _integer(512, 65000)
-    return _integer(1, 1000)
-
-
-class _Checker:
-    def __init__(self):
-        self.errors = []
-
-    def section(self, top, name):
-        raw = top.get(name)
-        if raw is None:
-            return {}
-        if not isinstance(raw, dict):
-            self.errors.append("%s: %s: expected a map" % (name, _show(raw)))
-            return {}
-        known = _SECTIONS[name]
-        if known is not None:
-            for key in sorted(raw):
-                if key not in known:
-                    self.errors.append("%s.%s: unknown key; known keys: %s" % (name, key, ", ".join(known)))
-        return raw
-
-    def field(self, section, prefix, key, parse, default=None):
-        if key not in section or section[key] is None:
-            return default
-        value = section[key]
-        try:
-            return parse(value)
-        except _Bad as exc:
-            self.errors.append("%s.%s: %s: %s" % (prefix, key, _show(value), exc.requirement))
-            return default
-
-
-def default_name():
-    """"board-" and this chip's unique id in hex, or None where there is none (unix port)."""
-    try:
-        import machine
-        return "board-" + binascii.hexlify(machine.unique_id()).decode()
-    except Exception:
-        return None
 
 
 def parse(data, source="<config>", default_host=None):
@@ -371,128 +317,125 @@ def parse(data, source="<config>", default_host=None):
     default_host: the address to advertise when node.bind is 0.0.0.0 and
     node.advertise is not set (main.py passes the WiFi address).
     """
-    c = _Checker()
+    known_sections = [section for section, keys in _SECTIONS]
+    section_names = ", ".join(sorted(known_sections))
     if not isinstance(data, dict):
-        raise ConfigError(["expected a JSON object with the sections: " + ", ".join(sorted(_SECTIONS))], source)
-    for key in sorted(data):
-        if key not in _SECTIONS:
-            c.errors.append("%s: unknown section; known sections: %s" % (key, ", ".join(sorted(_SECTIONS))))
+        raise ConfigError(["expected a JSON object with the sections: " + section_names], source)
+    errors = []
+    for section in sorted(data):
+        if section not in known_sections:
+            errors.append("%s: unknown section; known sections: %s" % (section, section_names))
+    given = {}    # section -> its mapping as written
+    checked = {}  # section -> {key: checked value} for the keys set and valid (gossip: by profile field)
+    for section, keys in _SECTIONS:
+        values = given[section] = data.get(section)
+        checked[section] = {}
+        if values is None:
+            values = given[section] = {}
+        if not isinstance(values, dict):
+            errors.append("%s: %s: expected a map" % (section, _show(values)))
+            values = given[section] = {}
+        for key in sorted(values):
+            value = values[key]
+            field = key
+            kind = None
+            for known, known_kind in keys:
+                if key == known:
+                    kind = known_kind
+            if kind is None and section == "gossip":
+                if key in profile.FIELDS:
+                    if key.endswith("_ms"):
+                        kind = _TIMING_MS
+                    elif key == "mtu_bytes":
+                        kind = _MTU
+                    else:
+                        kind = _COUNT
+                elif key + "_ms" in profile.FIELDS:
+                    field = key + "_ms"  # probe_interval: probe_interval_ms as a duration
+                    kind = _TIMING
+            if kind is None:
+                if section == "gossip":
+                    known_keys = "profile and the profile fields (%s)" % ", ".join(profile.FIELDS)
+                else:
+                    known_keys = ", ".join(known for known, known_kind in keys)
+                errors.append("%s.%s: unknown key; known keys: %s" % (section, key, known_keys))
+            elif value is not None:
+                if kind == _TIMING_MS and values.get(key[:-3]) is not None:
+                    errors.append("%s.%s: %s: this field is set twice (also as %s.%s); keep one"
+                                  % (section, key, _show(value), section, key[:-3]))
+                    continue
+                try:
+                    checked[section][field] = _check(kind, value)
+                except ValueError as exc:
+                    errors.append("%s.%s: %s: %s" % (section, key, _show(value), exc.args[0]))
     warnings = []
 
-    s = c.section(data, "node")
-    name = c.field(s, "node", "name", _name)
-    if name is None and "name" not in s:
-        name = default_name()
-        if name is None:
-            c.errors.append("node.name: required here (this port has no machine.unique_id)")
-    priority = c.field(s, "node", "priority", _integer(0, 255), 0)
-    bind = c.field(s, "node", "bind", _ip_port, ("0.0.0.0", DEFAULT_PORT))
-    advertise = c.field(s, "node", "advertise", _ip_port)
-    tags = c.field(s, "node", "tags", _tags)
+    node = checked["node"]
+    name = node.get("name")
+    if given["node"].get("name") is None:
+        try:
+            import machine
+            name = "board-" + binascii.hexlify(machine.unique_id()).decode()
+        except Exception:
+            errors.append("node.name: required here (this port has no machine.unique_id)")
+    priority = node.get("priority", 0)
+    bind = node.get("bind")
+    if bind is None and given["node"].get("bind") is None:
+        bind = ("0.0.0.0", _DEFAULT_PORT)
+    advertise = node.get("advertise")
     if advertise is not None and (advertise[0] == "0.0.0.0" or advertise[1] == 0):
-        c.errors.append("node.advertise: %s: expected an address and port others can reach"
-                        % _show(s["advertise"]))
+        errors.append("node.advertise: %s: expected an address and port others can reach"
+                      % _show(given["node"]["advertise"]))
         advertise = None
     if advertise is None and bind is not None:
         if bind[0] != "0.0.0.0":
             advertise = bind
         elif default_host is not None:
             advertise = (default_host, bind[1])
-        elif "advertise" not in s:
-            c.errors.append("node.advertise: not set, and bind %s:%d names no address (no WiFi "
-                            "address either); set node.advertise: \"HOST:%d\"" % (bind[0], bind[1], bind[1]))
+        elif given["node"].get("advertise") is None:
+            errors.append("node.advertise: not set, and bind %s:%d names no address (no WiFi "
+                          "address either); set node.advertise: \"HOST:%d\"" % (bind[0], bind[1], bind[1]))
     if bind is not None and bind[1] == 0:
-        c.errors.append("node.bind: %s: expected a fixed port (others must know it)" % _show(s["bind"]))
+        errors.append("node.bind: %s: expected a fixed port (others must know it)" % _show(given["node"]["bind"]))
 
-    s = c.section(data, "cluster")
-    cluster = c.field(s, "cluster", "name", _name, "default")
-    seeds = c.field(s, "cluster", "seeds", _seeds, [])
-    keyring = c.field(s, "cluster", "keyring", _keyring)
-    from_file = c.field(s, "cluster", "keyring_file", _keyring_file)
-    if keyring is not None and from_file is not None:
-        c.errors.append("cluster.keyring_file: set together with cluster.keyring; keep one")
-    keyring = keyring or from_file
+    cluster = checked["cluster"]
+    election = checked["election"]
+    # One of each pair: the value inline or from a file.
+    for section, key, file_key in (("cluster", "keyring", "keyring_file"),
+                                   ("election", "signing_key", "signing_key_file")):
+        if checked[section].get(key) is not None and checked[section].get(file_key) is not None:
+            errors.append("%s.%s: set together with %s.%s; keep one" % (section, file_key, section, key))
+    keyring = cluster.get("keyring") or cluster.get("keyring_file")
     if keyring is None:
         warnings.append("packets are unauthenticated: set cluster.keyring to authenticate them")
-
-    s = c.section(data, "election")
-    seed = c.field(s, "election", "signing_key", _seed)
-    seed_from_file = c.field(s, "election", "signing_key_file", _seed_file)
-    if seed is not None and seed_from_file is not None:
-        c.errors.append("election.signing_key_file: set together with election.signing_key; keep one")
-    seed = seed or seed_from_file
-    trusted = c.field(s, "election", "trusted_keys", _trusted)
-    if trusted is not None and not trusted:
-        trusted = None
-    preempt = c.field(s, "election", "preempt", _boolean, True)
-    preempt_delay_ms = c.field(s, "election", "preempt_delay", _wrap_duration(0), 5000)
+    seed = election.get("signing_key") or election.get("signing_key_file")
+    trusted = election.get("trusted_keys") or None
     if trusted is None:
         if seed is not None:
             warnings.append("claims are signed but not verified: set election.trusted_keys")
         else:
             warnings.append("claims are unsigned and unverified (insecure): set election.trusted_keys")
-    elif seed is None and priority and priority > 0:
+    elif seed is None and priority > 0:
         warnings.append("no election.signing_key: this board cannot sign claims, so it never leads")
 
-    s = c.section(data, "gossip")
-    profile = _gossip(c, s)
-
-    s = c.section(data, "log")
-    level = c.field(s, "log", "level", _level, "info")
-    heap_interval_ms = c.field(s, "log", "heap_interval", _wrap_duration(0), 0)
-
-    if c.errors:
-        raise ConfigError(c.errors, source)
-    # A plain dict: nothing in it refers back to this module, so a board can
-    # drop the module (its bytecode is ~15 KB of heap) once the config is read.
-    return {"name": name, "priority": priority, "bind": bind, "advertise": advertise, "tags": tags,
-            "cluster": cluster, "seeds": seeds, "keyring": keyring, "signing_seed": seed,
-            "trusted_keys": trusted, "preempt": preempt, "preempt_delay_ms": preempt_delay_ms,
-            "profile": profile, "log_level": level, "heap_interval_ms": heap_interval_ms,
-            "warnings": warnings, "source": source}
-
-
-def _wrap_duration(minimum_ms):
-    def parse(value):
-        ms = parse_duration_ms(value)
-        if ms < minimum_ms:
-            raise _Bad("expected at least %d ms" % minimum_ms)
-        return ms
-    return parse
-
-
-def _gossip(c, s):
-    known = ["profile"]
-    aliases = {}
-    for field in profiles.FIELDS:
-        known.append(field)
-        if field.endswith("_ms"):
-            aliases[field[:-3]] = field
-            known.append(field[:-3])
-    for key in sorted(s):
-        if key not in known:
-            c.errors.append("gossip.%s: unknown key; known keys: profile and the profile fields (%s)"
-                            % (key, ", ".join(profiles.FIELDS)))
-    name = c.field(s, "gossip", "profile", _profile_name, "lan")
-    overrides = {}
-    written = {}
-    for key in sorted(s):
-        field = aliases.get(key, key)
-        if key == "profile" or field not in profiles.FIELDS or s[key] is None:
-            continue
-        if field in written:
-            c.errors.append("gossip.%s: %s: this field is set twice (also as gossip.%s); keep one"
-                            % (key, _show(s[key]), written[field]))
-            continue
-        value = c.field(s, "gossip", key, _gossip_parser(key, field))
-        if value is not None:
-            overrides[field] = value
-            written[field] = key
+    gossip = checked["gossip"]
+    profile_name = gossip.pop("profile", "lan")
     try:
-        return profiles.make(name, **overrides)
+        timings = profile.make(profile_name, **gossip)
     except ValueError as exc:
-        c.errors.append("gossip: %s" % (exc,))
-        return profiles.make(name)
+        errors.append("gossip: timings that contradict each other: %s" % (exc,))
+
+    log = checked["log"]
+    if errors:
+        raise ConfigError(errors, source)
+    # A plain dict: nothing in it refers back to this module, so a board can
+    # drop the module (~14 KB of heap on a 64-bit build) once the config is read.
+    return {"name": name, "priority": priority, "bind": bind, "advertise": advertise, "tags": node.get("tags"),
+            "cluster": cluster.get("name", "default"), "seeds": cluster.get("seeds", []), "keyring": keyring,
+            "signing_seed": seed, "trusted_keys": trusted, "preempt": election.get("preempt", True),
+            "preempt_delay_ms": election.get("preempt_delay", 5000), "profile": timings,
+            "log_level": log.get("level", "info"), "heap_interval_ms": log.get("heap_interval", 0),
+            "warnings": warnings, "source": source}
 
 
 def load(path, default_host=None):

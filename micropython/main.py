@@ -11,61 +11,60 @@ Output: one JSON object per line on stdout (leaderd.py says which). Exit
 status 2 for a bad config (every problem printed as a {"log": ...} line),
 1 when the agent cannot start (the port is taken, say), 0 after Ctrl-C
 (the board leaves the cluster first).
+
+This file runs from source (a board runs main.py, not main.mpy), so the
+compiler interns every name in it for good: it keeps to few names, most of
+them ones the agent has anyway.
 """
 
 import gc
 import sys
 
 
-def _add_checkout_paths(argv):
-    # Run from micropython/ in a checkout, the repository root holds agent/:
-    # put it on the path unless agent/ is importable already (a build, a board).
-    script = argv[0] if argv else ""
-    cut = script.rfind("/")
-    here = script[:cut] if cut > 0 else "."
-    for path in (here, here + "/.."):
-        if path not in sys.path:
-            sys.path.append(path)
-
-
-def _forget(module):
-    # Drops a module no longer needed (its bytecode sits in the heap unless frozen).
-    del sys.modules[module]
-    gc.collect()
-
-
-def _error(text):
+def error(text):
+    """Prints text as a {"log": text, "level": "error"} line."""
     import json
     print(json.dumps({"log": text, "level": "error"}))
 
 
 def main(argv):
     """Runs the agent with the config named in argv[1] (default leaderd.json); returns the exit status."""
+    # Run from micropython/ in a checkout, the repository root holds agent/:
+    # put it on the path unless agent/ is importable already (a build, a board).
+    here = argv[0][:argv[0].rfind("/")] if argv and argv[0].rfind("/") > 0 else "."
+    for path in (here, here + "/.."):
+        if path not in sys.path:
+            sys.path.append(path)
     path = argv[1] if len(argv) > 1 else "leaderd.json"
-    _add_checkout_paths(argv)
-    import wifi
+    host = None
     try:
-        host = wifi.connect()
-    except (OSError, ValueError) as exc:
-        _error("wifi: %s" % (exc,))
-        return 1
-    if host is None:
-        wifi = _forget("wifi")  # no WiFi here (unix port): its bytecode is heap to win back
+        import network  # noqa: F401  only to know whether this port has WiFi (the unix port has not)
+    except ImportError:
+        network = None
+    if network is not None:
+        import wifi
+        try:
+            host = wifi.connect()
+        except (OSError, ValueError) as exc:
+            error("cannot join the WiFi: %s" % (exc,))
+            return 1
     import leaderd_config
     try:
-        cfg = leaderd_config.load(path, default_host=host)
+        config = leaderd_config.load(path, default_host=host)
     except leaderd_config.ConfigError as exc:
         for line in exc.errors:
-            _error("%s: %s" % (exc.source, line))
+            error("%s: %s" % (exc.source, line))
         return 2
-    # The config is a plain dict: the checker's ~15 KB of bytecode can go.
-    leaderd_config = _forget("leaderd_config")
+    # The config is a plain dict: the checker's bytecode can go.
+    del leaderd_config
+    del sys.modules["leaderd_config"]
+    gc.collect()
     import asyncio
     import leaderd
     try:
-        agent = leaderd.Agent(cfg)
+        agent = leaderd.Agent(config)
     except ValueError as exc:
-        _error("%s: %s" % (path, exc))
+        error("%s: %s" % (path, exc))
         return 2
 
     async def run():
@@ -79,15 +78,15 @@ def main(argv):
         agent.shutdown()
         return 0
     except ValueError as exc:
-        _error("%s: %s" % (path, exc))
+        error("%s: %s" % (path, exc))
         return 2
     except OSError as exc:
-        _error("cannot start: %s" % (exc,))
+        error("cannot start: %s" % (exc,))
         return 1
     return 0
 
 
 if __name__ == "__main__":
-    status = main(sys.argv)
-    if status:
-        sys.exit(status)
+    code = main(sys.argv)
+    if code:
+        sys.exit(code)

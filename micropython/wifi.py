@@ -13,48 +13,35 @@ and connect() returns None.
 import json
 import time
 
-CONFIG_PATH = "wifi.json"
-CHECK_INTERVAL_MS = 5000
+from micropython import const
+
+_CONFIG_PATH = const("wifi.json")
+_CHECK_INTERVAL_MS = const(5000)
 
 
-def _load(path):
-    with open(path) as handle:
-        data = json.load(handle)
-    if not isinstance(data, dict) or not isinstance(data.get("ssid"), str) or not data["ssid"]:
-        raise ValueError("%s: expected {\"ssid\": \"...\", \"password\": \"...\"}" % path)
-    return data
-
-
-def _timeout_ms(value):
-    if value is None:
-        return 20000
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return int(value * 1000)
-    text = str(value).strip()
-    if text.endswith("ms"):
-        return int(text[:-2])
-    if text.endswith("s"):
-        return int(float(text[:-1]) * 1000)
-    return int(float(text) * 1000)
-
-
-def _interface():
+def _station(path):
+    """(the network module, the station interface, the credentials in path), or None without WiFi."""
     try:
         import network
     except ImportError:
-        return None, None
-    return network, network.WLAN(network.STA_IF)
-
-
-def connect(path=CONFIG_PATH, log=print):
-    """Connects with the credentials in path; returns the IP address, or None without WiFi (unix port)."""
-    network, wlan = _interface()
-    if wlan is None:
         return None
-    cfg = _load(path)
-    if cfg.get("hostname"):
+    with open(path) as handle:
+        credentials = json.load(handle)
+    if not isinstance(credentials, dict) or not isinstance(credentials.get("ssid"), str) \
+            or not credentials["ssid"]:
+        raise ValueError("%s: expected {\"ssid\": \"...\", \"password\": \"...\"}" % path)
+    return network, network.WLAN(network.STA_IF), credentials
+
+
+def connect(path=_CONFIG_PATH, log=print):
+    """Connects with the credentials in path; returns the IP address, or None without WiFi (unix port)."""
+    station = _station(path)
+    if station is None:
+        return None
+    network, wlan, credentials = station
+    if credentials.get("hostname"):
         try:
-            network.hostname(cfg["hostname"])
+            network.hostname(credentials["hostname"])
         except (AttributeError, ValueError, OSError):
             pass
     wlan.active(True)
@@ -68,32 +55,44 @@ def connect(path=CONFIG_PATH, log=print):
         except (AttributeError, ValueError, OSError, TypeError):
             pass
     if not wlan.isconnected():
-        wlan.connect(cfg["ssid"], cfg.get("password", ""))
-        deadline = time.ticks_add(time.ticks_ms(), _timeout_ms(cfg.get("timeout")))
+        wlan.connect(credentials["ssid"], credentials.get("password", ""))
+        # "timeout": "20s", "500ms" or a number of seconds; default 20 s.
+        timeout = credentials.get("timeout")
+        if timeout is None:
+            timeout_ms = 20000
+        elif isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
+            timeout_ms = int(timeout * 1000)
+        else:
+            timeout = str(timeout).strip()
+            if timeout.endswith("ms"):
+                timeout_ms = int(timeout[:-2])
+            else:
+                timeout_ms = int(float(timeout[:-1] if timeout.endswith("s") else timeout) * 1000)
+        deadline = time.ticks_add(time.ticks_ms(), timeout_ms)
         while not wlan.isconnected():
             if time.ticks_diff(deadline, time.ticks_ms()) <= 0:
-                raise OSError("wifi: no connection to %r within the timeout (status %s)"
-                              % (cfg["ssid"], wlan.status()))
+                raise OSError("no connection to %r within the timeout (status %s)"
+                              % (credentials["ssid"], wlan.status()))
             time.sleep_ms(100)
     address = wlan.ifconfig()[0]
-    log("wifi: connected to %r as %s" % (cfg["ssid"], address))
+    log("wifi: connected to %r as %s" % (credentials["ssid"], address))
     return address
 
 
-async def keep_connected(path=CONFIG_PATH, log=print):
+async def keep_connected(path=_CONFIG_PATH, log=print):
     """A task: checks the link every few seconds and reconnects when it dropped."""
     import asyncio
-    network, wlan = _interface()
-    if wlan is None:
+    station = _station(path)
+    if station is None:
         return
-    cfg = _load(path)
+    network, wlan, credentials = station
     while True:
-        await asyncio.sleep_ms(CHECK_INTERVAL_MS)
+        await asyncio.sleep_ms(_CHECK_INTERVAL_MS)
         if wlan.isconnected():
             continue
-        log("wifi: link lost, reconnecting to %r" % cfg["ssid"])
+        log("wifi: link lost, reconnecting to %r" % credentials["ssid"])
         try:
             wlan.disconnect()
         except OSError:
             pass
-        wlan.connect(cfg["ssid"], cfg.get("password", ""))
+        wlan.connect(credentials["ssid"], credentials.get("password", ""))

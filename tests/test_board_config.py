@@ -111,6 +111,14 @@ def test_a_candidate_without_a_key_is_told_it_never_leads():
     ("gossip", "mtu_bytes", 100, "gossip.mtu_bytes: 100: expected an integer 512..65000"),
     ("gossip", "probes", 1, "gossip.probes: unknown key"),
     ("log", "level", "loud", "log.level: \"loud\": expected one of: debug, info, warning, error"),
+    ("node", "name", "tab\tin", "node.name: \"tab\\tin\": expected 1..64 UTF-8 bytes"),
+    ("node", "name", "a/b", "node.name: \"a/b\": expected 1..64 UTF-8 bytes"),
+    ("cluster", "seeds", ["under_score:7946"], "cluster.seeds: [\"under_score:7946\"]: \"under_score:7946\": "
+                                               "expected an IPv4 address or hostname"),
+    ("cluster", "seeds", ["10.0.0.1:0"], "cluster.seeds: [\"10.0.0.1:0\"]: \"10.0.0.1:0\": a seed needs a port"),
+    ("gossip", "profile", ["lan"], "gossip.profile: [\"lan\"]: expected one of: lan, wan, local"),
+    ("log", "level", ["info"], "log.level: [\"info\"]: expected one of"),
+    ("log", "heap_interval", ".", "log.heap_interval: \".\": expected a duration"),
 ])
 def test_each_bad_value_is_named(section, key, value, expect):
     data = {"node": {"name": "b", "bind": "10.0.0.5:7946"}}
@@ -124,6 +132,26 @@ def test_every_problem_is_listed_at_once():
     text = "\n".join(errors)
     for part in ("node.name", "node.priority", "api: unknown section", "gossip.profile"):
         assert part in text, text
+
+
+def test_a_name_or_address_set_to_null_is_not_taken_as_set():
+    # null means "not set": the defaults (or their errors) apply.
+    errors = errors_of({"node": {"name": None, "bind": "10.0.0.5:7946"}})
+    assert errors == ["node.name: required here (this port has no machine.unique_id)"], errors
+    errors = errors_of({"node": {"name": "b", "advertise": None}})
+    assert errors and errors[0].startswith("node.advertise: not set"), errors
+
+
+def test_long_values_are_shortened_and_both_key_forms_clash(tmp_path):
+    keyring = tmp_path / "keyring"
+    keyring.write_text(CLUSTER_KEY + "\n")
+    errors = errors_of({"node": {"name": "b", "bind": "10.0.0.5:7946"},
+                        "cluster": {"keyring": [CLUSTER_KEY, "@" * 80]}})
+    assert len(errors) == 1 and errors[0].startswith("cluster.keyring: [\"") and "... (" in errors[0] \
+        and "characters): key 2: " in errors[0], errors
+    errors = errors_of({"node": {"name": "b", "bind": "10.0.0.5:7946"},
+                        "cluster": {"keyring": [CLUSTER_KEY], "keyring_file": str(keyring)}})
+    assert "cluster.keyring_file: set together with cluster.keyring; keep one" in errors, errors
 
 
 def test_set_twice_and_timings_that_contradict():
@@ -142,10 +170,12 @@ def test_durations(text, ms):
     assert leaderd_config.parse_duration_ms(text) == ms
 
 
-@pytest.mark.parametrize("text", ["", "s", "2 s", "1x", "1.2.3s", "ms2", "-1s", -1, None, [1]])
+@pytest.mark.parametrize("text", ["", "s", "2 s", "1x", "1.2.3s", "ms2", "-1s", -1, None, [1], ".", "1m30", "2sm",
+                                  "\u00b2s", True])
 def test_bad_durations(text):
-    with pytest.raises(leaderd_config._Bad):
+    with pytest.raises(ValueError) as info:
         leaderd_config.parse_duration_ms(text)
+    assert "expected a duration" in str(info.value)
 
 
 def test_key_files_and_load(tmp_path):

@@ -1,10 +1,12 @@
 """Tests for the board crypto: micropython/sha512.py and micropython/ed25519.py.
 
-On CPython: the FIPS 180-4 and RFC 8032 vectors, every message length
-around the padding edges against hashlib, 50 random keys and messages
-against `cryptography` both ways, the rejections (tampered message or
-signature, S >= L, bad keys, wrong lengths), and the resumable Verifier and
-Signer against the one-call functions and inside an asyncio loop. Then the
+On CPython: the FIPS 180-4 and RFC 8032 vectors and constants, every
+message length around the padding edges against hashlib, the scalar
+multiplication (both recodings, edge scalars) against a plain affine
+reference, 50 random keys and messages against `cryptography` both ways,
+the rejections (tampered message or signature, S >= L, bad keys, wrong
+lengths), and the resumable Verifier and Signer against the one-call
+functions, their slice sizes, and inside an asyncio loop. Then the
 vectors, a cross-check and the Verifier again under the MicroPython
 interpreter (skipped where it is not installed; a failure on x86_64 Linux
 CI), as `micropython -X heapsize=4m -c SCRIPT` with
@@ -16,6 +18,7 @@ Random cases come from random.Random(SEED); a failure names the case.
 import asyncio
 import binascii
 import hashlib
+import math
 import os
 import random
 import subprocess
@@ -108,9 +111,8 @@ def _run_steps(work, budget):
 @pytest.mark.parametrize("message,digest", SHA512_VECTORS, ids=["abc", "empty", "896-bit"])
 def test_sha512_fips_vectors(message, digest):
     assert sha512.pure_sha512(message).hex() == digest
-    assert sha512.Sha512(message).hexdigest() == digest
     assert sha512.sha512(message).hex() == digest
-    assert ed25519._run(sha512.sha512_work(message)).hex() == digest
+    assert sha512._run(sha512.sha512_work(message)).hex() == digest
 
 
 def test_sha512_every_length_around_the_padding_edges():
@@ -120,24 +122,46 @@ def test_sha512_every_length_around_the_padding_edges():
         message = bytes((i * 7 + length) & 0xFF for i in range(length))
         expected = hashlib.sha512(message).digest()
         assert sha512.pure_sha512(message) == expected, "length %d" % length
-        assert ed25519._run(sha512.sha512_work(message)) == expected, "work, length %d" % length
+        assert sha512._run(sha512.sha512_work(message)) == expected, "work, length %d" % length
 
 
-def test_sha512_incremental_updates_in_random_chunks():
+def test_sha512_random_messages_and_bytes_like_inputs():
     rng = random.Random(SEED)
     for case in range(30):
-        message = bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 700)))
-        hasher = sha512.Sha512()
-        position = 0
-        while position < len(message):
-            size = rng.randrange(0, 200)
-            hasher.update(bytearray(message[position:position + size]))
-            position += size
-        assert hasher.digest() == hashlib.sha512(message).digest(), "case %d (seed %d)" % (case, SEED)
-        copy = hasher.copy()
-        copy.update(b"more")
-        assert hasher.digest() == hashlib.sha512(message).digest(), "copy changed the original"
-        assert copy.digest() == hashlib.sha512(message + b"more").digest()
+        message = bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 1500)))
+        expected = hashlib.sha512(message).digest()
+        label = "case %d (seed %d)" % (case, SEED)
+        assert sha512.pure_sha512(message) == expected, label
+        assert sha512.pure_sha512(bytearray(message)) == expected, label
+        assert sha512.pure_sha512(memoryview(message)) == expected, label
+
+
+def _integer_cube_root(n):
+    """The largest r with r**3 <= n (Newton's method on ints)."""
+    r = 1 << ((n.bit_length() + 2) // 3)
+    while True:
+        s = (2 * r + n // (r * r)) // 3
+        if s >= r:
+            break
+        r = s
+    while r ** 3 > n:
+        r -= 1
+    while (r + 1) ** 3 <= n:
+        r += 1
+    return r
+
+
+def test_sha512_constants_are_the_fips_ones():
+    # _K is the 80 round constants (the first 64 bits of the fractional
+    # parts of the cube roots of the first 80 primes), then the initial
+    # hash value (the same of the square roots of the first 8 primes).
+    primes = [n for n in range(2, 420) if all(n % d for d in range(2, int(n ** 0.5) + 1))][:80]
+    words = [int.from_bytes(sha512._K[8 * i:8 * i + 8], "big") for i in range(88)]
+    assert len(sha512._K) == 88 * 8
+    for i, prime in enumerate(primes):
+        assert words[i] == _integer_cube_root(prime << 192) & (2 ** 64 - 1), i
+    for i, prime in enumerate(primes[:8]):
+        assert words[80 + i] == math.isqrt(prime << 128) & (2 ** 64 - 1), i
 
 
 def test_sha512_work_yields_four_slices_per_block():
@@ -167,7 +191,6 @@ def test_rfc8032_vectors(vector):
 
 def test_curve_constants():
     assert (ed25519.D * 121666 + 121665) % P == 0
-    assert ed25519.D2 == 2 * ed25519.D % P
     assert ed25519.SQRT_M1 ** 2 % P == P - 1
     x, y = ed25519.BASE_X, ed25519.BASE_Y
     assert y * 5 % P == 4
@@ -175,27 +198,87 @@ def test_curve_constants():
     assert (-x * x + y * y - 1 - ed25519.D * x * x * y * y) % P == 0, "base point not on the curve"
 
 
-def test_base_comb_table_is_the_multiples_of_b():
-    # Entry i is sum of 2**(64 j) B over the bits j of i, in affine cached form.
-    for index in range(1, 16):
-        scalar = sum(1 << (64 * j) for j in range(4) if index >> j & 1)
-        X, Y, Z = ed25519._run(ed25519._base_multiply(scalar))
-        z_inverse = pow(Z, P - 2, P)
-        x, y = X * z_inverse % P, Y * z_inverse % P
-        assert ed25519._BASE_COMB[index] == ((y + x) % P, (y - x) % P, 2 * ed25519.D * x * y % P), index
-    assert ed25519._BASE_COMB[0] == (1, 1, 0)
+def test_power_chain_gives_the_inverse_and_the_square_root_candidate():
+    rng = random.Random(SEED + 3)
+    for z in [1, 2, P - 1, ed25519.BASE_X] + [rng.randrange(1, P) for _ in range(20)]:
+        assert sha512._run(ed25519._power(z, 24)) == pow(z, P - 2, P), z
+        assert sha512._run(ed25519._power(z, 22)) == pow(z, (P - 5) // 8, P), z
+
+
+# A plain affine reference for the curve (x, y), independent of the module.
+def _ref_add(p1, p2):
+    (x1, y1), (x2, y2) = p1, p2
+    d = ed25519.D * x1 * x2 * y1 * y2 % P
+    x3 = (x1 * y2 + x2 * y1) * pow(1 + d, P - 2, P) % P
+    y3 = (y1 * y2 + x1 * x2) * pow(1 - d, P - 2, P) % P
+    return x3, y3
+
+
+def _ref_multiply(n, point):
+    result = (0, 1)
+    while n:
+        if n & 1:
+            result = _ref_add(result, point)
+        point = _ref_add(point, point)
+        n >>= 1
+    return result
+
+
+def _ref_encode(point):
+    x, y = point
+    return (y | (x & 1) << 255).to_bytes(32, "little")
+
+
+def _ref_point(seed):
+    """A point of the curve: [a]B for a scalar from seed (so in the group of B)."""
+    return _ref_multiply(seed, (ed25519.BASE_X, ed25519.BASE_Y))
+
+
+def test_scalar_multiplication_against_the_reference():
+    # Signing's regular recoding (one scalar, B) and verification's NAFs
+    # (two scalars, B and another point), at the edges and at random.
+    base = (ed25519.BASE_X, ed25519.BASE_Y)
+    rng = random.Random(SEED + 4)
+    edges = [0, 1, 2, 3, 7, 8, 9, 15, 16, 17, L - 2, L - 1, L, L + 1, 2 ** 252, 2 ** 253 - 1,
+             int("9" * 8, 16), int("7" * 63, 16), sum(1 << i for i in range(0, 253, 2))]
+    scalars = edges + [rng.randrange(L) for _ in range(10)]
+    for n in scalars:
+        assert sha512._run(ed25519._multiply(n, 0, None)) == _ref_encode(_ref_multiply(n % L, base)), n
+    other = _ref_point(123456789)
+    for s, n in zip(scalars, reversed(scalars)):
+        if s >= 2 ** 253 or n >= 2 ** 253:
+            continue                    # verification's scalars are below L
+        expected = _ref_add(_ref_multiply(s, base), _ref_multiply(n, other))
+        assert sha512._run(ed25519._multiply(s, n, other)) == _ref_encode(expected), (s, n)
+
+
+def test_signing_runs_the_same_operations_for_every_scalar():
+    # The regular recoding: the work items (and their costs) of [r]B are
+    # the same sequence whatever r is: 85 additions over 256 doublings.
+    rng = random.Random(SEED + 5)
+    sequences = set()
+    for r in [0, 1, 2, L - 1, 2 ** 252] + [rng.randrange(L) for _ in range(10)]:
+        work = ed25519._multiply(r, 0, None)
+        costs = []
+        try:
+            while True:
+                costs.append(next(work))
+        except StopIteration:
+            pass
+        sequences.add(tuple(costs))
+    assert len(sequences) == 1
+    costs = sequences.pop()
+    assert costs.count(2) == 85 and costs.count(3) == 0
 
 
 def test_scalar_multiples_of_b_at_the_edges():
-    # [0]B, [1]B, [L - 1]B, [L]B and the clamping extremes encode as the
-    # reference does (cryptography derives the public key from a seed, so
-    # compare through RFC relations instead): [L]B = [0]B = the neutral point.
+    # [0]B, [1]B, [L - 1]B, [L]B encode as RFC 8032 says: [L]B = [0]B = the
+    # neutral point, [L - 1]B = -B.
     neutral = (1).to_bytes(32, "little")
     for scalar in (0, L, 2 * L):
-        X, Y, Z = ed25519._run(ed25519._base_multiply(scalar))
-        assert ed25519._run(ed25519._encode_point(X, Y, Z)) == neutral, scalar
-    one = ed25519._run(ed25519._encode_point(*ed25519._run(ed25519._base_multiply(1))))
-    minus_one = ed25519._run(ed25519._encode_point(*ed25519._run(ed25519._base_multiply(L - 1))))
+        assert sha512._run(ed25519._multiply(scalar, 0, None)) == neutral, scalar
+    one = sha512._run(ed25519._multiply(1, 0, None))
+    minus_one = sha512._run(ed25519._multiply(L - 1, 0, None))
     assert one == (ed25519.BASE_Y | (ed25519.BASE_X & 1) << 255).to_bytes(32, "little")
     assert minus_one == (ed25519.BASE_Y | ((P - ed25519.BASE_X) & 1) << 255).to_bytes(32, "little")
 
@@ -323,7 +406,7 @@ def test_arguments_that_are_not_bytes_raise_type_error():
 
 def test_verifier_gives_the_same_answers_as_verify_and_really_yields():
     rng = random.Random(SEED + 2)
-    ed25519._key_tables.clear()
+    ed25519._keys.clear()
     for case, seed, message in _random_cases(12):
         public = ed25519.public_key(seed)
         signature = ed25519.sign(seed, message)
@@ -333,46 +416,46 @@ def test_verifier_gives_the_same_answers_as_verify_and_really_yields():
                       (public, message, _with_s(signature, int.from_bytes(signature[32:], "little") + L), False)]
         for public_, message_, signature_, expected in candidates:
             assert ed25519.verify(public_, message_, signature_) is expected
-            ed25519._key_tables.clear()
+            ed25519._keys.clear()
             verifier = ed25519.Verifier(public_, message_, signature_)
             result, steps = _run_steps(verifier, 4)
             assert result is expected, "case %d (seed %d)" % (case, SEED)
             assert verifier.done
             assert verifier.step(4) is expected, "a finished Verifier keeps its answer"
             if expected:
-                # New key: decode, comb table, hash, 63 doublings, ~120
+                # New key: decode, hash, tables, ~253 doublings, ~100
                 # additions, inversion: well over 100 slices of 4 units.
                 assert steps > 100, steps
 
 
 def test_verifier_budget_bounds_each_slice():
     seed, public, message, signature = _rfc_vectors()[2]
-    ed25519._key_tables.clear()
+    ed25519._keys.clear()
     verifier = ed25519.Verifier(public, message, signature)
     steps_by_budget = {}
     for budget in (1, 4, 16, 10 ** 9):
-        ed25519._key_tables.clear()
+        ed25519._keys.clear()
         steps_by_budget[budget] = _run_steps(ed25519.Verifier(public, message, signature), budget)[1]
     assert steps_by_budget[1] > steps_by_budget[4] > steps_by_budget[16] > steps_by_budget[10 ** 9] == 1
     with pytest.raises(ValueError):
         verifier.step(0)
 
 
-def test_verifier_with_cached_key_table_takes_fewer_steps():
+def test_verifier_with_cached_key_takes_fewer_steps():
     seed, public, message, signature = _rfc_vectors()[2]
-    ed25519._key_tables.clear()
+    ed25519._keys.clear()
     fresh = _run_steps(ed25519.Verifier(public, message, signature), 4)[1]
     cached = _run_steps(ed25519.Verifier(public, message, signature), 4)[1]
     assert cached < fresh
 
 
 def test_key_cache_evicts_and_stays_correct():
-    ed25519._key_tables.clear()
+    ed25519._keys.clear()
     for case, seed, message in _random_cases(ed25519.KEY_CACHE_SIZE * 2 + 1):
         public = ed25519.public_key(seed)
         signature = ed25519.sign(seed, message)
         assert ed25519.verify(public, message, signature)
-        assert len(ed25519._key_tables) <= ed25519.KEY_CACHE_SIZE
+        assert len(ed25519._keys) <= ed25519.KEY_CACHE_SIZE
 
 
 def test_signer_gives_the_same_signature_as_sign():
@@ -383,24 +466,29 @@ def test_signer_gives_the_same_signature_as_sign():
         assert steps > 10
 
 
-def test_pure_sha512_path_gives_the_same_results(monkeypatch):
-    # As on a board: no hashlib.sha512, so hashing runs in quarter-block slices.
-    monkeypatch.setattr(ed25519, "_NATIVE_SHA512", False)
-    monkeypatch.setattr(ed25519, "SHA512_BLOCK_UNITS", 48)
-    ed25519._secret_cache.clear()
-    ed25519._key_tables.clear()
+def test_work_items_are_small_and_hashing_is_sliced():
+    # Even where hashlib has SHA-512 (CPython), verification and signing
+    # hash with the pure code in quarter blocks of 12 units, as on a board;
+    # no other item costs more than 5 units (a table of odd multiples).
     for seed, public, message, signature in _rfc_vectors():
-        assert ed25519.public_key(seed) == public
-        assert _run_steps(ed25519.Signer(seed, message), 8)[0] == signature
-        assert _run_steps(ed25519.Verifier(public, message, signature), 8)[0] is True
-        assert ed25519.verify(public, message + b"x", signature) is False
-    ed25519._secret_cache.clear()
+        for work in (ed25519._verify(public, message, signature), ed25519._sign(seed, message)):
+            costs = []
+            try:
+                while True:
+                    costs.append(next(work))
+            except StopIteration as stop:
+                result = stop.value
+            assert result in (True, signature)
+            assert max(costs) == 12
+            assert max(c for c in costs if c != 12) <= 5
+            # 64 + len(message) bytes to hash for k: 1 block (+ the nonce hash when signing).
+            assert costs.count(12) % 4 == 0 and costs.count(12) >= 4
 
 
 async def test_verifier_lets_an_event_loop_run_between_slices():
     # The board's use: verify in slices while another task keeps answering.
     seed, public, message, signature = _rfc_vectors()[0]
-    ed25519._key_tables.clear()
+    ed25519._keys.clear()
     answered = []
 
     async def answer_pings():

@@ -76,160 +76,173 @@ def cluster_tag(name):
 
 
 # --- Messages (value objects) ---------------------------------------------
+#
+# One class, Message, whose type_code says which fields it has (FIELDS), and a
+# constructor function per type (Ping(seq=..., target=...), ...). Not a class
+# per type: on a board every class loaded from a .mpy costs ~500 bytes of
+# heap (64-bit unix port) where a function costs ~120, and the board's heap
+# budget is what limits it (docs/BOARDS.md).
+
+# The field names of each type, by type code; 0 is a state-sync Record (not a message).
+FIELDS = (
+    ("name", "incarnation", "address", "priority", "eligible", "tags", "state"),
+    ("seq", "target"),
+    ("seq",),
+    ("seq",),
+    ("seq", "target", "address"),
+    ("name", "incarnation", "address", "priority", "eligible", "tags"),
+    ("name", "incarnation", "by"),
+    ("name", "incarnation", "by"),
+    ("name", "incarnation"),
+    ("session", "reply_wanted", "join", "page", "pages", "records"),
+    ("term", "name", "priority", "incarnation", "signature"),
+    ("term", "name", "signature"),
+)
+TYPE_NAMES = ("Record", "Ping", "Ack", "Nack", "PingReq", "Alive", "Suspect", "Dead", "Left", "Sync",
+              "Claim", "Resign")
 
 
 class Message:
-    """Base of wire messages: keyword fields, equality by value."""
+    """A wire message (or a state-sync record): type_code, then the fields FIELDS[type_code] names.
 
-    type_code = 0
-    fields = ()
+    Equal by type and field values; repr() shows the constructor call.
+    """
 
-    def __init__(self, **values):
-        for name in self.fields:
-            setattr(self, name, values.get(name))
-        for name in values:
-            if name not in self.fields:
-                raise TypeError("%s has no field %s" % (type(self).__name__, name))
+    def __init__(self, type_code):
+        self.type_code = type_code
+
+    @property
+    def fields(self):
+        """The names of this message's fields."""
+        return FIELDS[self.type_code]
 
     def __eq__(self, other):
-        if type(self) is not type(other):
+        if not isinstance(other, Message) or other.type_code != self.type_code:
             return False
-        for name in self.fields:
+        for name in FIELDS[self.type_code]:
             if getattr(self, name) != getattr(other, name):
                 return False
         return True
 
     def __repr__(self):
         parts = []
-        for name in self.fields:
+        for name in FIELDS[self.type_code]:
             parts.append("%s=%r" % (name, getattr(self, name)))
-        return "%s(%s)" % (type(self).__name__, ", ".join(parts))
+        return "%s(%s)" % (TYPE_NAMES[self.type_code], ", ".join(parts))
 
 
-class Ping(Message):
+def Ping(seq=None, target=None):
     """A direct probe of `target` (the name the prober expects there)."""
-
-    type_code = T_PING
-    fields = ("seq", "target")
-
-    def __init__(self, seq=None, target=None):
-        self.seq = seq
-        self.target = target
+    msg = Message(T_PING)
+    msg.seq = seq
+    msg.target = target
+    return msg
 
 
-class Ack(Message):
+def Ack(seq=None):
     """The answer to a ping with the same seq."""
-
-    type_code = T_ACK
-    fields = ("seq",)
-
-    def __init__(self, seq=None):
-        self.seq = seq
+    msg = Message(T_ACK)
+    msg.seq = seq
+    return msg
 
 
-class Nack(Message):
+def Nack(seq=None):
     """A relay's word that its indirect ping got no ack in time (Lifeguard)."""
-
-    type_code = T_NACK
-    fields = ("seq",)
-
-    def __init__(self, seq=None):
-        self.seq = seq
+    msg = Message(T_NACK)
+    msg.seq = seq
+    return msg
 
 
-class PingReq(Message):
+def PingReq(seq=None, target=None, address=None):
     """A request to probe `target` at `address` and relay the ack (seq)."""
+    msg = Message(T_PING_REQ)
+    msg.seq = seq
+    msg.target = target
+    msg.address = address
+    return msg
 
-    type_code = T_PING_REQ
-    fields = ("seq", "target", "address")
 
-
-class Alive(Message):
+def Alive(name=None, incarnation=None, address=None, priority=None, eligible=None, tags=None):
     """A member is alive at an incarnation, with its address and metadata."""
-
-    type_code = T_ALIVE
-    fields = ("name", "incarnation", "address", "priority", "eligible", "tags")
-
-    def __init__(self, name=None, incarnation=None, address=None, priority=None, eligible=None, tags=None):
-        self.name = name
-        self.incarnation = incarnation
-        self.address = address
-        self.priority = priority
-        self.eligible = eligible
-        self.tags = tags
+    msg = Message(T_ALIVE)
+    msg.name = name
+    msg.incarnation = incarnation
+    msg.address = address
+    msg.priority = priority
+    msg.eligible = eligible
+    msg.tags = tags
+    return msg
 
 
-class Suspect(Message):
+def Suspect(name=None, incarnation=None, by=None):
     """Member `name` at `incarnation` is suspected by member `by`."""
-
-    type_code = T_SUSPECT
-    fields = ("name", "incarnation", "by")
-
-    def __init__(self, name=None, incarnation=None, by=None):
-        self.name = name
-        self.incarnation = incarnation
-        self.by = by
+    msg = Message(T_SUSPECT)
+    msg.name = name
+    msg.incarnation = incarnation
+    msg.by = by
+    return msg
 
 
-class Dead(Message):
+def Dead(name=None, incarnation=None, by=None):
     """Member `name` at `incarnation` is declared dead by member `by`."""
-
-    type_code = T_DEAD
-    fields = ("name", "incarnation", "by")
-
-    def __init__(self, name=None, incarnation=None, by=None):
-        self.name = name
-        self.incarnation = incarnation
-        self.by = by
+    msg = Message(T_DEAD)
+    msg.name = name
+    msg.incarnation = incarnation
+    msg.by = by
+    return msg
 
 
-class Left(Message):
+def Left(name=None, incarnation=None):
     """Member `name` left the cluster gracefully at `incarnation`."""
-
-    type_code = T_LEFT
-    fields = ("name", "incarnation")
-
-    def __init__(self, name=None, incarnation=None):
-        self.name = name
-        self.incarnation = incarnation
+    msg = Message(T_LEFT)
+    msg.name = name
+    msg.incarnation = incarnation
+    return msg
 
 
-class Record(Message):
-    """One member's full state, as carried in a state sync (not a message)."""
-
-    fields = ("name", "incarnation", "address", "priority", "eligible", "tags", "state")
-
-    def __init__(self, name=None, incarnation=None, address=None, priority=None, eligible=None,
-                 tags=None, state=None):
-        # Written out (not the generic loop): syncs decode thousands of these.
-        self.name = name
-        self.incarnation = incarnation
-        self.address = address
-        self.priority = priority
-        self.eligible = eligible
-        self.tags = tags
-        self.state = state
+def Record(name=None, incarnation=None, address=None, priority=None, eligible=None, tags=None, state=None):
+    """One member's full state, as carried in a state sync (not a message: type_code 0)."""
+    msg = Message(0)
+    msg.name = name
+    msg.incarnation = incarnation
+    msg.address = address
+    msg.priority = priority
+    msg.eligible = eligible
+    msg.tags = tags
+    msg.state = state
+    return msg
 
 
-class Sync(Message):
+def Sync(session=None, reply_wanted=None, join=None, page=None, pages=None, records=None):
     """One page of a push-pull state sync: a list of Records."""
+    msg = Message(T_SYNC)
+    msg.session = session
+    msg.reply_wanted = reply_wanted
+    msg.join = join
+    msg.page = page
+    msg.pages = pages
+    msg.records = records
+    return msg
 
-    type_code = T_SYNC
-    fields = ("session", "reply_wanted", "join", "page", "pages", "records")
 
-
-class Claim(Message):
+def Claim(term=None, name=None, priority=None, incarnation=None, signature=None):
     """A leadership claim for `term` by `name`, signed (or unsigned: b"")."""
+    msg = Message(T_CLAIM)
+    msg.term = term
+    msg.name = name
+    msg.priority = priority
+    msg.incarnation = incarnation
+    msg.signature = signature
+    return msg
 
-    type_code = T_CLAIM
-    fields = ("term", "name", "priority", "incarnation", "signature")
 
-
-class Resign(Message):
+def Resign(term=None, name=None, signature=None):
     """The leader of `term` gives the role up, signed (or unsigned: b"")."""
-
-    type_code = T_RESIGN
-    fields = ("term", "name", "signature")
+    msg = Message(T_RESIGN)
+    msg.term = term
+    msg.name = name
+    msg.signature = signature
+    return msg
 
 
 SIGNATURE_BYTES = 64

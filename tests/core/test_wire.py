@@ -62,7 +62,7 @@ def _keyring(hex_keys):
 
 def _type_name(msg):
     for name, cls in CLASSES:
-        if type(msg) is cls:
+        if isinstance(msg, wire.Message) and msg.type_code == cls().type_code:
             return name
     raise AssertionError("not a wire message: %r" % (msg,))
 
@@ -126,7 +126,7 @@ def from_meaning(m):
     if t == "alive":
         return cls(**_member_values(m))
     values = {}
-    for field in cls.fields:
+    for field in cls().fields:
         values[field] = m[field]
     if "address" in values:
         values["address"] = (values["address"][0], values["address"][1])

@@ -332,7 +332,7 @@ def _to_meaning(wire, msg):
     def member_fields(m):
         return {"name": m.name, "incarnation": m.incarnation, "address": list(m.address),
                 "priority": m.priority, "eligible": m.eligible, "tags": m.tags}
-    if isinstance(msg, wire.Sync):
+    if msg.type_code == wire.T_SYNC:
         records = []
         for r in msg.records:
             fields = member_fields(r)
@@ -342,12 +342,12 @@ def _to_meaning(wire, msg):
                 "join": msg.join, "page": msg.page, "pages": msg.pages, "records": records}
     name = [k for k, v in TYPES.items() if v == msg.type_code][0]
     out = {"type": name}
-    if isinstance(msg, (wire.Claim, wire.Resign)):
+    if msg.type_code in (wire.T_CLAIM, wire.T_RESIGN):
         for field in msg.fields:
             out[field] = getattr(msg, field)
         out["signature"] = msg.signature.hex()
         return out
-    if isinstance(msg, wire.Alive):
+    if msg.type_code == wire.T_ALIVE:
         out.update(member_fields(msg))
         return out
     for field in msg.fields:
