@@ -243,7 +243,7 @@ class Agent:
             cluster=cfg["cluster"], keyring=cfg["keyring"], priority=cfg["priority"], tags=cfg["tags"],
             signer=signer, verifier=verifier, trusted_keys=trusted, preempt=cfg["preempt"],
             preempt_delay_ms=cfg["preempt_delay_ms"], max_sync_sessions=_MAX_SYNC_SESSIONS,
-            max_final_probes=_MAX_FINAL_PROBES, claim_cache_size=_CLAIM_CACHE_SIZE)
+            max_final_probes=_MAX_FINAL_PROBES, claim_cache_size=_CLAIM_CACHE_SIZE, cache_records=False)
         seeds = []
         for host, port in cfg["seeds"]:
             try:

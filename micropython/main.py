@@ -56,8 +56,13 @@ def main(argv):
             error("%s: %s" % (exc.source, line))
         return 2
     # The config is a plain dict: the checker's bytecode can go.
+    # The checker and the timing profiles have done their job: their
+    # bytecode is heap to win back (the config holds plain values only).
     del leaderd_config
     del sys.modules["leaderd_config"]
+    del sys.modules["agent.core.profile"]
+    import agent.core
+    del agent.core.profile
     gc.collect()
     import asyncio
     import leaderd

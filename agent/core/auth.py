@@ -28,16 +28,24 @@ class HmacKey:
         self.key_id = struct.unpack(">I", hashlib.sha256(b"leaderd-key-id" + self.key).digest()[:4])[0]
 
     def mac(self, data):
-        """The full 32-byte HMAC-SHA256 of data."""
+        """The full 32-byte HMAC-SHA256 of data (bytes-like)."""
+        return self._mac((data,))
+
+    def _mac(self, parts):
         inner = hashlib.sha256(self._inner)
-        inner.update(data)
+        for part in parts:
+            inner.update(part)
         outer = hashlib.sha256(self._outer)
         outer.update(inner.digest())
         return outer.digest()
 
     def tag(self, data):
         """The 16-byte truncated tag that datagrams carry."""
-        return self.mac(data)[:TAG_BYTES]
+        return self._mac((data,))[:TAG_BYTES]
+
+    def tag_parts(self, parts):
+        """The tag of the concatenation of parts (no joined copy is made)."""
+        return self._mac(parts)[:TAG_BYTES]
 
 
 def hmac_sha256(key, data):

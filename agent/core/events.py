@@ -6,17 +6,18 @@ the "event" field of the JSON the daemon streams) and ``as_dict()``.
 
 
 class Event:
-    """Base of all events: keyword fields, equality by value, a readable repr."""
+    """One event: ``kind``, then the fields ``fields`` names, as attributes.
 
-    kind = "event"
-    fields = ()
+    One class for every kind, made by the constructor functions below
+    (MemberJoined(name=..., ...), ...): on a board each class loaded from a
+    .mpy costs ~250 bytes of heap where a function costs ~120 (docs/BOARDS.md).
+    """
 
-    def __init__(self, **values):
-        for name in self.fields:
-            setattr(self, name, values.get(name))
-        for name in values:
-            if name not in self.fields:
-                raise TypeError("%s has no field %s" % (type(self).__name__, name))
+    def __init__(self, kind, fields, values):
+        self.kind = kind
+        self.fields = fields
+        for i in range(len(fields)):
+            setattr(self, fields[i], values[i])
 
     def as_dict(self):
         """The event as a JSON-ready dict, with "event" set to its kind."""
@@ -29,97 +30,74 @@ class Event:
         return out
 
     def __eq__(self, other):
-        return type(self) is type(other) and self.as_dict() == other.as_dict()
+        return isinstance(other, Event) and self.as_dict() == other.as_dict()
 
     def __repr__(self):
         parts = []
         for name in self.fields:
             parts.append("%s=%r" % (name, getattr(self, name)))
-        return "%s(%s)" % (type(self).__name__, ", ".join(parts))
+        return "Event(%s: %s)" % (self.kind, ", ".join(parts))
 
 
 _MEMBER_FIELDS = ("name", "address", "incarnation", "priority", "eligible")
+_NEWS_FIELDS = ("name", "incarnation", "by")
 
 
-class MemberJoined(Event):
+def MemberJoined(name=None, address=None, incarnation=None, priority=None, eligible=None):
     """A member was seen alive for the first time (or again after death or leave)."""
-
-    kind = "member_joined"
-    fields = _MEMBER_FIELDS
+    return Event("member_joined", _MEMBER_FIELDS, (name, address, incarnation, priority, eligible))
 
 
-class MemberUpdated(Event):
+def MemberUpdated(name=None, address=None, incarnation=None, priority=None, eligible=None):
     """A live member changed its metadata (priority, eligibility, tags, address)."""
-
-    kind = "member_updated"
-    fields = _MEMBER_FIELDS
+    return Event("member_updated", _MEMBER_FIELDS, (name, address, incarnation, priority, eligible))
 
 
-class MemberRecovered(Event):
+def MemberRecovered(name=None, address=None, incarnation=None, priority=None, eligible=None):
     """A suspected member refuted the suspicion and is alive again."""
-
-    kind = "member_recovered"
-    fields = _MEMBER_FIELDS
+    return Event("member_recovered", _MEMBER_FIELDS, (name, address, incarnation, priority, eligible))
 
 
-class MemberSuspected(Event):
+def MemberSuspected(name=None, incarnation=None, by=None):
     """A member failed a probe (here or elsewhere) and is now suspect."""
-
-    kind = "member_suspected"
-    fields = ("name", "incarnation", "by")
+    return Event("member_suspected", _NEWS_FIELDS, (name, incarnation, by))
 
 
-class MemberDied(Event):
+def MemberDied(name=None, incarnation=None, by=None):
     """A suspect member's suspicion timed out (or was confirmed): it is dead."""
-
-    kind = "member_died"
-    fields = ("name", "incarnation", "by")
+    return Event("member_died", _NEWS_FIELDS, (name, incarnation, by))
 
 
-class MemberLeft(Event):
+def MemberLeft(name=None, incarnation=None):
     """A member left the cluster gracefully."""
-
-    kind = "member_left"
-    fields = ("name", "incarnation")
+    return Event("member_left", ("name", "incarnation"), (name, incarnation))
 
 
-class SelfRefuted(Event):
+def SelfRefuted(incarnation=None, state=None):
     """This node learned it was suspected or declared dead and refuted it."""
-
-    kind = "self_refuted"
-    fields = ("incarnation", "state")
+    return Event("self_refuted", ("incarnation", "state"), (incarnation, state))
 
 
-class DatagramDropped(Event):
+def DatagramDropped(reason=None, address=None):
     """A received datagram was dropped (diagnostic; also counted in stats)."""
-
-    kind = "datagram_dropped"
-    fields = ("reason", "address")
+    return Event("datagram_dropped", ("reason", "address"), (reason, address))
 
 
-class LeaderChanged(Event):
+def LeaderChanged(old=None, new=None, term=None):
     """The leader this node follows changed (new is None while there is none)."""
-
-    kind = "leader_changed"
-    fields = ("old", "new", "term")
+    return Event("leader_changed", ("old", "new", "term"), (old, new, term))
 
 
-class Elected(Event):
+def Elected(term=None):
     """This node claimed the leadership for `term`."""
-
-    kind = "elected"
-    fields = ("term",)
+    return Event("elected", ("term",), (term,))
 
 
-class Demoted(Event):
+def Demoted(term=None, reason=None):
     """This node stopped leading (`reason`: outranked, resigned, ineligible)."""
-
-    kind = "demoted"
-    fields = ("term", "reason")
+    return Event("demoted", ("term", "reason"), (term, reason))
 
 
-class ClaimRejected(Event):
+def ClaimRejected(name=None, term=None, reason=None):
     """A claim or resignation was refused (`reason`: untrusted, bad_signature, ...)."""
-
-    kind = "claim_rejected"
-    fields = ("name", "term", "reason")
+    return Event("claim_rejected", ("name", "term", "reason"), (name, term, reason))

@@ -74,7 +74,7 @@ class Node:
                  priority=100, eligible=True, tags=None, incarnation=0,
                  signer=None, verifier=None, trusted_keys=None, preempt=True, preempt_delay_ms=5000,
                  max_sync_sessions=_MAX_SYNC_SESSIONS, max_final_probes=_MAX_FINAL_PROBES,
-                 claim_cache_size=None, term=0):
+                 claim_cache_size=None, term=0, cache_records=True):
         # The max_* and claim_cache_size bounds keep memory flat over weeks;
         # the defaults suit servers, boards pass smaller ones (micropython/leaderd.py).
         if not isinstance(priority, int) or priority < 0 or priority > 255:
@@ -137,6 +137,9 @@ class Node:
         self._reannounced_at = None
         self._told_dead = {}
         self._dirty = True
+        # Keep each member's encoded sync record (servers: syncs at N = 1000
+        # cost far less CPU); boards save its heap (~100 B a member) instead.
+        self._cache_records = cache_records
         self.election = Election(self, now, signer, verifier, trusted_keys, preempt, preempt_delay_ms,
                                  claim_cache_size)
         # The highest term this node saw in an earlier life (the shell keeps
@@ -821,7 +824,8 @@ class Node:
             if data is None:
                 data = wire.encode_record(wire.Record(m.name, m.incarnation, m.address, m.priority,
                                                       m.eligible, m.tags, m.state))
-                m.encoded = data
+                if self._cache_records:
+                    m.encoded = data
             out.append(data)
         return out
 

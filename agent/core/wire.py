@@ -408,8 +408,14 @@ def encode_sync_pages_raw(session, reply_wanted, join, encoded_records, budget):
         raise ValueError("state too large for one sync (%d pages)" % len(pages))
     out = []
     for i in range(len(pages)):
-        body = _sync_head(session, reply_wanted, join, i, len(pages)) + b"".join(pages[i])
-        out.append(_frame(T_SYNC, body))
+        # Framed in one join (one page-sized allocation): sizes are known.
+        head = _sync_head(session, reply_wanted, join, i, len(pages))
+        size = len(head)
+        for data in pages[i]:
+            size += len(data)
+        parts = [struct.pack(">BH", T_SYNC, size), head]
+        parts.extend(pages[i])
+        out.append(b"".join(parts))
     return out
 
 
@@ -441,10 +447,13 @@ class Codec:
 
     def seal(self, messages):
         """A datagram carrying the given encoded messages."""
-        data = self._header + b"".join(messages)
+        # One datagram-sized allocation, not three (a board's heap is
+        # fragmented: big blocks are the ones that fail).
+        parts = [self._header]
+        parts.extend(messages)
         if self.keyring is not None:
-            data += self.keyring.primary.tag(data)
-        return data
+            parts.append(self.keyring.primary.tag_parts(parts))
+        return b"".join(parts)
 
     def open(self, data):
         """(sender, [messages]) from a datagram; raises WireError only."""
@@ -479,7 +488,8 @@ class Codec:
             if key is None:
                 raise WireError("auth", "unknown key id")
             end = n - TAG_BYTES
-            if not equal_tags(key.tag(data[:end]), data[end:]):
+            # A view, not a copy of the datagram.
+            if not equal_tags(key.tag(memoryview(data)[:end]), data[end:]):
                 raise WireError("auth", "bad tag")
             pos = 10
         elif self.keyring is not None:
@@ -590,6 +600,38 @@ def _read_member(data, pos, end):
     return (name, incarnation, address, priority, eligible_byte == 1, tags), pos
 
 
+class Records:
+    """The member records of a decoded state-sync page, decoded each time they are iterated.
+
+    Not a list: a node merges them one at a time, so a board never holds a
+    whole page of decoded records (31 of them take ~12 KB of its heap). The
+    decoder iterates them once to check them; iterating is the only use.
+    Equal to any iterable of the same Records (a list, say).
+    """
+
+    def __init__(self, data, start, stop):
+        self._data = data
+        self._start = start
+        self._stop = stop
+
+    def __iter__(self):
+        data = self._data
+        pos = self._start
+        stop = self._stop
+        while pos < stop:
+            state = data[pos]
+            if state > STATE_LEFT:
+                raise WireError("malformed", "member state")
+            m, pos = _read_member(data, pos + 1, stop)
+            yield Record(m[0], m[1], m[2], m[3], m[4], m[5], state)
+
+    def __eq__(self, other):
+        return list(self) == list(other)
+
+    def __repr__(self):
+        return repr(list(self))
+
+
 def _read_signature(data, pos, stop):
     if pos >= stop:
         raise WireError("truncated")
@@ -644,13 +686,9 @@ def _decode_body(t, data, pos, stop):
         if flags & ~(SYNC_REPLY_WANTED | SYNC_JOIN) or pages < 1 or page >= pages:
             raise WireError("malformed", "sync header")
         pos += SYNC_HEAD_BYTES
-        records = []
-        while pos < stop:
-            state = data[pos]
-            if state > STATE_LEFT:
-                raise WireError("malformed", "member state")
-            m, pos = _read_member(data, pos + 1, stop)
-            records.append(Record(m[0], m[1], m[2], m[3], m[4], m[5], state))
+        records = Records(data, pos, stop)
+        for _ in records:
+            pass  # every record checked now: a bad one invalidates the datagram
         return Sync(session=session, reply_wanted=bool(flags & SYNC_REPLY_WANTED),
                     join=bool(flags & SYNC_JOIN), page=page, pages=pages, records=records)
     if t == T_CLAIM or t == T_RESIGN:

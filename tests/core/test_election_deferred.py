@@ -146,7 +146,7 @@ def test_at_most_eight_claims_wait_and_the_rest_are_busy():
     reasons = []
     event = f.next_event()
     while event is not None:
-        if isinstance(event, events.ClaimRejected):
+        if event.kind == "claim_rejected":
             reasons.append((event.term, event.reason))
         event = f.next_event()
     assert reasons == [(13, "busy")], reasons
