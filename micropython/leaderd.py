@@ -27,7 +27,8 @@ events, re-arm one timer at get_timer(). What differs is the edge:
 Code on the board asks the Agent who leads and is called back on changes
 (the board's equivalent of the daemon's UNIX socket)::
 
-    agent = Agent(leaderd_config.load("leaderd.json"))
+    config = leaderd_config.load("leaderd.json")   # then drop leaderd_config, as main.py does
+    agent = Agent(config)
     agent.on_change(lambda event: print(event))   # the same dicts as the JSON lines
     asyncio.create_task(agent.run())
     ...
@@ -52,9 +53,6 @@ from micropython import const
 from agent import __version__
 from agent.core.node import Node
 
-# Larger than any datagram the core accepts (boards keep the default
-# mtu_bytes, 1400): a longer one is cut here and then dropped as bad.
-_RECV_BYTES = const(1500)
 # Datagrams handled per wake-up before timers and checks get a turn.
 _RECV_BATCH = const(16)
 # Work units per verification slice (ed25519.py: one unit ~ one point
@@ -76,18 +74,19 @@ _LEVELS = const(("debug", "info", "warning", "error"))
 _MAX_SYNC_SESSIONS = const(16)
 _MAX_FINAL_PROBES = const(32)
 _CLAIM_CACHE_SIZE = const(8)
-# Public keys whose Ed25519 tables are kept (~5 KB each on a 64-bit
-# build, half on a board). The core caches every verdict, so a table only
-# saves time when the same leader claims a new term; another key costs
-# its first verification about twice the time.
+# Decoded public keys ed25519.py keeps (~190 B each; no precomputed tables).
+# The core caches every verdict, so this only saves the point decoding
+# when the same leader claims a new term.
 _KEY_TABLES = const(1)
 # Collect after this many bytes allocated, not only when the heap is full:
 # garbage then never piles up between long-lived objects, so the heap keeps
-# the contiguous room a 1.5 KB receive buffer needs. Without it a board
-# with 32 members fragments within seconds at 128k (max free block ~700 B
-# with 40 KB free) and no datagram fits any more. ~1 collection per 2
-# datagrams; see docs/BOARDS.md.
-_GC_THRESHOLD = const(4096)
+# the contiguous room recvfrom() needs for every datagram (1.4 KB). At 128k
+# with 32 members the .mpy agent has ~19 KB free; collecting every 4 KB
+# still let it fragment now and then (largest free block ~1 KB, one lost
+# datagram in some runs), every 2 KB it did not (docs/BOARDS.md). A
+# collection takes ~25 us on the unix port, an estimated 1-2 ms on an
+# ESP32.
+_GC_THRESHOLD = const(2048)
 # Out-of-memory lines: at most one per this long.
 _OOM_LOG_INTERVAL_MS = const(10000)
 # A signature check interrupted by an out-of-memory error is retried after this long.
@@ -107,7 +106,8 @@ class Agent:
         self.node = None
         self.sock = None
         # Counters; the {"heap": ...} lines report memory_errors and verifications.
-        self.stats = {"send_errors": 0, "recv_errors": 0, "memory_errors": 0, "verifications": 0, "peak": 0}
+        self.stats = {"send_errors": 0, "recv_errors": 0, "memory_errors": 0, "verifications": 0, "peak": 0,
+                      "spare_used": 0}
         self._listeners = []
         self._ticks = time.ticks_ms()
         self._now = 0
@@ -287,13 +287,30 @@ class Agent:
     async def _receive_loop(self):
         sock = self.sock
         node = self.node
+        # One byte more than the core accepts (profile mtu_bytes): a longer
+        # datagram is cut to this and then dropped as oversized. No more:
+        # recvfrom() needs this much contiguous heap for every datagram.
+        size = node.profile.mtu_bytes + 1
+        # Room kept for one datagram. The heap has enough free bytes but can
+        # be too fragmented for `size` of them in one piece (a 128k board
+        # with 32 members, now and then): then this room is given up for the
+        # datagram, and kept again as soon as the heap has such a piece.
+        spare = bytearray(size)
         while True:
             # Parks this task until sock is readable: asyncio's streams do exactly this.
             yield asyncio.core._io_queue.queue_read(sock)
             handled = 0
             while handled < _RECV_BATCH:
                 try:
-                    data, raw = sock.recvfrom(_RECV_BYTES)
+                    try:
+                        data, raw = sock.recvfrom(size)
+                    except MemoryError:
+                        if spare is None:
+                            raise
+                        spare = None
+                        gc.collect()
+                        data, raw = sock.recvfrom(size)
+                        self.stats["spare_used"] += 1
                     handled += 1
                     node.receive_datagram(data, self._address(raw), self.now())
                 except OSError as exc:
@@ -306,6 +323,11 @@ class Agent:
                     self._out_of_memory("receiving a datagram")
                     handled = _RECV_BATCH
                 data = None
+            if spare is None:
+                try:
+                    spare = bytearray(size)
+                except MemoryError:
+                    pass  # not yet: after the next datagram
             if handled:
                 self._pump()
             if handled >= _RECV_BATCH:
@@ -378,6 +400,12 @@ class Agent:
             # Datagrams or events lost; the timer below must still be armed.
             self._out_of_memory("handling output")
         at = node.get_timer()
+        # Re-armed only for an earlier deadline: a later one is left to the
+        # armed timer, which then wakes early, finds nothing due and re-arms.
+        # Every re-arming is a new task, and tasks that live a few hundred ms
+        # among long-lived objects are what fragments a board's heap.
+        if at is not None and self._timer_at is not None and at >= self._timer_at:
+            return
         if at != self._timer_at:
             if self._timer_task is not None:
                 self._timer_task.cancel()
@@ -493,4 +521,4 @@ class Agent:
                     stats["peak"] = alloc
                 self.emit({"heap": {"alloc": alloc, "free": gc.mem_free(), "peak": stats["peak"],
                                     "members": self.node.live_count(), "verifications": stats["verifications"],
-                                    "memory_errors": stats["memory_errors"]}})
+                                    "memory_errors": stats["memory_errors"], "spare_used": stats["spare_used"]}})

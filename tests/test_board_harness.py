@@ -37,9 +37,9 @@ FROZEN_INTERPRETER = os.path.join(REPO_ROOT, "build", "micropython-unix", "micro
 
 # The board budget, with the agent frozen into the interpreter.
 FROZEN_HEAPSIZE = "128k"
-# Precompiled modules loaded into the heap: their bytecode (~130 KB on the
-# 64-bit unix build) plus the budget's state; docs/BOARDS.md has the bisection.
-MPY_HEAPSIZE = "256k"
+# Precompiled modules (micropython/build.py) loaded into the heap: the same
+# board budget; docs/BOARDS.md has the bisection.
+MPY_HEAPSIZE = "128k"
 # From the sources: the compiler needs room on top while importing node.py (192k fails; 256k holds 32 members).
 SOURCE_HEAPSIZE = "512k"
 

@@ -60,7 +60,12 @@ MESSAGE_HEADER_BYTES = 3
 
 
 class WireError(Exception):
-    """A datagram that cannot be accepted; ``reason`` is a short counter name."""
+    """A datagram that cannot be accepted; ``reason`` is a short counter name.
+
+    The decoder raises it with the reason only (what exactly was wrong is a
+    comment at each raise): each message string would cost a board ~100
+    bytes of heap, and nodes count and report only the reason.
+    """
 
     def __init__(self, reason, detail=""):
         # super(), not Exception.__init__(self, ...): MicroPython has no
@@ -473,7 +478,7 @@ class Codec:
             raise WireError("version", str(version))
         flags = data[1]
         if flags & ~FLAG_AUTH:
-            raise WireError("malformed", "unknown flags")
+            raise WireError("malformed")  # unknown flags
         tag = struct.unpack_from(">I", data, 2)[0]
         if tag != self.cluster_tag:
             raise WireError("cluster")
@@ -481,19 +486,19 @@ class Codec:
         end = n
         if flags & FLAG_AUTH:
             if self.keyring is None:
-                raise WireError("auth", "authenticated datagram but no keyring")
+                raise WireError("auth")  # authenticated datagram but no keyring
             if n < 11 + TAG_BYTES:
                 raise WireError("truncated")
             key = self.keyring.find(struct.unpack_from(">I", data, 6)[0])
             if key is None:
-                raise WireError("auth", "unknown key id")
+                raise WireError("auth")  # unknown key id
             end = n - TAG_BYTES
             # A view, not a copy of the datagram.
             if not equal_tags(key.tag(memoryview(data)[:end]), data[end:]):
-                raise WireError("auth", "bad tag")
+                raise WireError("auth")  # bad tag
             pos = 10
         elif self.keyring is not None:
-            raise WireError("auth", "unauthenticated datagram")
+            raise WireError("auth")  # unauthenticated datagram
         sender, pos = _read_name(data, pos, end)
         messages = []
         while pos < end:
@@ -510,7 +515,7 @@ class Codec:
                 messages.append(msg)
             pos = stop
         if not messages:
-            raise WireError("malformed", "no messages")
+            raise WireError("malformed")  # no messages
         return sender, messages
 
 
@@ -523,7 +528,7 @@ def _read_str(data, pos, end, limit):
     length = data[pos]
     pos += 1
     if length > limit or pos + length > end:
-        raise WireError("malformed", "string length")
+        raise WireError("malformed")  # string length
     return bytes(data[pos:pos + length]).decode("utf-8"), pos + length
 
 
@@ -531,7 +536,7 @@ def _read_name(data, pos, end):
     # A member name is 1..64 bytes on the wire, as the encoder requires.
     name, pos = _read_str(data, pos, end, MAX_NAME_BYTES)
     if not name:
-        raise WireError("malformed", "empty name")
+        raise WireError("malformed")  # empty name
     return name, pos
 
 
@@ -557,11 +562,11 @@ def _read_member(data, pos, end):
     n = data[pos]
     pos += 1
     if n > MAX_NAME_BYTES or pos + n > end:
-        raise WireError("malformed", "string length")
+        raise WireError("malformed")  # string length
     name = bytes(data[pos:pos + n]).decode("utf-8")
     pos += n
     if not name:
-        raise WireError("malformed", "empty name")
+        raise WireError("malformed")  # empty name
     if pos + 4 > end:
         raise WireError("truncated")
     incarnation = struct.unpack_from(">I", data, pos)[0]
@@ -571,7 +576,7 @@ def _read_member(data, pos, end):
     n = data[pos]
     pos += 1
     if n > MAX_HOST_BYTES or pos + n > end:
-        raise WireError("malformed", "string length")
+        raise WireError("malformed")  # string length
     host = bytes(data[pos:pos + n]).decode("utf-8")
     pos += n
     if pos + 2 > end:
@@ -583,11 +588,11 @@ def _read_member(data, pos, end):
     priority = data[pos]
     eligible_byte = data[pos + 1]
     if eligible_byte > 1:
-        raise WireError("malformed", "eligible flag")
+        raise WireError("malformed")  # eligible flag
     count = data[pos + 2]
     pos += 3
     if count > MAX_TAGS:
-        raise WireError("malformed", "too many tags")
+        raise WireError("malformed")  # too many tags
     tags = None
     if count:
         tags = {}
@@ -595,7 +600,7 @@ def _read_member(data, pos, end):
             key, pos = _read_str(data, pos, end, MAX_TAG_TEXT_BYTES)
             value, pos = _read_str(data, pos, end, MAX_TAG_TEXT_BYTES)
             if key in tags:
-                raise WireError("malformed", "repeated tag key")
+                raise WireError("malformed")  # repeated tag key
             tags[key] = value
     return (name, incarnation, address, priority, eligible_byte == 1, tags), pos
 
@@ -621,7 +626,7 @@ class Records:
         while pos < stop:
             state = data[pos]
             if state > STATE_LEFT:
-                raise WireError("malformed", "member state")
+                raise WireError("malformed")  # member state
             m, pos = _read_member(data, pos + 1, stop)
             yield Record(m[0], m[1], m[2], m[3], m[4], m[5], state)
 
@@ -637,13 +642,13 @@ def _read_signature(data, pos, stop):
         raise WireError("truncated")
     length = data[pos]
     if length not in (0, SIGNATURE_BYTES) or pos + 1 + length > stop:
-        raise WireError("malformed", "signature length")
+        raise WireError("malformed")  # signature length
     return bytes(data[pos + 1:pos + 1 + length]), pos + 1 + length
 
 
 def _expect_end(pos, stop):
     if pos != stop:
-        raise WireError("malformed", "trailing bytes in message")
+        raise WireError("malformed")  # trailing bytes in message
 
 
 def _decode_body(t, data, pos, stop):
@@ -684,7 +689,7 @@ def _decode_body(t, data, pos, stop):
             raise WireError("truncated")
         session, flags, page, pages = struct.unpack_from(">IBBB", data, pos)
         if flags & ~(SYNC_REPLY_WANTED | SYNC_JOIN) or pages < 1 or page >= pages:
-            raise WireError("malformed", "sync header")
+            raise WireError("malformed")  # sync header
         pos += SYNC_HEAD_BYTES
         records = Records(data, pos, stop)
         for _ in records:
@@ -695,7 +700,7 @@ def _decode_body(t, data, pos, stop):
         term, pos = _read_u32(data, pos, stop)
         name, pos = _read_str(data, pos, stop, MAX_NAME_BYTES)
         if not name:
-            raise WireError("malformed", "empty name")
+            raise WireError("malformed")  # empty name
         if t == T_CLAIM:
             if pos + 5 > stop:
                 raise WireError("truncated")

@@ -942,3 +942,20 @@ def test_datagrams_fit_the_mtu_with_40_members_with_tags():
         assert node.stats["max_sent_bytes"] <= prof.mtu_bytes, "%s max_sent_bytes %d" % (
             name, node.stats["max_sent_bytes"])
         assert node.stats["dropped_oversized"] == 0, "%s dropped an oversized datagram" % name
+
+
+def test_nodes_without_the_record_cache_converge_and_keep_no_encoded_records():
+    # Boards pass cache_records=False: state syncs then encode each record
+    # afresh instead of keeping it (~100 B a member).
+    net = converged_cluster(4, cache_records=False)
+    late = "n4"
+    net.start(late, seeds=["n0"], cache_records=False)
+    assert net.run(anti_entropy_bound_ms(PROFILE), lambda: net.all_see("alive")), net.describe()
+    net.run(2 * PROFILE.push_pull_interval_ms)
+    for node in net.by_name.values():
+        assert node.live_count() == 5
+        for member in node.table.members.values():
+            assert member.encoded is None, "%s keeps the record of %s" % (node.name, member.name)
+    cached = converged_cluster(2)
+    cached.run(2 * PROFILE.push_pull_interval_ms)
+    assert cached.by_name["n0"].table.get("n1").encoded is not None
