@@ -87,6 +87,14 @@ _KEY_TABLES = const(1)
 # collection takes ~25 us on the unix port, an estimated 1-2 ms on an
 # ESP32.
 _GC_THRESHOLD = const(2048)
+# The same while Ed25519 runs (a verification slice, a signature): its
+# big-int arithmetic leaves ~1.4 MB of garbage per check, nearly all of it
+# dead at once, and nothing else allocates meanwhile. Every 2 KB a check
+# took 36-56 ms on the unix port instead of ~6 (collections, not maths);
+# with no threshold at all the check's few live numbers end up strewn over
+# the whole free heap, and datagrams stopped fitting. Every 16 KB: ~14 ms,
+# and the heap stays as whole as with 2 KB (docs/BOARDS.md).
+_GC_THRESHOLD_CRYPTO = const(16384)
 # Out-of-memory lines: at most one per this long.
 _OOM_LOG_INTERVAL_MS = const(10000)
 # A signature check interrupted by an out-of-memory error is retried after this long.
@@ -438,7 +446,11 @@ class Agent:
         # Called by the core, synchronously, once per claim or resignation.
         import ed25519
         started = time.ticks_ms()
-        signature = ed25519.sign(self.config["signing_seed"], data)
+        gc.threshold(_GC_THRESHOLD_CRYPTO)  # see _verify_loop
+        try:
+            signature = ed25519.sign(self.config["signing_seed"], data)
+        finally:
+            gc.threshold(_GC_THRESHOLD)
         self.log("debug", "signatures: %d ms" % time.ticks_diff(time.ticks_ms(), started))
         return signature
 
@@ -464,7 +476,13 @@ class Agent:
             try:
                 check = ed25519.Verifier(public_key, data, signature)
                 while True:
-                    ok = check.step(_VERIFY_BUDGET)
+                    # Big-int arithmetic: ~20 KB of garbage a slice, ~1.4 MB a
+                    # check, nearly all of it dead at once: see _GC_THRESHOLD_CRYPTO.
+                    gc.threshold(_GC_THRESHOLD_CRYPTO)
+                    try:
+                        ok = check.step(_VERIFY_BUDGET)
+                    finally:
+                        gc.threshold(_GC_THRESHOLD)
                     if ok is not None:
                         break
                     await asyncio.sleep_ms(0)
