@@ -16,8 +16,9 @@ events, re-arm one timer at get_timer(). What differs is the edge:
   and returns None (the core holds the claim), and a task runs it in slices
   of _VERIFY_BUDGET work units with an `await asyncio.sleep_ms(0)` between
   them, so the loop keeps answering pings; then node.verification_done().
-  Signing is synchronous (the core's signer is a plain call) and happens
-  once per claim this board makes: docs/BOARDS.md has its cost.
+  A candidate board signs its claims the same way (the signer queues the
+  job and returns None; node.signing_done() makes the claim); only a
+  resignation is signed at once: docs/BOARDS.md has the costs.
 - Output is one JSON object per line on stdout (a board's USB serial):
   every core event (member_joined, leader_changed with "leader" and
   "term", claim_rejected, ...), {"log": ..., "level": ...} lines for
@@ -52,6 +53,7 @@ from micropython import const
 
 from agent import __version__
 from agent.core.node import Node
+from agent.core.wire import CLAIM_DOMAIN
 
 # Datagrams handled per wake-up before timers and checks get a turn.
 _RECV_BATCH = const(16)
@@ -127,7 +129,8 @@ class Agent:
         self._timer_task = None
         self._timer_at = None
         self._tasks = []
-        self._jobs = []   # signature checks waiting: (public key, data, signature)
+        # Ed25519 jobs waiting: checks (public key, data, signature), signatures (None, data, None).
+        self._jobs = []
         self._job_ready = asyncio.Event()
         self._stop = asyncio.Event()
         self._drop_logged = {}   # (address, reason) -> [last logged at, dropped since]
@@ -443,7 +446,14 @@ class Agent:
     # --- Signatures --------------------------------------------------------------
 
     def _sign(self, data):
-        # Called by the core, synchronously, once per claim or resignation.
+        # Called by the core. A claim is signed in slices, like a check (the
+        # core makes the claim when signing_done() brings the signature); a
+        # resignation at once, since the board may be leaving: ~0.3-0.5 s on
+        # an ESP32 (docs/BOARDS.md) during which it answers nothing.
+        if data[:len(CLAIM_DOMAIN)] == CLAIM_DOMAIN:
+            self._jobs.append((None, data, None))
+            self._job_ready.set()
+            return None
         import ed25519
         started = time.ticks_ms()
         gc.threshold(_GC_THRESHOLD_CRYPTO)  # see _verify_loop
@@ -462,6 +472,9 @@ class Agent:
         return None
 
     async def _verify_loop(self):
+        # The Ed25519 jobs, one at a time, in slices: checks of claims
+        # (public key, data, signature) and signatures of this board's own
+        # claims (None, data, None).
         import ed25519
         jobs = self._jobs
         while True:
@@ -472,38 +485,49 @@ class Agent:
             job = jobs.pop(0)
             public_key, data, signature = job
             started = self.now()
-            check = None
+            work = None
             try:
-                check = ed25519.Verifier(public_key, data, signature)
+                if public_key is None:
+                    work = ed25519.Signer(self.config["signing_seed"], data)
+                else:
+                    work = ed25519.Verifier(public_key, data, signature)
                 while True:
                     # Big-int arithmetic: ~20 KB of garbage a slice, ~1.4 MB a
                     # check, nearly all of it dead at once: see _GC_THRESHOLD_CRYPTO.
                     gc.threshold(_GC_THRESHOLD_CRYPTO)
                     try:
-                        ok = check.step(_VERIFY_BUDGET)
+                        result = work.step(_VERIFY_BUDGET)
                     finally:
                         gc.threshold(_GC_THRESHOLD)
-                    if ok is not None:
+                    if result is not None:
                         break
                     await asyncio.sleep_ms(0)
             except MemoryError:
                 # Not a verdict on the claim (the core would cache a False):
                 # try it again once the heap had a moment.
-                check = None
-                self._out_of_memory("checking a signature")
+                work = None
+                self._out_of_memory("signing a claim" if public_key is None else "checking a signature")
                 jobs.insert(0, job)
                 await asyncio.sleep_ms(_RETRY_MS)
                 continue
-            check = None
+            work = None
             now = self.now()
-            self.stats["verifications"] += 1
-            self.log("debug", "verifications: %d ms" % (now - started))
+            if public_key is None:
+                self.log("debug", "signatures: %d ms" % (now - started))
+            else:
+                self.stats["verifications"] += 1
+                self.log("debug", "verifications: %d ms" % (now - started))
             if not self.node.left:
                 try:
-                    self.node.verification_done(data, signature, ok, now)
+                    if public_key is None:
+                        self.node.signing_done(data, result, now)
+                    else:
+                        self.node.verification_done(data, signature, result, now)
                 except MemoryError:
-                    # The verdict is cached first: the leader's next re-assertion is followed.
-                    self._out_of_memory("handling a verified claim")
+                    # Both are kept first (the verdict cached, the signature
+                    # held): the next re-assertion is followed, the next
+                    # evaluation makes the claim.
+                    self._out_of_memory("handling a finished signature job")
                 self._pump()
 
     # --- Housekeeping --------------------------------------------------------------

@@ -24,6 +24,12 @@ A sitting leader keeps the role while it is live and eligible. With
 `preempt_delay_ms`; without, only when the leader fails or resigns. A leader
 that leaves resigns first: a signed Resign for its term, so the next node
 claims without waiting for failure detection.
+
+Slow crypto (a board: most of a second for one Ed25519 operation) is
+deferred, never done on the receive path: a verifier may return None and
+report later through verification_done(); a signer may return None for a
+claim and report through signing_done(), and the claim is made only then
+(if it still is the one to make). Resignations are signed at once.
 """
 
 from agent.core import events, wire
@@ -61,6 +67,8 @@ class Election:
         self.claim_message = None     # the accepted claim, encoded
         self.reassert_at = None
         self.wake_at = None           # hold-down or preempt delay ends
+        self._signing = None          # claim bytes a deferring signer is signing
+        self._signed = None           # (claim bytes, signature) it gave back
         self._verified = {}
         # Signature checks remembered (a board keeps fewer: ~150 bytes each).
         self._cache_size = cache_size or _CACHE_SIZE
@@ -211,8 +219,19 @@ class Election:
             return  # terms exhausted (2^32 - 1): only forged claims get here
         signature = b""
         if self.signer is not None:
-            signature = self.signer(wire.claim_signed_bytes(
-                node.codec.cluster_tag, term, node.name, node.priority, node.incarnation))
+            data = wire.claim_signed_bytes(node.codec.cluster_tag, term, node.name, node.priority,
+                                           node.incarnation)
+            if self._signed is not None and self._signed[0] == data:
+                signature = self._signed[1]
+            elif self._signing == data:
+                return  # being signed: signing_done() claims
+            else:
+                signature = self.signer(data)
+                if signature is None:
+                    # Deferred (a board signs in slices): no claim until
+                    # signing_done(); a claim is never sent unsigned.
+                    self._signing = data
+                    return
         claim = wire.Claim(term=term, name=node.name, priority=node.priority,
                            incarnation=node.incarnation, signature=signature)
         old = self.leader
@@ -383,6 +402,14 @@ class Election:
             self.receive_claim(msg, now)
         else:
             self.receive_resign(msg, now)
+
+    def signing_done(self, data, signature, now):
+        """The signature of claim bytes `data` that the signer deferred (returned None)."""
+        if data != self._signing:
+            return  # asked for a claim that no longer is the one to make
+        self._signing = None
+        self._signed = (data, signature)
+        self.evaluate(now)
 
     def _reject(self, msg, reason):
         if reason == "pending":

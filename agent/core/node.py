@@ -214,6 +214,18 @@ class Node:
         self.election.evaluate(now)
         self._dirty = False
 
+    def signing_done(self, data, signature, now):
+        """Reports the signature of a claim the signer deferred by returning None.
+
+        A board signs in slices, as it verifies; the claim is made (if it
+        still is the one to make) when its signature is here. Resignations
+        are always signed at once: the signer must not defer those.
+        """
+        self.election.signing_done(data, signature, now)
+        self._dirty = True
+        self.election.evaluate(now)
+        self._dirty = False
+
     def set_keyring(self, keyring):
         """Replaces the cluster keyring (list of keys, first primary; None: off)."""
         self.codec.set_keyring(Keyring(keyring) if keyring else None)

@@ -253,12 +253,16 @@ def Resign(term=None, name=None, signature=None):
 SIGNATURE_BYTES = 64
 
 
+# The first bytes of what a claim's signature covers (a resignation's differ).
+CLAIM_DOMAIN = b"leaderd/claim/v1"
+
+
 def claim_signed_bytes(cluster_tag_value, term, name, priority, incarnation):
     """The bytes a claim's Ed25519 signature covers (domain-separated)."""
     _check_uint(term, 32, "term")
     _check_uint(priority, 8, "priority")
     _check_uint(incarnation, 32, "incarnation")
-    return (b"leaderd/claim/v1" + struct.pack(">II", cluster_tag_value, term)
+    return (CLAIM_DOMAIN + struct.pack(">II", cluster_tag_value, term)
             + _str8(name, MAX_NAME_BYTES, "name") + bytes([priority]) + struct.pack(">I", incarnation))
 
 

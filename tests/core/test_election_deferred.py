@@ -7,6 +7,11 @@ verdict is cached so re-assertions of the same claim cost nothing. At most
 8 claims wait at once; more are refused as "busy" without asking the
 verifier (which bounds the shell's own queue).
 
+Signing likewise: a signer may return None for a claim (never for a
+resignation); the node makes no claim until signing_done(data, signature,
+now) brings that claim's signature, and ignores one for a claim it no
+longer wants to make.
+
 Plain functions and asserts: runs under CPython (pytest) and MicroPython
 (tests/mp_runner.py). Signatures are a stand-in (SHA-256 based), not
 Ed25519: what is tested is the flow, not the crypto.
@@ -155,3 +160,71 @@ def test_at_most_eight_claims_wait_and_the_rest_are_busy():
     for key, data, signature in deferring.calls:
         f.verification_done(data, signature, fake_check(key, data, signature), 30)
     assert f.leader() == ("b", 12), f.leader()
+
+
+# --- Deferred signing: a candidate board signs its claims in slices too -------
+
+
+class DeferringSigner:
+    """A signer that defers claims (answers None) and signs resignations at once, as a board's does."""
+
+    def __init__(self, name):
+        self.sign = fake_sign(name)
+        self.claims = []
+
+    def __call__(self, data):
+        if data[:len(wire.CLAIM_DOMAIN)] == wire.CLAIM_DOMAIN:
+            self.claims.append(data)
+            return None
+        return self.sign(data)
+
+
+def start_deferred_candidate():
+    net = Net(PROFILE, seed=7)
+    signer = DeferringSigner("a")
+    net.start("f", priority=0, verifier=fake_check, trusted_keys=TRUSTED)
+    net.start("a", seeds=["f"], priority=100, signer=signer, verifier=fake_check, trusted_keys=TRUSTED)
+    assert net.run(10000, lambda: len(signer.claims) > 0), "a never asked to sign: " + net.describe()
+    return net, signer
+
+
+def test_a_deferred_signature_holds_the_claim_until_it_is_done():
+    net, signer = start_deferred_candidate()
+    a, f = net.by_name["a"], net.by_name["f"]
+    # Time passes (hold-downs, re-evaluations): one request, no claim sent.
+    net.run(3 * PROFILE.claim_interval_ms)
+    assert len(signer.claims) == 1, "signer asked %d times for one claim" % len(signer.claims)
+    assert a.leader() is None and f.leader() is None, "claimed before its signature was done"
+    assert a.member("f").state_name == "alive" and f.member("a").state_name == "alive"
+    data = signer.claims[0]
+    a.signing_done(data, signer.sign(data), net.now)
+    assert a.is_leader(), "signing_done() did not make the claim"
+    term = a.leader()[1]
+    assert net.run(3000, lambda: f.leader() == ("a", term)), "f did not follow the signed claim"
+    # The signature is used, not asked for again (re-assertions reuse the claim).
+    net.run(2 * PROFILE.claim_interval_ms)
+    assert len(signer.claims) == 1 and f.leader() == ("a", term)
+
+
+def test_a_signature_for_a_claim_no_longer_wanted_is_ignored():
+    net, signer = start_deferred_candidate()
+    a = net.by_name["a"]
+    stale = signer.claims[0]
+    # Another claim is now the one to make (the priority changed: other bytes).
+    a.set_priority(90, net.now)
+    net.run(2000)
+    assert len(signer.claims) == 2 and signer.claims[1] != stale, signer.claims
+    a.signing_done(stale, signer.sign(stale), net.now)
+    assert a.leader() is None, "claimed with the signature of an outdated claim"
+    a.signing_done(signer.claims[1], signer.sign(signer.claims[1]), net.now)
+    assert a.is_leader()
+
+
+def test_resignations_are_signed_at_once_even_with_a_deferring_signer():
+    net, signer = start_deferred_candidate()
+    a, f = net.by_name["a"], net.by_name["f"]
+    a.signing_done(signer.claims[0], signer.sign(signer.claims[0]), net.now)
+    term = a.leader()[1]
+    assert net.run(3000, lambda: f.leader() == ("a", term))
+    a.leave(net.now)
+    assert net.run(1000, lambda: f.leader() is None), "f still follows a after its signed resignation"
