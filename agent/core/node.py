@@ -432,14 +432,15 @@ class Node:
         elif t == wire.T_LEFT:
             self._merge(msg.name, msg.incarnation, STATE_LEFT, now, by=msg.name)
         elif t == wire.T_SYNC:
-            for r in msg.records:
+            for (name, incarnation, address, priority, eligible, tags), state in msg.records.entries():
                 # As memberlist does: a peer's "dead" becomes our "suspect",
                 # so the member gets a chance to refute before we bury it.
-                state = STATE_SUSPECT if r.state == STATE_DEAD else r.state
+                if state == STATE_DEAD:
+                    state = STATE_SUSPECT
                 # The sender's own record is first-hand news, and is gossiped
                 # on like an Alive: that is how a joiner becomes known.
-                self._merge(r.name, r.incarnation, state, now, r.address, r.priority,
-                            r.eligible, r.tags, sender, from_sync=r.name != sender)
+                self._merge(name, incarnation, state, now, address, priority, eligible, tags, sender,
+                            from_sync=name != sender)
             if msg.reply_wanted and self._first_page_of(addr, msg.session, now):
                 self._send_sync(addr, False, False)
             # Any full state from a member joins us (its sync or its reply),

@@ -614,7 +614,9 @@ class Records:
 
     Not a list: a node merges them one at a time, so a board never holds a
     whole page of decoded records (31 of them take ~12 KB of its heap). The
-    decoder iterates them once to check them; iterating is the only use.
+    decoder has checked them all (_skip_member) before a Records is made.
+    Iterating gives Record messages; entries() gives ((name, incarnation,
+    address, priority, eligible, tags), state) pairs, the node's fast path.
     Equal to any iterable of the same Records (a list, say).
     """
 
@@ -623,22 +625,66 @@ class Records:
         self._start = start
         self._stop = stop
 
-    def __iter__(self):
+    def entries(self):
+        """The records as ((name, incarnation, address, priority, eligible, tags), state)."""
         data = self._data
         pos = self._start
         stop = self._stop
         while pos < stop:
             state = data[pos]
-            if state > STATE_LEFT:
-                raise WireError("malformed")  # member state
-            m, pos = _read_member(data, pos + 1, stop)
+            member, pos = _read_member(data, pos + 1, stop)
+            yield member, state
+
+    def __iter__(self):
+        for m, state in self.entries():
             yield Record(m[0], m[1], m[2], m[3], m[4], m[5], state)
 
     def __eq__(self, other):
         return list(self) == list(other)
 
-    def __repr__(self):
-        return repr(list(self))
+
+def _skip_member(data, pos, end):
+    # _read_member's checks, in its order and with its reasons, keeping
+    # nothing (tests/test_wire_properties.py holds the two to the same
+    # verdicts): how a sync page is checked whole before it is merged.
+    if pos >= end:
+        raise WireError("truncated")
+    n = data[pos]
+    pos += 1
+    if n > MAX_NAME_BYTES or pos + n > end:
+        raise WireError("malformed")  # string length
+    bytes(data[pos:pos + n]).decode("utf-8")
+    if not n:
+        raise WireError("malformed")  # empty name
+    pos += n + 4
+    if pos > end:
+        raise WireError("truncated")  # incarnation
+    if pos >= end:
+        raise WireError("truncated")
+    n = data[pos]
+    pos += 1
+    if n > MAX_HOST_BYTES or pos + n > end:
+        raise WireError("malformed")  # string length
+    bytes(data[pos:pos + n]).decode("utf-8")
+    pos += n + 2
+    if pos > end:
+        raise WireError("truncated")  # port
+    if pos + 3 > end:
+        raise WireError("truncated")
+    if data[pos + 1] > 1:
+        raise WireError("malformed")  # eligible flag
+    count = data[pos + 2]
+    pos += 3
+    if count > MAX_TAGS:
+        raise WireError("malformed")  # too many tags
+    keys = []
+    for _ in range(count):
+        key, pos = _read_str(data, pos, end, MAX_TAG_TEXT_BYTES)
+        pos = _read_str(data, pos, end, MAX_TAG_TEXT_BYTES)[1]
+        if key in keys:
+            raise WireError("malformed")  # repeated tag key
+        keys.append(key)
+    return pos
 
 
 def _read_signature(data, pos, stop):
@@ -695,11 +741,15 @@ def _decode_body(t, data, pos, stop):
         if flags & ~(SYNC_REPLY_WANTED | SYNC_JOIN) or pages < 1 or page >= pages:
             raise WireError("malformed")  # sync header
         pos += SYNC_HEAD_BYTES
-        records = Records(data, pos, stop)
-        for _ in records:
-            pass  # every record checked now: a bad one invalidates the datagram
+        # Every record checked now (a bad one invalidates the datagram), but
+        # none kept: the node decodes them again one at a time as it merges.
+        check = pos
+        while check < stop:
+            if data[check] > STATE_LEFT:
+                raise WireError("malformed")  # member state
+            check = _skip_member(data, check + 1, stop)
         return Sync(session=session, reply_wanted=bool(flags & SYNC_REPLY_WANTED),
-                    join=bool(flags & SYNC_JOIN), page=page, pages=pages, records=records)
+                    join=bool(flags & SYNC_JOIN), page=page, pages=pages, records=Records(data, pos, stop))
     if t == T_CLAIM or t == T_RESIGN:
         term, pos = _read_u32(data, pos, stop)
         name, pos = _read_str(data, pos, stop, MAX_NAME_BYTES)
