@@ -251,3 +251,24 @@ def test_skip_member_gives_read_members_verdict(record, cut, flips):
             data[index] = value
     data = bytes(data[:cut] if cut < len(data) else data)
     assert _verdict(wire._skip_member, data) == _verdict(wire._read_member, data)
+
+
+@SETTINGS
+@given(recs=st.lists(records, min_size=1, max_size=12), skip=st.lists(st.booleans(), min_size=12, max_size=12))
+def test_entries_skips_known_records_and_keeps_the_rest_intact(recs, skip):
+    # Records.entries(known) jumps over the records the caller knows without
+    # decoding them: what it yields must be exactly the others, decoded whole.
+    page = wire.encode_sync_pages(1, False, False, recs, 1400)
+    assume(len(page) == 1)
+    _, (sync,) = wire.Codec("c", "a").open(wire.Codec("c", "a").seal(page))
+    asked = []
+
+    def known(name, incarnation, state):
+        asked.append((name, incarnation, state))
+        return skip[len(asked) - 1]
+
+    got = list(sync.records.entries(known))
+    assert asked == [(r.name, r.incarnation, r.state) for r in recs]
+    expected = [((r.name, r.incarnation, r.address, r.priority, r.eligible, r.tags), r.state)
+                for r, skipped in zip(recs, skip) if not skipped]
+    assert got == expected

@@ -432,7 +432,7 @@ class Node:
         elif t == wire.T_LEFT:
             self._merge(msg.name, msg.incarnation, STATE_LEFT, now, by=msg.name)
         elif t == wire.T_SYNC:
-            for (name, incarnation, address, priority, eligible, tags), state in msg.records.entries():
+            for (name, incarnation, address, priority, eligible, tags), state in msg.records.entries(self._known_in_sync):
                 # As memberlist does: a peer's "dead" becomes our "suspect",
                 # so the member gets a chance to refute before we bury it.
                 if state == STATE_DEAD:
@@ -467,6 +467,18 @@ class Node:
 
     # --- Merging news ---------------------------------------------------
 
+    def _known(self, name, incarnation, state):
+        """Whether news (incarnation, state) about name is old here: _merge would ignore it."""
+        if name == self.name:
+            return False
+        member = self.table.members.get(name)
+        return member is not None and (incarnation < member.incarnation or (
+            incarnation == member.incarnation and state == member.state and state != STATE_SUSPECT))
+
+    def _known_in_sync(self, name, incarnation, state):
+        # _known for a state-sync record, whose "dead" is merged as "suspect".
+        return self._known(name, incarnation, STATE_SUSPECT if state == STATE_DEAD else state)
+
     def _merge(self, name, incarnation, state, now, address=None, priority=0, eligible=True,
                tags=None, by="", from_sync=False):
         """Applies one piece of membership news and acts on the transition.
@@ -479,11 +491,9 @@ class Node:
         if name == self.name:
             self._news_about_self(incarnation, state, address, priority, eligible, tags, now)
             return
-        table = self.table
-        member = table.members.get(name)
-        if member is not None and (incarnation < member.incarnation or (
-                incarnation == member.incarnation and state == member.state and state != STATE_SUSPECT)):
+        if self._known(name, incarnation, state):
             return  # old news, the common case in a sync: MemberTable.apply would ignore it
+        table = self.table
         known = name in table.members
         transition = table.apply(name, incarnation, state, now, address, priority, eligible, tags)
         if transition == IGNORED:

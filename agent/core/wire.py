@@ -625,13 +625,31 @@ class Records:
         self._start = start
         self._stop = stop
 
-    def entries(self):
-        """The records as ((name, incarnation, address, priority, eligible, tags), state)."""
+    def entries(self, known=None):
+        """The records as ((name, incarnation, address, priority, eligible, tags), state).
+
+        known(name, incarnation, state), when given, is asked first: a record
+        it says the caller knows already is skipped, the rest of it
+        undecoded (in a steady cluster nearly every record of a sync).
+        """
         data = self._data
         pos = self._start
         stop = self._stop
         while pos < stop:
             state = data[pos]
+            if known is not None:
+                # Checked already (_skip_member): lengths can be trusted.
+                n = data[pos + 1]
+                end = pos + 2 + n
+                if known(bytes(data[pos + 2:end]).decode("utf-8"), struct.unpack_from(">I", data, end)[0], state):
+                    end += 4
+                    end += 3 + data[end]      # host and port
+                    count = data[end + 2]     # priority, eligible, tag count
+                    end += 3
+                    for _ in range(2 * count):
+                        end += 1 + data[end]  # tag keys and values
+                    pos = end
+                    continue
             member, pos = _read_member(data, pos + 1, stop)
             yield member, state
 
