@@ -110,11 +110,15 @@ TYPE_NAMES = ("Record", "Ping", "Ack", "Nack", "PingReq", "Alive", "Suspect", "D
 class Message:
     """A wire message (or a state-sync record): type_code, then the fields FIELDS[type_code] names.
 
-    Equal by type and field values; repr() shows the constructor call.
+    values: the field values, in FIELDS[type_code] order. Equal by type and
+    field values; repr() shows the constructor call.
     """
 
-    def __init__(self, type_code):
+    def __init__(self, type_code, values):
         self.type_code = type_code
+        fields = FIELDS[type_code]
+        for i in range(len(fields)):
+            setattr(self, fields[i], values[i])
 
     @property
     def fields(self):
@@ -138,116 +142,62 @@ class Message:
 
 def Ping(seq=None, target=None):
     """A direct probe of `target` (the name the prober expects there)."""
-    msg = Message(T_PING)
-    msg.seq = seq
-    msg.target = target
-    return msg
+    return Message(T_PING, (seq, target))
 
 
 def Ack(seq=None):
     """The answer to a ping with the same seq."""
-    msg = Message(T_ACK)
-    msg.seq = seq
-    return msg
+    return Message(T_ACK, (seq,))
 
 
 def Nack(seq=None):
     """A relay's word that its indirect ping got no ack in time (Lifeguard)."""
-    msg = Message(T_NACK)
-    msg.seq = seq
-    return msg
+    return Message(T_NACK, (seq,))
 
 
 def PingReq(seq=None, target=None, address=None):
     """A request to probe `target` at `address` and relay the ack (seq)."""
-    msg = Message(T_PING_REQ)
-    msg.seq = seq
-    msg.target = target
-    msg.address = address
-    return msg
+    return Message(T_PING_REQ, (seq, target, address))
 
 
 def Alive(name=None, incarnation=None, address=None, priority=None, eligible=None, tags=None):
     """A member is alive at an incarnation, with its address and metadata."""
-    msg = Message(T_ALIVE)
-    msg.name = name
-    msg.incarnation = incarnation
-    msg.address = address
-    msg.priority = priority
-    msg.eligible = eligible
-    msg.tags = tags
-    return msg
+    return Message(T_ALIVE, (name, incarnation, address, priority, eligible, tags))
 
 
 def Suspect(name=None, incarnation=None, by=None):
     """Member `name` at `incarnation` is suspected by member `by`."""
-    msg = Message(T_SUSPECT)
-    msg.name = name
-    msg.incarnation = incarnation
-    msg.by = by
-    return msg
+    return Message(T_SUSPECT, (name, incarnation, by))
 
 
 def Dead(name=None, incarnation=None, by=None):
     """Member `name` at `incarnation` is declared dead by member `by`."""
-    msg = Message(T_DEAD)
-    msg.name = name
-    msg.incarnation = incarnation
-    msg.by = by
-    return msg
+    return Message(T_DEAD, (name, incarnation, by))
 
 
 def Left(name=None, incarnation=None):
     """Member `name` left the cluster gracefully at `incarnation`."""
-    msg = Message(T_LEFT)
-    msg.name = name
-    msg.incarnation = incarnation
-    return msg
+    return Message(T_LEFT, (name, incarnation))
 
 
 def Record(name=None, incarnation=None, address=None, priority=None, eligible=None, tags=None, state=None):
     """One member's full state, as carried in a state sync (not a message: type_code 0)."""
-    msg = Message(0)
-    msg.name = name
-    msg.incarnation = incarnation
-    msg.address = address
-    msg.priority = priority
-    msg.eligible = eligible
-    msg.tags = tags
-    msg.state = state
-    return msg
+    return Message(0, (name, incarnation, address, priority, eligible, tags, state))
 
 
 def Sync(session=None, reply_wanted=None, join=None, page=None, pages=None, records=None):
     """One page of a push-pull state sync: a list of Records."""
-    msg = Message(T_SYNC)
-    msg.session = session
-    msg.reply_wanted = reply_wanted
-    msg.join = join
-    msg.page = page
-    msg.pages = pages
-    msg.records = records
-    return msg
+    return Message(T_SYNC, (session, reply_wanted, join, page, pages, records))
 
 
 def Claim(term=None, name=None, priority=None, incarnation=None, signature=None):
     """A leadership claim for `term` by `name`, signed (or unsigned: b"")."""
-    msg = Message(T_CLAIM)
-    msg.term = term
-    msg.name = name
-    msg.priority = priority
-    msg.incarnation = incarnation
-    msg.signature = signature
-    return msg
+    return Message(T_CLAIM, (term, name, priority, incarnation, signature))
 
 
 def Resign(term=None, name=None, signature=None):
     """The leader of `term` gives the role up, signed (or unsigned: b"")."""
-    msg = Message(T_RESIGN)
-    msg.term = term
-    msg.name = name
-    msg.signature = signature
-    return msg
+    return Message(T_RESIGN, (term, name, signature))
 
 
 SIGNATURE_BYTES = 64
