@@ -87,7 +87,6 @@ def compile_one(source, target, source_name, compat=None, extra=()):
 # function is ~150 bytes of heap for good; these come to ~3 KB of the 128k.
 # The sources are unchanged: the tests run them whole, on both runtimes.
 BOARD_STRIP = {
-    "agent/core/auth.py": ("hmac_sha256",),
     "agent/core/election.py": ("Election.trust_changed",),
     "agent/core/node.py": ("Node.set_election_keys", "Node.set_keyring", "Node.set_priority", "Node.member"),
     "agent/core/rand.py": ("sample",),

@@ -27,11 +27,8 @@ class HmacKey:
         self._outer = _xor_pad(key, 0x5C)
         self.key_id = struct.unpack(">I", hashlib.sha256(b"leaderd-key-id" + self.key).digest()[:4])[0]
 
-    def mac(self, data):
-        """The full 32-byte HMAC-SHA256 of data (bytes-like)."""
-        return self._mac((data,))
-
     def _mac(self, parts):
+        # The full 32-byte HMAC-SHA256 of the concatenation of parts (bytes-like).
         inner = hashlib.sha256(self._inner)
         for part in parts:
             inner.update(part)
@@ -46,18 +43,6 @@ class HmacKey:
     def tag_parts(self, parts):
         """The tag of the concatenation of parts (no joined copy is made)."""
         return self._mac(parts)[:TAG_BYTES]
-
-
-def hmac_sha256(key, data):
-    """HMAC-SHA256 (RFC 2104) of data under key (any length)."""
-    if len(key) > _BLOCK:
-        key = hashlib.sha256(key).digest()
-    key = key + bytes(_BLOCK - len(key))
-    inner = hashlib.sha256(_xor_pad(key, 0x36))
-    inner.update(data)
-    outer = hashlib.sha256(_xor_pad(key, 0x5C))
-    outer.update(inner.digest())
-    return outer.digest()
 
 
 def equal_tags(a, b):
