@@ -2,43 +2,74 @@
 
 Theory of operation
 -------------------
-The leader is the eligible live member with the highest (priority, name):
-live means alive or suspect (one missed probe does not move the role);
-eligible means priority > 0, the member's eligible flag set (its health check
-passes) and, when a trust list is configured, a trusted key under its name.
+The leader is the eligible live member with the highest rank, rank being
+(priority, name): live means alive or suspect (one missed probe does not
+move the role); eligible means priority > 0, the member's eligible flag set
+(its health check passes) and, when a trust list is configured, a trusted
+key under its name and that member's own signature over its metadata (a
+trusted member's priority and eligibility are believed only as it signed
+them: node.py merges no unsigned metadata about trusted names).
 
 A node that finds itself in that place, once past its start-up hold-down,
 claims term = (highest term it has seen) + 1: a Claim {cluster, term, name,
-priority, incarnation} signed with its Ed25519 key, sent at once to every
-live member and gossiped on by each member that accepts it. The leader
-re-asserts its claim every claim_interval_ms, and state syncs carry it, so
-late joiners and healed partitions learn it.
+priority, incarnation, counter} signed with its Ed25519 key, sent at once
+to every live member and gossiped on by each member that accepts it.
 
-A claim is accepted only with a valid signature from the trust list and from
-a live member; among claims the highest (term, priority, name) wins, a node
-that loses steps down at once, and a claim at or below a term already
-settled is stale and ignored. The term a node follows never decreases.
+Leadership follows signatures, never gossip alone:
+- The leader re-asserts its claim every claim_interval_ms as a heartbeat:
+  the same term, the counter one higher, signed afresh. A follower drops a
+  leader whose last verified heartbeat is older than leader_timeout_ms
+  (LEADER_TIMEOUT_INTERVALS intervals): a crashed leader, a paused one, or
+  an impostor under its name that cannot sign. A recorded heartbeat cannot
+  pass for a fresh one: its counter is not higher.
+- Gossip saying the leader is dead does not drop it: node.py turns such news
+  into a suspicion of its own, which ends in a death only after this node's
+  own final probe went unanswered. A signed Resign or a signed Left drops it
+  at once.
+- Claims are compared by rank. A node following a live leader L switches to
+  a claimant C only when C outranks L and claims a higher term (preemption,
+  or the winner of a healed partition). A leader that hears a claim of a
+  higher or equal term from a claimant it outranks claims again above it;
+  one outranked by a claim of a lower term shows it its own claim, so the
+  better one claims above both. So when two live leaders meet (a healed
+  partition, a resumed leader), the followers of the better one never
+  change, those of the other change once, and the final term is above both.
+- A claim's term is believed only within TERM_WINDOW above the highest term
+  this node has seen, and a claim from a member this node holds dead is
+  never out-claimed: the member is probed (it refutes if alive).
 
-A sitting leader keeps the role while it is live and eligible. With
-`preempt`, a better candidate takes over once it has been up for
-`preempt_delay_ms`; without, only when the leader fails or resigns. A leader
-that leaves resigns first: a signed Resign for its term, so the next node
-claims without waiting for failure detection.
+With `preempt`, a better candidate takes over once it has been alive,
+joined and eligible for `preempt_delay_ms`; without, only when the leader
+fails or resigns. A leader that leaves resigns first: a signed Resign for
+its term, so the next node claims without waiting for failure detection.
 
 Slow crypto (a board: most of a second for one Ed25519 operation) is
 deferred, never done on the receive path: a verifier may return None and
 report later through verification_done(); a signer may return None for a
 claim and report through signing_done(), and the claim is made only then
-(if it still is the one to make). Resignations are signed at once.
+(if it still is the one to make). Resignations are signed at once. Every
+check is cached, budgeted and bounded (checks.py).
 """
 
-from agent.core import events, wire
+from agent.core import checks, events, wire
 
-_CLAIM_KEY = "\x00claim"
-_CACHE_SIZE = 64
+# Broadcast-queue keys of the election: tuples, outside the member-name space.
+CLAIM_KEY = ("election", "claim")
+RESIGN_KEY = ("election", "resign")
 _MAX_TERM = 0xFFFFFFFF
-# Claims waiting for a deferred signature check (boards verify in slices).
-_MAX_PENDING = 8
+_MAX_COUNTER = 0xFFFFFFFF
+# A claim more than this far above the highest term seen is not believed:
+# honest clusters move one term per election, and a node that was away for
+# 65,536 elections is not a case to design for; a forged (or buggy) claim
+# cannot end the election by taking the term to its ceiling.
+TERM_WINDOW = 1 << 16
+# A follower drops a leader whose last heartbeat is this many claim
+# intervals old: two lost heartbeats in a row are not a failure.
+LEADER_TIMEOUT_INTERVALS = 3
+# Claims checked per datagram (a datagram could carry seventeen).
+MAX_CLAIM_CHECKS_PER_DATAGRAM = 2
+# Hints (our leader's claim shown to a rival) remembered, to send each once.
+_MAX_HINTS = 64
 
 
 class Election:
@@ -60,19 +91,24 @@ class Election:
         self.leader_term = 0
         self.leader_priority = 0
         self.leader_incarnation = 0
+        self.leader_counter = 0       # the last heartbeat's counter
+        self.leader_seen_at = None    # when its last heartbeat was verified
         self.settled_term = 0         # claims below this term are stale...
         self.resigned_leader = None   # ...and this one's at exactly that term
         self.settled_claim = None     # the claim we dropped, encoded (a hint for stale leaders)
-        self._hinted = None
-        self.claim_message = None     # the accepted claim, encoded
+        self.claim_message = None     # the accepted claim (its latest heartbeat), encoded
         self.reassert_at = None
         self.wake_at = None           # hold-down or preempt delay ends
+        self.candidate_since = None   # since when this node can lead (joined, eligible)
+        self._counter = 0             # our own heartbeat counter, as leader
         self._signing = None          # claim bytes a deferring signer is signing
         self._signed = None           # (claim bytes, signature) it gave back
-        self._verified = {}
-        # Signature checks remembered (a board keeps fewer: ~150 bytes each).
-        self._cache_size = cache_size or _CACHE_SIZE
-        self._pending = {}
+        self._hints = {}              # (name, term) -> True: rivals shown a claim
+        self._checks_this_datagram = 0
+        self._waiting = {}            # (name, term) -> True while a check of theirs is deferred
+        self._failed = {}             # (name, term) -> when a check of theirs last failed
+        self._rejected_at = {}        # name -> when a rejection was last reported
+        self.checks = checks.SignatureChecks(verifier, now, cache_size=cache_size or 64)
         # Best (priority, name) among the other members, cached: the table
         # can hold a thousand members and changes arrive one at a time.
         self._others_key = None
@@ -92,7 +128,7 @@ class Election:
     def _eligible(self, member):
         if member.priority == 0 or not member.eligible or not member.is_live():
             return False
-        return self.insecure or member.name in self.trusted_keys
+        return self.insecure or (member.name in self.trusted_keys and len(member.signature) > 0)
 
     def candidate(self):
         """The name of the best eligible live member (this node included), or None."""
@@ -133,9 +169,14 @@ class Election:
             self._others_valid = False
 
     def trust_changed(self):
-        """Call after replacing trusted_keys (the eligible set may change)."""
+        """Call after replacing trusted_keys or the verifier (the eligible set may change)."""
         self.insecure = self.trusted_keys is None
+        self.checks.verifier = self.verifier
         self._others_valid = False
+
+    def leader_timeout_ms(self):
+        """How long a follower keeps a leader without a fresh heartbeat."""
+        return LEADER_TIMEOUT_INTERVALS * self.node.profile.claim_interval_ms
 
     # --- Evaluation -----------------------------------------------------
 
@@ -145,15 +186,29 @@ class Election:
         self.wake_at = None
         if self.leader is not None and self.leader != node.name:
             member = node.table.get(self.leader)
-            if member is None or not member.is_live() or (
-                    not self._eligible(member) and member.incarnation >= self.leader_incarnation):
-                # (Metadata older than the claim is not a reason: the claim
-                # says the leader was eligible at a newer incarnation.)
+            if member is None or not member.is_live():
+                # Only a death this node saw for itself, or a signed Left:
+                # node.py never lets gossip alone bury the leader it follows.
+                self._drop_leader(now)
+            elif not self._eligible(member) and member.incarnation > self.leader_incarnation:
+                # Its own signed metadata, newer than its heartbeat, says it
+                # cannot lead any more (metadata older than the heartbeat is
+                # no reason: the heartbeat says it was eligible later).
+                self._drop_leader(now)
+            elif now - self.leader_seen_at >= self.leader_timeout_ms():
                 self._drop_leader(now)
         if self.leader == node.name and not self.can_lead():
             # Tell everyone at once, with our new metadata, so the next
             # candidate claims without waiting for gossip.
             node.send_to_all([node.alive_message(), self._resign(now, "ineligible")])
+        if self.can_lead() and (node.joined or not node.has_seeds()):
+            if self.candidate_since is None:
+                self.candidate_since = now
+        else:
+            self.candidate_since = None
+        if self.leader is not None and self.leader != node.name:
+            at = self.leader_seen_at + self.leader_timeout_ms()
+            self.wake_at = at
         if self.leader == node.name:
             return
         if self.candidate() != node.name:
@@ -168,23 +223,32 @@ class Election:
             ready_at = None
         if self.leader is None:
             if ready_at is not None and now >= ready_at:
-                self._claim(now)
+                self._claim(now, self.term + 1)
             elif ready_at is not None:
-                self.wake_at = ready_at
+                self._wake(ready_at)
             return
-        if self.preempt and (node.priority, node.name) > (self._leader_priority_now(), self.leader):
-            at = self.started_ms + self.preempt_delay_ms
-            if ready_at is not None and ready_at > at:
+        if self.preempt and ready_at is not None and self.candidate_since is not None \
+                and (node.priority, node.name) > (self._leader_priority_now(), self.leader):
+            # The delay counts from when this node could lead (alive, joined,
+            # eligible), not from its start: one that comes back after a
+            # pause, a partition or a failed health check waits it again.
+            at = self.candidate_since + self.preempt_delay_ms
+            if ready_at > at:
                 at = ready_at
-            if ready_at is not None and now >= at:
-                self._claim(now)
-            elif ready_at is not None:
-                self.wake_at = at
+            if now >= at:
+                self._claim(now, self.term + 1)
+            else:
+                self._wake(at)
+
+    def _wake(self, at):
+        if self.wake_at is None or at < self.wake_at:
+            self.wake_at = at
 
     def _leader_priority_now(self):
-        """The leader's priority: from its member entry, unless the claim is newer."""
+        """The leader's priority: from its member entry, unless the heartbeat is newer."""
         member = self.node.table.get(self.leader)
-        if member is not None and member.incarnation >= self.leader_incarnation:
+        if member is not None and member.incarnation > self.leader_incarnation \
+                and (self.insecure or len(member.signature) > 0):
             return member.priority
         return self.leader_priority
 
@@ -196,31 +260,30 @@ class Election:
         return t
 
     def handle_timer(self, now):
-        """Re-asserts the claim when due and re-evaluates after a hold-down."""
+        """Sends the heartbeat when due and re-evaluates after a hold-down or timeout."""
         if self.reassert_at is not None and now >= self.reassert_at:
             self.reassert_at = now + self.node.profile.claim_interval_ms
-            if self.leader == self.node.name and self.claim_message is not None:
-                self.node.broadcasts.enqueue(_CLAIM_KEY, self.claim_message)
+            if self.leader == self.node.name:
+                self.heartbeat(now)
         if self.wake_at is not None and now >= self.wake_at:
             self.evaluate(now)
 
+    def heartbeat(self, now):
+        """As leader: re-asserts the claim at once, counter one higher, signed afresh."""
+        if self.leader != self.node.name or self._counter >= _MAX_COUNTER:
+            return
+        self._claim(now, self.leader_term, self._counter + 1)
+
     # --- Claims ---------------------------------------------------------
 
-    def reclaim(self, now):
-        """After refuting our own death: claim again with a fresh term, since
-        the others dropped us and ignore our old term as settled."""
-        if self.leader == self.node.name and self.can_lead():
-            self._claim(now)
-
-    def _claim(self, now):
+    def _claim(self, now, term, counter=0):
         node = self.node
-        term = self.term + 1
         if term >= _MAX_TERM:
             return  # terms exhausted (2^32 - 1): only forged claims get here
         signature = b""
         if self.signer is not None:
             data = wire.claim_signed_bytes(node.codec.cluster_tag, term, node.name, node.priority,
-                                           node.incarnation)
+                                           node.incarnation, counter)
             if self._signed is not None and self._signed[0] == data:
                 signature = self._signed[1]
             elif self._signing == data:
@@ -233,13 +296,16 @@ class Election:
                     self._signing = data
                     return
         claim = wire.Claim(term=term, name=node.name, priority=node.priority,
-                           incarnation=node.incarnation, signature=signature)
+                           incarnation=node.incarnation, counter=counter, signature=signature)
         old = self.leader
+        old_term = self.leader_term
+        self._counter = counter
         self._follow(claim, now)
-        node.send_to_all([self.claim_message])
-        self.reassert_at = now + node.profile.claim_interval_ms
-        node.emit(events.Elected(term=term))
-        if old != node.name:
+        if counter == 0:
+            node.send_to_all([self.claim_message])
+            self.reassert_at = now + node.profile.claim_interval_ms
+        if old != node.name or old_term != term:
+            node.emit(events.Elected(term=term))
             node.emit(events.LeaderChanged(old=old, new=node.name, term=term))
 
     def _follow(self, claim, now):
@@ -247,10 +313,12 @@ class Election:
         self.leader_term = claim.term
         self.leader_priority = claim.priority
         self.leader_incarnation = claim.incarnation
+        self.leader_counter = claim.counter
+        self.leader_seen_at = now
         if claim.term > self.term:
             self.term = claim.term
         self.claim_message = wire.encode_message(claim)
-        self.node.broadcasts.enqueue(_CLAIM_KEY, self.claim_message)
+        self.node.broadcasts.enqueue(CLAIM_KEY, self.claim_message)
 
     def _drop_leader(self, now, resigned=False):
         old = self.leader
@@ -263,92 +331,137 @@ class Election:
         self.resigned_leader = old if resigned else None
         self.leader = None
         self.claim_message = None
-        self.node.broadcasts.remove(_CLAIM_KEY)
+        self.leader_seen_at = None
+        self.node.broadcasts.remove(CLAIM_KEY)
         self.node.emit(events.LeaderChanged(old=old, new=None, term=self.term))
 
+    def datagram_started(self):
+        """Call before the claims of each datagram: resets the per-datagram check cap."""
+        self._checks_this_datagram = 0
+
     def receive_claim(self, claim, now):
-        """Handles a claim from the network: verify, compare, follow or ignore."""
+        """Handles a claim (or heartbeat) from the network: compare, verify, follow or ignore."""
         node = self.node
+        if claim.term > self.term + TERM_WINDOW and self.term > 0:
+            self._reject(claim, "term_window", now)
+            return
         if claim.name == node.name:
-            if self.leader == node.name or claim.term < self.term or claim.term >= _MAX_TERM:
-                return
-            # Others may follow a claim of ours from a past life (a restart).
-            # Only a claim we really signed counts: anyone can put our name
-            # on one, and adopting its term would let them inflate terms.
-            reason = self._check(claim, True, own=True)
-            if reason is not None:
-                self._reject(claim, reason)
-                return
-            # Take the role back with a fresh term, or give it up.
-            self.term = claim.term
-            if self.can_lead():
-                self._claim(now)
-            else:
-                self._send_resign(claim.term)
+            self._own_claim(claim, now)
             return
         # The cheap comparisons first: a stale or repeated claim costs no
         # signature check (a board spends most of a second on one).
-        new = (claim.term, claim.priority, claim.name)
-        if self.leader is not None:
-            current = (self.leader_term, self.leader_priority, self.leader)
-            if new <= current:
-                if new < current:
-                    node.stats["claims_stale"] += 1
-                    if self.leader == node.name:
-                        # Tell the loser at once, so it steps down.
-                        member = node.table.get(claim.name)
-                        if member is not None:
-                            node.send_to(member.address, [self.claim_message])
+        if claim.name == self.leader:
+            if claim.term < self.leader_term or (claim.term == self.leader_term
+                                                 and claim.counter <= self.leader_counter):
+                return  # a repeat or a replay: nothing new
+            if self._check(claim, now, urgent=True) is not None:
                 return
-        elif claim.term < self.settled_term or (
+            old_term = self.leader_term
+            self._follow(claim, now)
+            if claim.term != old_term:
+                node.emit(events.LeaderChanged(old=claim.name, new=claim.name, term=claim.term))
+            return
+        if self.leader is not None:
+            self._claim_while_led(claim, now)
+            return
+        if claim.term < self.settled_term or (
                 claim.term == self.settled_term and claim.name == self.resigned_leader):
             node.stats["claims_stale"] += 1
             # A leader that never heard of the later term keeps asserting its
             # old one, which we may not follow (terms must not fall): show
             # it the later claim, so it claims above it (once per term).
-            member = node.table.get(claim.name)
-            if (self.settled_claim is not None and member is not None and member.is_live()
-                    and self._hinted != (claim.name, claim.term)):
-                self._hinted = (claim.name, claim.term)
-                node.send_to(member.address, [self.settled_claim])
+            self._hint(claim, self.settled_claim)
             return
-        reason = self._check(claim, True)
-        if reason == "not_member" and self.leader == node.name and claim.term >= self.term \
-                and claim.term < _MAX_TERM - 1 and self._check(claim, True, own=True) is None:
-            # A later term, validly signed, by a member we hold dead (a
-            # hint sent by a node that cannot follow our older term): claim
-            # above it, so everyone can follow us again.
-            self.term = claim.term
-            self._claim(now)
+        if self._check(claim, now, urgent=claim.name == self.candidate()) is not None:
             return
-        if reason is not None:
-            self._reject(claim, reason)
-            return
-        was_leader = self.leader == node.name
-        old = self.leader
         self._follow(claim, now)
-        if was_leader:
-            self.reassert_at = None
-            node.emit(events.Demoted(term=claim.term, reason="outranked"))
-        node.emit(events.LeaderChanged(old=old, new=claim.name, term=claim.term))
+        node.emit(events.LeaderChanged(old=None, new=claim.name, term=claim.term))
+
+    def _claim_while_led(self, claim, now):
+        node = self.node
+        leading = self.leader == node.name
+        rank = (claim.priority, claim.name)
+        leader_rank = (node.priority, node.name) if leading else (self._leader_priority_now(), self.leader)
+        if rank > leader_rank and claim.term > self.leader_term:
+            # A better claimant with a later term: preemption, or the winner
+            # of a healed partition. (Its priority is signed in the claim.)
+            if self._check(claim, now, urgent=True) is not None:
+                return
+            old = self.leader
+            self._follow(claim, now)
+            if leading:
+                self.reassert_at = None
+                node.emit(events.Demoted(term=claim.term, reason="outranked"))
+            node.emit(events.LeaderChanged(old=old, new=claim.name, term=claim.term))
+            return
+        node.stats["claims_stale"] += 1
+        if leading and rank < leader_rank and claim.term >= self.leader_term and self.can_lead():
+            # A rival we outrank, at a term not below ours (the other side
+            # of a healed partition): claim above it, once its claim is
+            # proved (a forged claim must not move our term).
+            if self._check(claim, now, urgent=True) is not None:
+                return
+            if claim.term > self.term:
+                self.term = claim.term
+            self._claim(now, self.term + 1)
+            return
+        # A rival that has not heard of our leader: show it our leader's
+        # claim (once per rival and term), so it steps down or claims above.
+        self._hint(claim, self.claim_message)
+
+    def _hint(self, claim, message):
+        member = self.node.table.get(claim.name)
+        if message is None or member is None or not member.is_live():
+            return
+        key = (claim.name, claim.term)
+        if key in self._hints:
+            return
+        if len(self._hints) >= _MAX_HINTS:
+            self._hints = {}
+        self._hints[key] = True
+        self.node.send_to(member.address, [message])
+
+    def _own_claim(self, claim, now):
+        """A claim under our own name: from a past life (a restart), or forged."""
+        if self.leader == self.node.name or claim.term < self.term or claim.term >= _MAX_TERM - 1:
+            return
+        # Others may follow a claim of ours from a past life. Only a claim we
+        # really signed counts: anyone can put our name on one, and adopting
+        # its term would let them inflate terms.
+        if self._check(claim, now, own=True) is not None:
+            return
+        # Take the role back with a fresh term, or give it up.
+        self.term = claim.term
+        if self.can_lead():
+            self._claim(now, self.term + 1)
+        else:
+            self.node.send_to_all([self._resign_message(claim.term)])
 
     def receive_resign(self, resign, now):
         """Handles a resignation: the leader of that term steps down."""
         if resign.name != self.leader or resign.term != self.leader_term or resign.name == self.node.name:
             return
-        reason = self._check(resign, False)
-        if reason is not None:
-            self._reject(resign, reason)
+        if self._check(resign, now, urgent=True) is not None:
             return
-        self.node.broadcasts.enqueue(_CLAIM_KEY + "r", wire.encode_message(resign))
+        self.node.broadcasts.enqueue(RESIGN_KEY, wire.encode_message(resign))
         self._drop_leader(now, resigned=True)
 
-    def _check(self, msg, is_claim, own=False):
-        """None if msg is acceptable, else the reason to reject it."""
+    def _check(self, msg, now, urgent=False, own=False):
+        """None if msg (a Claim or Resign) is acceptable, else the reason it is not (counted)."""
+        reason = self._verdict(msg, now, urgent, own)
+        if reason is not None:
+            self._reject(msg, reason, now)
+        return reason
+
+    def _verdict(self, msg, now, urgent, own):
         node = self.node
         if not own:
             member = node.table.get(msg.name)
             if member is None or not member.is_live():
+                # Never out-claimed, never followed while we hold it dead:
+                # probed, so that if it lives it refutes and is followed.
+                if member is not None:
+                    node.probe_member(member, now)
                 return "not_member"
         if self.insecure:
             return None
@@ -358,50 +471,55 @@ class Election:
         if len(msg.signature) != wire.SIGNATURE_BYTES:
             return "unsigned"
         tag = node.codec.cluster_tag
-        if is_claim:
-            data = wire.claim_signed_bytes(tag, msg.term, msg.name, msg.priority, msg.incarnation)
+        if msg.type_code == wire.T_CLAIM:
+            data = wire.claim_signed_bytes(tag, msg.term, msg.name, msg.priority, msg.incarnation, msg.counter)
         else:
             data = wire.resign_signed_bytes(tag, msg.term, msg.name)
-        cache_key = data + msg.signature
-        ok = self._verified.get(cache_key)
-        if ok is None:
-            if cache_key in self._pending:
+        verdict = self.checks.cached(data, msg.signature)
+        if verdict is None:
+            if (msg.name, msg.term) in self._waiting:
+                # One check at a time per (name, term): the next heartbeat
+                # is asked for once this one is decided.
                 return "pending"
-            if len(self._pending) >= _MAX_PENDING:
-                # Checked before the verifier runs: a shell that defers
-                # queues one job per call, so this bounds its queue too.
-                # (A verifier that answers at once never leaves any pending.)
+            failed = self._failed.get((msg.name, msg.term))
+            if failed is not None and now - failed < node.profile.claim_interval_ms and msg.name != self.leader:
+                # After a bad signature, one more check per (name, term) per
+                # claim interval: forgeries cost a bounded amount of work.
                 return "busy"
+            if self._checks_this_datagram >= MAX_CLAIM_CHECKS_PER_DATAGRAM:
+                return "busy"
+            self._checks_this_datagram += 1
             node.stats["signature_checks"] += 1
-            try:
-                ok = self.verifier(key, data, msg.signature)
-            except Exception:
-                ok = False
-            if ok is None:
-                # The shell verifies in slices (a board) and reports back
-                # through verification_done(); the message waits for it.
-                self._pending[cache_key] = msg
-                return "pending"
-            ok = bool(ok)
-            self._remember(cache_key, ok)
-        return None if ok else "bad_signature"
-
-    def _remember(self, cache_key, ok):
-        if len(self._verified) >= self._cache_size:
-            self._verified = {}
-        self._verified[cache_key] = ok
+            verdict = self.checks.check(key, data, msg.signature, msg, now, urgent)
+        if verdict == checks.OK:
+            return None
+        if verdict == checks.BAD:
+            if len(self._failed) >= _MAX_HINTS:
+                self._failed = {}
+            self._failed[(msg.name, msg.term)] = now
+        if verdict == checks.PENDING:
+            if len(self._waiting) >= 2 * self.checks.max_pending:
+                self._waiting = {}
+            self._waiting[(msg.name, msg.term)] = True
+            return "pending"
+        return "busy" if verdict == checks.BUSY else "bad_signature"
 
     def verification_done(self, data, signature, ok, now):
         """The result of a verification the verifier deferred (returned None)."""
-        cache_key = data + signature
-        msg = self._pending.pop(cache_key, None)
-        self._remember(cache_key, bool(ok))
-        if msg is None:
-            return
+        msg = self.checks.done(data, signature, ok)
+        if msg is None or isinstance(msg, tuple):
+            return msg
+        self._waiting.pop((msg.name, msg.term), None)
+        if not ok:
+            if len(self._failed) >= _MAX_HINTS:
+                self._failed = {}
+            self._failed[(msg.name, msg.term)] = now
+        self._checks_this_datagram = 0
         if msg.type_code == wire.T_CLAIM:
             self.receive_claim(msg, now)
         else:
             self.receive_resign(msg, now)
+        return None
 
     def signing_done(self, data, signature, now):
         """The signature of claim bytes `data` that the signer deferred (returned None)."""
@@ -409,13 +527,29 @@ class Election:
             return  # asked for a claim that no longer is the one to make
         self._signing = None
         self._signed = (data, signature)
-        self.evaluate(now)
+        if self.leader == self.node.name:
+            self.heartbeat_signed(now)
+        else:
+            self.evaluate(now)
 
-    def _reject(self, msg, reason):
+    def heartbeat_signed(self, now):
+        # The deferred signature of a heartbeat is here: send it.
+        self._claim(now, self.leader_term, self._counter + 1)
+
+    def _reject(self, msg, reason, now):
         if reason == "pending":
             return
+        stats = self.node.stats
         key = "claims_rejected_" + reason
-        self.node.stats[key] = self.node.stats.get(key, 0) + 1
+        stats[key] = stats.get(key, 0) + 1
+        # Reported (and so logged) at most once per claimant per claim
+        # interval; every rejection is counted.
+        last = self._rejected_at.get(msg.name)
+        if last is not None and now - last < self.node.profile.claim_interval_ms:
+            return
+        if len(self._rejected_at) >= _MAX_HINTS:
+            self._rejected_at = {}
+        self._rejected_at[msg.name] = now
         self.node.emit(events.ClaimRejected(name=msg.name, term=msg.term, reason=reason))
 
     # --- Resigning ------------------------------------------------------
@@ -427,18 +561,15 @@ class Election:
             signature = self.signer(wire.resign_signed_bytes(node.codec.cluster_tag, term, node.name))
         return wire.encode_message(wire.Resign(term=term, name=node.name, signature=signature))
 
-    def _send_resign(self, term):
-        self.node.send_to_all([self._resign_message(term)])
-
     def claim_for_sync(self):
-        """The accepted claim (encoded) to attach to a state sync, or None."""
+        """The accepted claim (its latest heartbeat, encoded) to attach to a state sync, or None."""
         return self.claim_message
 
     def _resign(self, now, reason):
         term = self.leader_term
         message = self._resign_message(term)
-        self.node.broadcasts.remove(_CLAIM_KEY)
-        self.node.broadcasts.enqueue(_CLAIM_KEY + "r", message)
+        self.node.broadcasts.remove(CLAIM_KEY)
+        self.node.broadcasts.enqueue(RESIGN_KEY, message)
         self.settled_term = term
         self.resigned_leader = self.node.name
         self.leader = None

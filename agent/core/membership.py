@@ -59,9 +59,9 @@ class Member:
     """One member as this node knows it (mutable inside the table only)."""
 
     __slots__ = ("name", "address", "incarnation", "state", "priority", "eligible",
-                 "tags", "since_ms", "encoded")
+                 "tags", "since_ms", "encoded", "signature")
 
-    def __init__(self, name, address, incarnation, state, priority, eligible, tags, since_ms):
+    def __init__(self, name, address, incarnation, state, priority, eligible, tags, since_ms, signature=b""):
         self.name = name
         self.address = address
         self.incarnation = incarnation
@@ -72,6 +72,9 @@ class Member:
         self.since_ms = since_ms
         # This member's state-sync record, encoded; None when it changed.
         self.encoded = None
+        # Its own signature over its Alive statement at this incarnation
+        # (b"" when unsigned), passed on in state syncs.
+        self.signature = signature
 
     @property
     def state_name(self):
@@ -112,7 +115,8 @@ class MemberTable:
     def __len__(self):
         return len(self.members)
 
-    def apply(self, name, incarnation, state, now, address=None, priority=0, eligible=True, tags=None):
+    def apply(self, name, incarnation, state, now, address=None, priority=0, eligible=True, tags=None,
+              signature=b""):
         """Merges one piece of news; returns the transition (IGNORED, JOINED, ...).
 
         `address` is None for bare suspect / dead / left messages; with it,
@@ -122,7 +126,7 @@ class MemberTable:
         if member is None:
             if address is None:
                 return IGNORED
-            member = Member(name, address, incarnation, state, priority, eligible, tags, now)
+            member = Member(name, address, incarnation, state, priority, eligible, tags, now, signature)
             self.members[name] = member
             if state <= STATE_SUSPECT:
                 self.live_count += 1
@@ -141,6 +145,9 @@ class MemberTable:
             member.priority = priority
             member.eligible = eligible
             member.tags = tags
+            member.signature = signature
+        elif newer:
+            member.signature = b""  # it signed an older incarnation
         if state != old:
             member.since_ms = now
             member.state = state

@@ -25,7 +25,7 @@ Protocol summary (docs/PROTOCOL.md has the details):
   with a random dead member every dead_reprobe_interval, so partitions heal.
 """
 
-from agent.core import events, wire
+from agent.core import checks, events, wire
 from agent.core.auth import Keyring
 from agent.core.awareness import Awareness
 from agent.core.broadcast import BroadcastQueue
@@ -44,6 +44,10 @@ _MAX_EVENTS = 4096
 _MAX_RELAYS = 64
 _MAX_FINAL_PROBES = 1024
 _MAX_INCARNATION = 0xFFFFFFFF
+# News about this node more than this far above its own incarnation is
+# forged (only this node raises its incarnation, one step at a time, and a
+# restart starts above its previous life): counted, never adopted.
+INCARNATION_WINDOW = 1024
 # Extra state syncs, one probe interval apart, right after joining.
 _BOOTSTRAP_SYNCS = 3
 # Sync sessions remembered to answer each once (pages of one session share it).
@@ -74,7 +78,7 @@ class Node:
                  priority=100, eligible=True, tags=None, incarnation=0,
                  signer=None, verifier=None, trusted_keys=None, preempt=True, preempt_delay_ms=5000,
                  max_sync_sessions=_MAX_SYNC_SESSIONS, max_final_probes=_MAX_FINAL_PROBES,
-                 claim_cache_size=None, term=0, cache_records=True):
+                 claim_cache_size=None, term=0, cache_records=True, member_checks=True):
         # The max_* and claim_cache_size bounds keep memory flat over weeks;
         # the defaults suit servers, boards pass smaller ones (micropython/leaderd.py).
         if not isinstance(priority, int) or priority < 0 or priority > 255:
@@ -140,6 +144,13 @@ class Node:
         # Keep each member's encoded sync record (servers: syncs at N = 1000
         # cost far less CPU); boards save its heap (~100 B a member) instead.
         self._cache_records = cache_records
+        # Whether every trusted member's own signature over its metadata is
+        # checked before the metadata is merged (servers), or only carried
+        # (boards: most of a second a check; they follow the leader's
+        # verified heartbeats and verify no member records).
+        self._member_checks = member_checks
+        self._alive_signed = None     # (statement bytes, signature) of our own Alive
+        self._alive_signing = None    # statement bytes a deferring signer is signing
         self.election = Election(self, now, signer, verifier, trusted_keys, preempt, preempt_delay_ms,
                                  claim_cache_size)
         # The highest term this node saw in an earlier life (the shell keeps
@@ -165,7 +176,12 @@ class Node:
         resign = self.election.resign_for_leave(now)
         self._leaving = True
         self._probe = None
-        msg = wire.encode_message(wire.Left(name=self.name, incarnation=self.incarnation))
+        signature = b""
+        if self.election.signer is not None:
+            signature = self.election.signer(wire.left_signed_bytes(self.codec.cluster_tag, self.name,
+                                                                    self.incarnation))
+        msg = wire.encode_message(wire.Left(name=self.name, incarnation=self.incarnation,
+                                            signature=signature or b""))
         self.broadcasts.enqueue(self.name, msg)
         self.send_to_all([resign, msg] if resign is not None else [msg])
         self.left = True
@@ -178,6 +194,7 @@ class Node:
             self.priority = priority
             self._bump_incarnation()
             self.election.evaluate(now)
+            self.election.heartbeat(now)
 
     def set_eligible(self, eligible, now):
         """Makes this node (in)eligible to lead and announces it."""
@@ -187,6 +204,7 @@ class Node:
                                                     or self.election.signer is not None)
             self._bump_incarnation()
             self.election.evaluate(now)
+            self.election.heartbeat(now)
 
     def set_election_keys(self, signer, verifier, trusted_keys, now):
         """Replaces the signing key, verifier and trust list (None: unsigned mode)."""
@@ -197,6 +215,8 @@ class Node:
         election.verifier = verifier
         election.trusted_keys = trusted_keys
         election.trust_changed()
+        self._alive_signed = None  # signed with the old key, if any
+        self._alive_signing = None
         eligible = self.user_eligible and (trusted_keys is None or signer is not None)
         if eligible != self.eligible:
             self.eligible = eligible
@@ -209,7 +229,11 @@ class Node:
         Boards verify Ed25519 in slices between which they keep answering
         pings; the claim that needed the check is then processed.
         """
-        self.election.verification_done(data, signature, ok, now)
+        token = self.election.verification_done(data, signature, ok, now)
+        if token is not None and ok:
+            # A member statement (an Alive, a Left or a sync record) that
+            # waited for its check: merged now.
+            self._merge_checked(token, now)
         self._dirty = True
         self.election.evaluate(now)
         self._dirty = False
@@ -221,6 +245,11 @@ class Node:
         still is the one to make) when its signature is here. Resignations
         are always signed at once: the signer must not defer those.
         """
+        if data == self._alive_signing:
+            self._alive_signing = None
+            self._alive_signed = (data, signature)
+            self._broadcast_self()
+            return
         self.election.signing_done(data, signature, now)
         self._dirty = True
         self.election.evaluate(now)
@@ -390,6 +419,7 @@ class Node:
             if self._dirty:
                 self._dirty = False
                 self.election.evaluate(now)
+            self.election.datagram_started()
             for msg in claims:
                 if msg.type_code == wire.T_CLAIM:
                     self.election.receive_claim(msg, now)
@@ -423,24 +453,33 @@ class Node:
         elif t == wire.T_PING_REQ:
             self._relay_ping(msg, addr, now)
         elif t == wire.T_ALIVE:
-            self._merge(msg.name, msg.incarnation, STATE_ALIVE, now, msg.address, msg.priority,
-                        msg.eligible, msg.tags, sender)
-        elif t == wire.T_SUSPECT:
-            self._merge(msg.name, msg.incarnation, STATE_SUSPECT, now, by=msg.by)
-        elif t == wire.T_DEAD:
-            self._merge(msg.name, msg.incarnation, STATE_DEAD, now, by=msg.by)
+            self._merge_statement(msg.name, msg.incarnation, STATE_ALIVE, now, msg.address, msg.priority,
+                                  msg.eligible, msg.tags, msg.signature, sender, False)
+        elif t == wire.T_SUSPECT or t == wire.T_DEAD:
+            if not self._forged_incarnation(msg.name, msg.incarnation):
+                self._merge(msg.name, msg.incarnation, STATE_SUSPECT if t == wire.T_SUSPECT else STATE_DEAD,
+                            now, by=msg.by)
         elif t == wire.T_LEFT:
-            self._merge(msg.name, msg.incarnation, STATE_LEFT, now, by=msg.name)
+            if msg.name == self.name or self._known(msg.name, msg.incarnation, STATE_LEFT):
+                self._merge(msg.name, msg.incarnation, STATE_LEFT, now, by=msg.name)
+            elif not self._trusted(msg.name) or self._statement_checked(
+                    msg.name, wire.left_signed_bytes(self.codec.cluster_tag, msg.name, msg.incarnation),
+                    msg.signature, ("left", msg.name, msg.incarnation), now):
+                # A trusted member's leave is believed only as it signed it.
+                self._merge(msg.name, msg.incarnation, STATE_LEFT, now, by=msg.name)
         elif t == wire.T_SYNC:
-            for (name, incarnation, address, priority, eligible, tags), state in msg.records.entries(self._known_in_sync):
+            for (name, incarnation, address, priority, eligible, tags, signature), state \
+                    in msg.records.entries(self._known_in_sync):
                 # As memberlist does: a peer's "dead" becomes our "suspect",
-                # so the member gets a chance to refute before we bury it.
-                if state == STATE_DEAD:
+                # so the member gets a chance to refute before we bury it;
+                # so does a trusted member's "left", which a record cannot
+                # prove (its signature is over its Alive, not its Left).
+                if state == STATE_DEAD or (state == STATE_LEFT and self._trusted(name)):
                     state = STATE_SUSPECT
                 # The sender's own record is first-hand news, and is gossiped
                 # on like an Alive: that is how a joiner becomes known.
-                self._merge(name, incarnation, state, now, address, priority, eligible, tags, sender,
-                            from_sync=name != sender)
+                self._merge_statement(name, incarnation, state, now, address, priority, eligible, tags,
+                                      signature, sender, name != sender)
             if msg.reply_wanted and self._first_page_of(addr, msg.session, now):
                 self._send_sync(addr, False, False)
             # Any full state from a member joins us (its sync or its reply),
@@ -467,6 +506,80 @@ class Node:
 
     # --- Merging news ---------------------------------------------------
 
+    # Signed membership. With a trust list, a trusted member's metadata
+    # (incarnation, address, priority, eligibility, tags) is believed only as
+    # that member signed it: an Alive or sync record about a trusted name is
+    # merged only once its own signature over the statement checks out
+    # (boards, which verify no member records, merge it and carry the
+    # signature on), and a Left only with its signature. News that a
+    # trusted member is suspect or dead names an incarnation; one above the
+    # incarnation it signed is forged and dropped. Gossip may still make a
+    # member suspect or dead; only the election's own rules (election.py)
+    # decide who leads.
+
+    def _trusted(self, name):
+        keys = self.election.trusted_keys
+        return keys is not None and name in keys
+
+    def _forged_incarnation(self, name, incarnation):
+        """True (and counted) for suspect/dead news above a trusted member's signed incarnation."""
+        if name == self.name or not self._trusted(name):
+            return False
+        member = self.table.get(name)
+        if member is None or incarnation <= member.incarnation:
+            return False
+        self.stats["dropped_incarnation"] += 1
+        return True
+
+    def _statement_checked(self, name, data, signature, token, now):
+        """Whether `name`'s own signature over `data` checks out (False while it waits: token)."""
+        stats = self.stats
+        if len(signature) != wire.SIGNATURE_BYTES:
+            stats["dropped_unsigned"] = stats.get("dropped_unsigned", 0) + 1
+            return False
+        election = self.election
+        urgent = name == election.leader or name == election.candidate()
+        verdict = election.checks.check(election.trusted_keys[name], data, signature, token, now, urgent)
+        if verdict == checks.OK:
+            return True
+        if verdict == checks.BAD:
+            stats["dropped_bad_signature"] = stats.get("dropped_bad_signature", 0) + 1
+        elif verdict == checks.BUSY:
+            stats["dropped_busy"] = stats.get("dropped_busy", 0) + 1
+        return False
+
+    def _merge_statement(self, name, incarnation, state, now, address, priority, eligible, tags,
+                         signature, sender, from_sync):
+        """Merges an Alive or a sync record, checking a trusted member's signature first."""
+        if name == self.name or self._known(name, incarnation, state) or not self._trusted(name):
+            self._merge(name, incarnation, state, now, address, priority, eligible, tags, sender,
+                        from_sync, signature)
+            return
+        if not self._member_checks:
+            if len(signature) == wire.SIGNATURE_BYTES:
+                self._merge(name, incarnation, state, now, address, priority, eligible, tags, sender,
+                            from_sync, signature)
+            else:
+                self.stats["dropped_unsigned"] = self.stats.get("dropped_unsigned", 0) + 1
+            return
+        data = wire.alive_signed_bytes(self.codec.cluster_tag, name, incarnation, address, priority,
+                                       eligible, tags)
+        token = ("alive", name, incarnation, state, address, priority, eligible, tags, signature, sender,
+                 from_sync)
+        if self._statement_checked(name, data, signature, token, now):
+            self._merge(name, incarnation, state, now, address, priority, eligible, tags, sender,
+                        from_sync, signature)
+
+    def _merge_checked(self, token, now):
+        # A statement whose deferred check came back good (see verification_done).
+        if token[0] == "left":
+            self._merge(token[1], token[2], STATE_LEFT, now, by=token[1])
+        elif token[0] == "alive":
+            (_, name, incarnation, state, address, priority, eligible, tags, signature, sender,
+             from_sync) = token
+            self._merge(name, incarnation, state, now, address, priority, eligible, tags, sender,
+                        from_sync, signature)
+
     def _known(self, name, incarnation, state):
         """Whether news (incarnation, state) about name is old here: _merge would ignore it."""
         if name == self.name:
@@ -480,7 +593,7 @@ class Node:
         return self._known(name, incarnation, STATE_SUSPECT if state == STATE_DEAD else state)
 
     def _merge(self, name, incarnation, state, now, address=None, priority=0, eligible=True,
-               tags=None, by="", from_sync=False):
+               tags=None, by="", from_sync=False, signature=b""):
         """Applies one piece of membership news and acts on the transition.
 
         News from a state sync about a member new to us is not gossiped on:
@@ -493,9 +606,16 @@ class Node:
             return
         if self._known(name, incarnation, state):
             return  # old news, the common case in a sync: MemberTable.apply would ignore it
+        if state == STATE_DEAD and by != self.name and name == self.election.leader:
+            # Gossip does not bury the leader we follow: the news becomes our
+            # own suspicion, which ends in a death only when our own final
+            # probe goes unanswered (a live leader refutes it meanwhile).
+            state = STATE_SUSPECT
+            if self._known(name, incarnation, state):
+                return
         table = self.table
         known = name in table.members
-        transition = table.apply(name, incarnation, state, now, address, priority, eligible, tags)
+        transition = table.apply(name, incarnation, state, now, address, priority, eligible, tags, signature)
         if transition == IGNORED:
             return
         member = table.get(name)
@@ -593,8 +713,10 @@ class Node:
                 self._reannounced_at = now
                 self._broadcast_self()
             return
-        if incarnation >= _MAX_INCARNATION:
-            # Cannot be refuted (nothing is higher): remote nonsense, dropped.
+        if incarnation >= _MAX_INCARNATION or incarnation > self.incarnation + INCARNATION_WINDOW:
+            # Only we raise our incarnation, one step at a time: news far
+            # above it is forged. Counted, never adopted (adopting it could
+            # pin us at the ceiling, where we could never refute again).
             self.stats["dropped_incarnation"] += 1
             return
         # Lifeguard: being suspected means we may be the slow one.
@@ -604,26 +726,59 @@ class Node:
         self.stats["refutations"] += 1
         self._bump_incarnation()
         self._emit(events.SelfRefuted(incarnation=self.incarnation, state=wire.STATE_NAMES[state]))
-        if state >= STATE_DEAD:
-            # Others buried us: if we led, they dropped our term as settled.
-            self.election.reclaim(now)
+        # If we lead, a heartbeat at once carries the new incarnation, signed;
+        # a follower that dropped us follows it again (same term).
+        self.election.heartbeat(now)
 
     def _bump_incarnation(self):
+        # Never raises: at the ceiling (2^32 - 1, unreachable one step at a
+        # time, since forged news is never adopted) the change is announced
+        # at the same incarnation and counted.
         if self.incarnation >= _MAX_INCARNATION:
-            raise ValueError("incarnation exhausted")
-        self.incarnation += 1
+            self.stats["incarnation_exhausted"] = self.stats.get("incarnation_exhausted", 0) + 1
+        else:
+            self.incarnation += 1
         self._broadcast_self()
 
     def _broadcast_self(self):
-        self.broadcasts.enqueue(self.name, self._alive_message(self))
+        self.broadcasts.enqueue(self.name, self.alive_message())
+
+    def _own_signature(self):
+        """Our signature over our current Alive statement: b"" if unsigned or still being signed."""
+        signer = self.election.signer
+        if signer is None:
+            return b""
+        data = wire.alive_signed_bytes(self.codec.cluster_tag, self.name, self.incarnation, self.address,
+                                       self.priority, self.eligible, self.tags)
+        signed = self._alive_signed
+        if signed is not None and signed[0] == data:
+            return signed[1]
+        if self._alive_signing == data:
+            return b""
+        signature = signer(data)
+        if signature is None:
+            # Deferred (a board signs in slices): sent unsigned meanwhile,
+            # announced again, signed, when signing_done() brings it.
+            self._alive_signing = data
+            return b""
+        self._alive_signed = (data, signature)
+        return signature
 
     def alive_message(self):
-        """This node's current Alive message, encoded."""
-        return self._alive_message(self)
+        """This node's current Alive message, encoded (signed when it has a signing key)."""
+        return wire.encode_message(wire.Alive(name=self.name, incarnation=self.incarnation, address=self.address,
+                                              priority=self.priority, eligible=self.eligible, tags=self.tags,
+                                              signature=self._own_signature()))
 
     def _alive_message(self, m):
         return wire.encode_message(wire.Alive(name=m.name, incarnation=m.incarnation, address=m.address,
-                                              priority=m.priority, eligible=m.eligible, tags=m.tags))
+                                              priority=m.priority, eligible=m.eligible, tags=m.tags,
+                                              signature=m.signature))
+
+    def probe_member(self, member, now):
+        """Tells a member we hold dead that we do (rate-limited), so it refutes if it lives."""
+        if not member.is_live():
+            self._tell_dead(member, member.address, now)
 
     # --- Probing --------------------------------------------------------
 
@@ -841,12 +996,12 @@ class Node:
     def _encoded_records(self):
         # Each member's record is encoded once per change, not once per sync.
         out = [wire.encode_record(wire.Record(self.name, self.incarnation, self.address, self.priority,
-                                              self.eligible, self.tags, STATE_ALIVE))]
+                                              self.eligible, self.tags, STATE_ALIVE, self._own_signature()))]
         for m in self.table.members.values():
             data = m.encoded
             if data is None:
                 data = wire.encode_record(wire.Record(m.name, m.incarnation, m.address, m.priority,
-                                                      m.eligible, m.tags, m.state))
+                                                      m.eligible, m.tags, m.state, m.signature))
                 if self._cache_records:
                     m.encoded = data
             out.append(data)

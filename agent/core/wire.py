@@ -1,9 +1,9 @@
-"""Wire format v1: encode and decode every datagram (docs/PROTOCOL.md).
+"""Wire format v2: encode and decode every datagram (docs/PROTOCOL.md).
 
 A datagram is a header, then one or more messages, then (when a keyring is
 set) a 16-byte HMAC-SHA256 tag over everything before it::
 
-    u8  version (1)
+    u8  version (2)
     u8  flags        bit 0: authenticated (key id here, tag at the end)
     u32 cluster tag  first 4 bytes of SHA-256("leaderd-cluster:" + name)
     u32 key id       only when authenticated
@@ -22,7 +22,7 @@ import struct
 
 from agent.core.auth import TAG_BYTES, equal_tags
 
-VERSION = 1
+VERSION = 2
 FLAG_AUTH = 0x01
 
 MAX_NAME_BYTES = 64
@@ -90,17 +90,17 @@ def cluster_tag(name):
 
 # The field names of each type, by type code; 0 is a state-sync Record (not a message).
 FIELDS = (
-    ("name", "incarnation", "address", "priority", "eligible", "tags", "state"),
+    ("name", "incarnation", "address", "priority", "eligible", "tags", "state", "signature"),
     ("seq", "target"),
     ("seq",),
     ("seq",),
     ("seq", "target", "address"),
-    ("name", "incarnation", "address", "priority", "eligible", "tags"),
+    ("name", "incarnation", "address", "priority", "eligible", "tags", "signature"),
     ("name", "incarnation", "by"),
     ("name", "incarnation", "by"),
-    ("name", "incarnation"),
+    ("name", "incarnation", "signature"),
     ("session", "reply_wanted", "join", "page", "pages", "records"),
-    ("term", "name", "priority", "incarnation", "signature"),
+    ("term", "name", "priority", "incarnation", "counter", "signature"),
     ("term", "name", "signature"),
 )
 TYPE_NAMES = ("Record", "Ping", "Ack", "Nack", "PingReq", "Alive", "Suspect", "Dead", "Left", "Sync",
@@ -160,9 +160,10 @@ def PingReq(seq=None, target=None, address=None):
     return Message(T_PING_REQ, (seq, target, address))
 
 
-def Alive(name=None, incarnation=None, address=None, priority=None, eligible=None, tags=None):
-    """A member is alive at an incarnation, with its address and metadata."""
-    return Message(T_ALIVE, (name, incarnation, address, priority, eligible, tags))
+def Alive(name=None, incarnation=None, address=None, priority=None, eligible=None, tags=None,
+          signature=b""):
+    """A member is alive at an incarnation, with its address and metadata, signed by it (or b"")."""
+    return Message(T_ALIVE, (name, incarnation, address, priority, eligible, tags, signature))
 
 
 def Suspect(name=None, incarnation=None, by=None):
@@ -175,14 +176,15 @@ def Dead(name=None, incarnation=None, by=None):
     return Message(T_DEAD, (name, incarnation, by))
 
 
-def Left(name=None, incarnation=None):
-    """Member `name` left the cluster gracefully at `incarnation`."""
-    return Message(T_LEFT, (name, incarnation))
+def Left(name=None, incarnation=None, signature=b""):
+    """Member `name` left the cluster gracefully at `incarnation`, signed by it (or b"")."""
+    return Message(T_LEFT, (name, incarnation, signature))
 
 
-def Record(name=None, incarnation=None, address=None, priority=None, eligible=None, tags=None, state=None):
-    """One member's full state, as carried in a state sync (not a message: type_code 0)."""
-    return Message(0, (name, incarnation, address, priority, eligible, tags, state))
+def Record(name=None, incarnation=None, address=None, priority=None, eligible=None, tags=None, state=None,
+           signature=b""):
+    """One member's full state in a state sync: its signed Alive statement and a state (type_code 0)."""
+    return Message(0, (name, incarnation, address, priority, eligible, tags, state, signature))
 
 
 def Sync(session=None, reply_wanted=None, join=None, page=None, pages=None, records=None):
@@ -190,9 +192,14 @@ def Sync(session=None, reply_wanted=None, join=None, page=None, pages=None, reco
     return Message(T_SYNC, (session, reply_wanted, join, page, pages, records))
 
 
-def Claim(term=None, name=None, priority=None, incarnation=None, signature=None):
-    """A leadership claim for `term` by `name`, signed (or unsigned: b"")."""
-    return Message(T_CLAIM, (term, name, priority, incarnation, signature))
+def Claim(term=None, name=None, priority=None, incarnation=None, counter=0, signature=None):
+    """A leadership claim for `term` by `name`, signed (or unsigned: b"").
+
+    The leader re-asserts it as a heartbeat: the same term with a counter
+    one higher each time, signed afresh, so a recorded claim cannot pass
+    for a live leader.
+    """
+    return Message(T_CLAIM, (term, name, priority, incarnation, counter, signature))
 
 
 def Resign(term=None, name=None, signature=None):
@@ -203,17 +210,38 @@ def Resign(term=None, name=None, signature=None):
 SIGNATURE_BYTES = 64
 
 
-# The first bytes of what a claim's signature covers (a resignation's differ).
-CLAIM_DOMAIN = b"leaderd/claim/v1"
+# The first bytes of what each signature covers: one domain per statement,
+# so no signature can be taken for another kind of statement.
+CLAIM_DOMAIN = b"leaderd/claim/v2"
+ALIVE_DOMAIN = b"leaderd/alive/v2"
+LEFT_DOMAIN = b"leaderd/left/v2"
 
 
-def claim_signed_bytes(cluster_tag_value, term, name, priority, incarnation):
+def claim_signed_bytes(cluster_tag_value, term, name, priority, incarnation, counter=0):
     """The bytes a claim's Ed25519 signature covers (domain-separated)."""
     _check_uint(term, 32, "term")
     _check_uint(priority, 8, "priority")
     _check_uint(incarnation, 32, "incarnation")
+    _check_uint(counter, 32, "counter")
     return (CLAIM_DOMAIN + struct.pack(">II", cluster_tag_value, term)
-            + _str8(name, MAX_NAME_BYTES, "name") + bytes([priority]) + struct.pack(">I", incarnation))
+            + _str8(name, MAX_NAME_BYTES, "name") + bytes([priority]) + struct.pack(">II", incarnation, counter))
+
+
+def alive_signed_bytes(cluster_tag_value, name, incarnation, address, priority, eligible, tags):
+    """The bytes a member's signature over its own Alive statement covers.
+
+    The statement is the member body without its signature (PROTOCOL.md
+    3.4): name, incarnation, address, priority, eligible, tags.
+    """
+    return (ALIVE_DOMAIN + struct.pack(">I", cluster_tag_value)
+            + _member_statement(name, incarnation, address, priority, eligible, tags))
+
+
+def left_signed_bytes(cluster_tag_value, name, incarnation):
+    """The bytes a member's signature over its own Left covers."""
+    _check_uint(incarnation, 32, "incarnation")
+    return (LEFT_DOMAIN + struct.pack(">I", cluster_tag_value) + _str8(name, MAX_NAME_BYTES, "name")
+            + struct.pack(">I", incarnation))
 
 
 def resign_signed_bytes(cluster_tag_value, term, name):
@@ -239,10 +267,41 @@ def _check_uint(value, bits, what):
         raise ValueError("%s out of range for u%d: %r" % (what, bits, value))
 
 
+def name_error(name):
+    """Why `name` cannot be a member name (a str), or None if it can.
+
+    The one rule for names, used by the codec and by both shells' configs:
+    1..64 bytes of UTF-8, no control characters (C0, DEL, C1: no terminal
+    escapes in logs and tables), and not "*" (a ping's any-target).
+    """
+    if not isinstance(name, str):
+        return "must be a string"
+    data = name.encode("utf-8")
+    if not data or len(data) > MAX_NAME_BYTES:
+        return "must be 1..%d bytes of UTF-8" % MAX_NAME_BYTES
+    if _bad_name_bytes(data):
+        return "must not be \"*\" or hold control characters"
+    return None
+
+
+def _bad_name_bytes(raw):
+    # raw: the non-empty UTF-8 bytes of a name. min() and `in` run in C on
+    # both runtimes: cheap on the decoder's hot path (a record per member).
+    if min(raw) < 0x20 or b"\x7f" in raw or raw == b"*":
+        return True
+    i = raw.find(b"\xc2")
+    while i >= 0:
+        # U+0080..U+009F (C1 controls, CSI among them) are C2 80..C2 9F.
+        if i + 1 < len(raw) and 0x80 <= raw[i + 1] <= 0x9F:
+            return True
+        i = raw.find(b"\xc2", i + 1)
+    return False
+
+
 def _str8(text, limit, what):
     data = text.encode("utf-8")
-    if len(data) > limit or (what == "name" and not data):
-        raise ValueError("%s must be 1..%d bytes of UTF-8: %r" % (what, limit, text))
+    if len(data) > limit or (what == "name" and (not data or _bad_name_bytes(data))):
+        raise ValueError("%s must be 1..%d bytes of UTF-8 without control characters: %r" % (what, limit, text))
     return bytes([len(data)]) + data
 
 
@@ -266,7 +325,7 @@ def encode_tags(tags):
     return b"".join(out)
 
 
-def _member_body(name, incarnation, address, priority, eligible, tags):
+def _member_statement(name, incarnation, address, priority, eligible, tags):
     _check_uint(incarnation, 32, "incarnation")
     _check_uint(priority, 8, "priority")
     return b"".join((
@@ -276,6 +335,10 @@ def _member_body(name, incarnation, address, priority, eligible, tags):
         bytes([priority, 1 if eligible else 0]),
         encode_tags(tags),
     ))
+
+
+def _member_body(name, incarnation, address, priority, eligible, tags, signature):
+    return _member_statement(name, incarnation, address, priority, eligible, tags) + _signature(signature)
 
 
 def _frame(type_code, body):
@@ -289,7 +352,8 @@ def encode_message(msg):
     t = msg.type_code
     if t == T_PING:
         _check_uint(msg.seq, 32, "seq")
-        body = struct.pack(">I", msg.seq) + _str8(msg.target, MAX_NAME_BYTES, "name")
+        target = "target" if msg.target == ANY_TARGET else "name"
+        body = struct.pack(">I", msg.seq) + _str8(msg.target, MAX_NAME_BYTES, target)
     elif t == T_ACK or t == T_NACK:
         _check_uint(msg.seq, 32, "seq")
         body = struct.pack(">I", msg.seq)
@@ -297,20 +361,24 @@ def encode_message(msg):
         _check_uint(msg.seq, 32, "seq")
         body = struct.pack(">I", msg.seq) + _str8(msg.target, MAX_NAME_BYTES, "name") + _address(msg.address)
     elif t == T_ALIVE:
-        body = _member_body(msg.name, msg.incarnation, msg.address, msg.priority, msg.eligible, msg.tags)
+        body = _member_body(msg.name, msg.incarnation, msg.address, msg.priority, msg.eligible, msg.tags,
+                            msg.signature)
     elif t == T_SUSPECT or t == T_DEAD:
         _check_uint(msg.incarnation, 32, "incarnation")
         body = (_str8(msg.name, MAX_NAME_BYTES, "name") + struct.pack(">I", msg.incarnation)
                 + _str8(msg.by, MAX_NAME_BYTES, "name"))
     elif t == T_LEFT:
         _check_uint(msg.incarnation, 32, "incarnation")
-        body = _str8(msg.name, MAX_NAME_BYTES, "name") + struct.pack(">I", msg.incarnation)
+        body = (_str8(msg.name, MAX_NAME_BYTES, "name") + struct.pack(">I", msg.incarnation)
+                + _signature(msg.signature))
     elif t == T_CLAIM:
         _check_uint(msg.term, 32, "term")
         _check_uint(msg.priority, 8, "priority")
         _check_uint(msg.incarnation, 32, "incarnation")
+        _check_uint(msg.counter, 32, "counter")
         body = (struct.pack(">I", msg.term) + _str8(msg.name, MAX_NAME_BYTES, "name")
-                + bytes([msg.priority]) + struct.pack(">I", msg.incarnation) + _signature(msg.signature))
+                + bytes([msg.priority]) + struct.pack(">II", msg.incarnation, msg.counter)
+                + _signature(msg.signature))
     elif t == T_RESIGN:
         _check_uint(msg.term, 32, "term")
         body = struct.pack(">I", msg.term) + _str8(msg.name, MAX_NAME_BYTES, "name") + _signature(msg.signature)
@@ -336,10 +404,11 @@ SYNC_HEAD_BYTES = 7
 
 
 def encode_record(record):
-    """One member record of a state sync: u8 state, then the Alive body."""
+    """One member record of a state sync: u8 state, then the Alive body (signature included)."""
     _check_uint(record.state, 2, "state")
     return bytes([record.state]) + _member_body(
-        record.name, record.incarnation, record.address, record.priority, record.eligible, record.tags)
+        record.name, record.incarnation, record.address, record.priority, record.eligible, record.tags,
+        record.signature)
 
 
 def encode_sync_pages(session, reply_wanted, join, records, budget):
@@ -486,12 +555,21 @@ def _read_str(data, pos, end, limit):
     return bytes(data[pos:pos + length]).decode("utf-8"), pos + length
 
 
-def _read_name(data, pos, end):
-    # A member name is 1..64 bytes on the wire, as the encoder requires.
-    name, pos = _read_str(data, pos, end, MAX_NAME_BYTES)
-    if not name:
+def _read_name(data, pos, end, any_target=False):
+    # A member name: 1..64 bytes, no control characters, not "*" (name_error).
+    if pos >= end:
+        raise WireError("truncated")
+    n = data[pos]
+    pos += 1
+    if n > MAX_NAME_BYTES or pos + n > end:
+        raise WireError("malformed")  # string length
+    raw = bytes(data[pos:pos + n])
+    name = raw.decode("utf-8")
+    if not n:
         raise WireError("malformed")  # empty name
-    return name, pos
+    if _bad_name_bytes(raw) and not (any_target and raw == b"*"):
+        raise WireError("malformed")  # control characters, or "*"
+    return name, pos + n
 
 
 def _read_u32(data, pos, end):
@@ -517,10 +595,13 @@ def _read_member(data, pos, end):
     pos += 1
     if n > MAX_NAME_BYTES or pos + n > end:
         raise WireError("malformed")  # string length
-    name = bytes(data[pos:pos + n]).decode("utf-8")
+    raw = bytes(data[pos:pos + n])
+    name = raw.decode("utf-8")
     pos += n
     if not name:
         raise WireError("malformed")  # empty name
+    if _bad_name_bytes(raw):
+        raise WireError("malformed")  # control characters, or "*"
     if pos + 4 > end:
         raise WireError("truncated")
     incarnation = struct.unpack_from(">I", data, pos)[0]
@@ -556,7 +637,8 @@ def _read_member(data, pos, end):
             if key in tags:
                 raise WireError("malformed")  # repeated tag key
             tags[key] = value
-    return (name, incarnation, address, priority, eligible_byte == 1, tags), pos
+    signature, pos = _read_signature(data, pos, end)
+    return (name, incarnation, address, priority, eligible_byte == 1, tags, signature), pos
 
 
 class Records:
@@ -566,7 +648,8 @@ class Records:
     whole page of decoded records (31 of them take ~12 KB of its heap). The
     decoder has checked them all (_skip_member) before a Records is made.
     Iterating gives Record messages; entries() gives ((name, incarnation,
-    address, priority, eligible, tags), state) pairs, the node's fast path.
+    address, priority, eligible, tags, signature), state) pairs, the node's
+    fast path.
     Equal to any iterable of the same Records (a list, say).
     """
 
@@ -576,7 +659,7 @@ class Records:
         self._stop = stop
 
     def entries(self, known=None):
-        """The records as ((name, incarnation, address, priority, eligible, tags), state).
+        """The records as ((name, incarnation, address, priority, eligible, tags, signature), state).
 
         known(name, incarnation, state), when given, is asked first: a record
         it says the caller knows already is skipped, the rest of it
@@ -598,14 +681,14 @@ class Records:
                     end += 3
                     for _ in range(2 * count):
                         end += 1 + data[end]  # tag keys and values
-                    pos = end
+                    pos = end + 1 + data[end]  # signature
                     continue
             member, pos = _read_member(data, pos + 1, stop)
             yield member, state
 
     def __iter__(self):
         for m, state in self.entries():
-            yield Record(m[0], m[1], m[2], m[3], m[4], m[5], state)
+            yield Record(m[0], m[1], m[2], m[3], m[4], m[5], state, m[6])
 
     def __eq__(self, other):
         return list(self) == list(other)
@@ -621,9 +704,12 @@ def _skip_member(data, pos, end):
     pos += 1
     if n > MAX_NAME_BYTES or pos + n > end:
         raise WireError("malformed")  # string length
-    bytes(data[pos:pos + n]).decode("utf-8")
+    raw = bytes(data[pos:pos + n])
+    raw.decode("utf-8")
     if not n:
         raise WireError("malformed")  # empty name
+    if _bad_name_bytes(raw):
+        raise WireError("malformed")  # control characters, or "*"
     pos += n + 4
     if pos > end:
         raise WireError("truncated")  # incarnation
@@ -652,7 +738,7 @@ def _skip_member(data, pos, end):
         if key in keys:
             raise WireError("malformed")  # repeated tag key
         keys.append(key)
-    return pos
+    return _read_signature(data, pos, end)[1]
 
 
 def _read_signature(data, pos, stop):
@@ -672,7 +758,7 @@ def _expect_end(pos, stop):
 def _decode_body(t, data, pos, stop):
     if t == T_PING:
         seq, pos = _read_u32(data, pos, stop)
-        target, pos = _read_name(data, pos, stop)
+        target, pos = _read_name(data, pos, stop, True)
         _expect_end(pos, stop)
         return Ping(seq=seq, target=target)
     if t == T_ACK or t == T_NACK:
@@ -688,7 +774,8 @@ def _decode_body(t, data, pos, stop):
     if t == T_ALIVE:
         m, pos = _read_member(data, pos, stop)
         _expect_end(pos, stop)
-        return Alive(name=m[0], incarnation=m[1], address=m[2], priority=m[3], eligible=m[4], tags=m[5])
+        return Alive(name=m[0], incarnation=m[1], address=m[2], priority=m[3], eligible=m[4], tags=m[5],
+                     signature=m[6])
     if t == T_SUSPECT or t == T_DEAD:
         name, pos = _read_name(data, pos, stop)
         incarnation, pos = _read_u32(data, pos, stop)
@@ -700,8 +787,9 @@ def _decode_body(t, data, pos, stop):
     if t == T_LEFT:
         name, pos = _read_name(data, pos, stop)
         incarnation, pos = _read_u32(data, pos, stop)
+        signature, pos = _read_signature(data, pos, stop)
         _expect_end(pos, stop)
-        return Left(name=name, incarnation=incarnation)
+        return Left(name=name, incarnation=incarnation, signature=signature)
     if t == T_SYNC:
         if pos + SYNC_HEAD_BYTES > stop:
             raise WireError("truncated")
@@ -720,19 +808,17 @@ def _decode_body(t, data, pos, stop):
                     join=bool(flags & SYNC_JOIN), page=page, pages=pages, records=Records(data, pos, stop))
     if t == T_CLAIM or t == T_RESIGN:
         term, pos = _read_u32(data, pos, stop)
-        name, pos = _read_str(data, pos, stop, MAX_NAME_BYTES)
-        if not name:
-            raise WireError("malformed")  # empty name
+        name, pos = _read_name(data, pos, stop)
         if t == T_CLAIM:
-            if pos + 5 > stop:
+            if pos + 9 > stop:
                 raise WireError("truncated")
             priority = data[pos]
-            incarnation = struct.unpack_from(">I", data, pos + 1)[0]
-            pos += 5
+            incarnation, counter = struct.unpack_from(">II", data, pos + 1)
+            pos += 9
         signature, pos = _read_signature(data, pos, stop)
         _expect_end(pos, stop)
         if t == T_CLAIM:
-            return Claim(term=term, name=name, priority=priority, incarnation=incarnation,
+            return Claim(term=term, name=name, priority=priority, incarnation=incarnation, counter=counter,
                          signature=signature)
         return Resign(term=term, name=name, signature=signature)
     # An unknown type from a later version: skipped by its length.
