@@ -90,7 +90,7 @@ BOARD_STRIP = {
     "agent/core/election.py": ("Election.trust_changed",),
     "agent/core/node.py": ("Node.set_election_keys", "Node.set_keyring", "Node.set_priority", "Node.member"),
     "agent/core/rand.py": ("sample",),
-    "agent/core/wire.py": ("Codec.set_keyring", "encode_sync_pages"),
+    "agent/core/wire.py": ("Codec.set_keyring", "encode_sync_pages", "name_error"),
 }
 STRIP_EVERYWHERE = ("__repr__",)
 

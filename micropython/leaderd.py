@@ -12,13 +12,17 @@ events, re-arm one timer at get_timer(). What differs is the edge:
 - Randomness is the port's random module (the core calls only
   getrandbits(n), n <= 32), seeded from os.urandom.
 - Ed25519 is pure Python (ed25519.py). The core asks the verifier once per
-  new claim and caches the answer; here the verifier only queues the check
-  and returns None (the core holds the claim), and a task runs it in slices
-  of _VERIFY_BUDGET work units with an `await asyncio.sleep_ms(0)` between
+  new claim or heartbeat of a leader (one per claim interval) and caches
+  the answer; it checks no member records on a board (member_checks=False:
+  it follows the leader's verified heartbeats, and carries the members'
+  signatures on unchecked). Here the verifier only queues the check and
+  returns None (the core holds the claim), and a task runs it in slices of
+  _VERIFY_BUDGET work units with an `await asyncio.sleep_ms(0)` between
   them, so the loop keeps answering pings; then node.verification_done().
-  A candidate board signs its claims the same way (the signer queues the
-  job and returns None; node.signing_done() makes the claim); only a
-  resignation is signed at once: docs/BOARDS.md has the costs.
+  A board signs its claims, heartbeats and its own Alive statements the
+  same way (the signer queues the job and returns None; node.signing_done()
+  uses the signature); only a resignation and a Left are signed at once:
+  docs/BOARDS.md has the costs.
 - Output is one JSON object per line on stdout (a board's USB serial):
   every core event (member_joined, leader_changed with "leader" and
   "term", claim_rejected, ...), {"log": ..., "level": ...} lines for
@@ -53,7 +57,7 @@ from micropython import const
 
 from agent import __version__
 from agent.core.node import Node
-from agent.core.wire import CLAIM_DOMAIN
+from agent.core.wire import ALIVE_DOMAIN, CLAIM_DOMAIN
 
 # Datagrams handled per wake-up before timers and checks get a turn.
 _RECV_BATCH = const(16)
@@ -254,7 +258,8 @@ class Agent:
             cluster=cfg["cluster"], keyring=cfg["keyring"], priority=cfg["priority"], tags=cfg["tags"],
             signer=signer, verifier=verifier, trusted_keys=trusted, preempt=cfg["preempt"],
             preempt_delay_ms=cfg["preempt_delay_ms"], max_sync_sessions=_MAX_SYNC_SESSIONS,
-            max_final_probes=_MAX_FINAL_PROBES, claim_cache_size=_CLAIM_CACHE_SIZE, cache_records=False)
+            max_final_probes=_MAX_FINAL_PROBES, claim_cache_size=_CLAIM_CACHE_SIZE, cache_records=False,
+            member_checks=False)
         seeds = []
         for host, port in cfg["seeds"]:
             try:
@@ -450,7 +455,10 @@ class Agent:
         # core makes the claim when signing_done() brings the signature); a
         # resignation at once, since the board may be leaving: ~0.3-0.5 s on
         # an ESP32 (docs/BOARDS.md) during which it answers nothing.
-        if data[:len(CLAIM_DOMAIN)] == CLAIM_DOMAIN:
+        # Claims, heartbeats and this board's own Alive statements are
+        # signed in slices; a resignation or a Left at once (it is leaving).
+        head = data[:len(CLAIM_DOMAIN)]
+        if head == CLAIM_DOMAIN or head == ALIVE_DOMAIN:
             self._jobs.append((None, data, None))
             self._job_ready.set()
             return None

@@ -47,17 +47,25 @@ Slow crypto (a board: most of a second for one Ed25519 operation) is
 deferred, never done on the receive path: a verifier may return None and
 report later through verification_done(); a signer may return None for a
 claim and report through signing_done(), and the claim is made only then
-(if it still is the one to make). Resignations are signed at once. Every
-check is cached, budgeted and bounded (checks.py).
+(if it still is the one to make). Resignations are signed at once.
+
+Signature checks (check(): claims, heartbeats, resignations, and node.py's
+member statements) are bounded, since whoever holds the cluster key can
+send signatures for nothing: each (bytes, signature) pair is checked once
+(the verdict is cached); at most two claims a datagram are checked; after
+a bad signature a (name, term) gets one more check per claim interval; and
+checks are paid from a token bucket (refused as "busy" when it is empty:
+the statement comes again with the next gossip or sync). The claims and
+heartbeats of the leader followed and of the expected winner, and their
+metadata, draw on a bucket and two pending slots of their own, so a flood
+of other signatures never starves them.
 """
 
-from agent.core import checks, events, wire
+from agent.core import events, wire
 
 # Broadcast-queue keys of the election: tuples, outside the member-name space.
-CLAIM_KEY = ("election", "claim")
-RESIGN_KEY = ("election", "resign")
+_CLAIM_KEY = ("election", 0)
 _MAX_TERM = 0xFFFFFFFF
-_MAX_COUNTER = 0xFFFFFFFF
 # A claim more than this far above the highest term seen is not believed:
 # honest clusters move one term per election, and a node that was away for
 # 65,536 elections is not a case to design for; a forged (or buggy) claim
@@ -66,10 +74,14 @@ TERM_WINDOW = 1 << 16
 # A follower drops a leader whose last heartbeat is this many claim
 # intervals old: two lost heartbeats in a row are not a failure.
 LEADER_TIMEOUT_INTERVALS = 3
-# Claims checked per datagram (a datagram could carry seventeen).
-MAX_CLAIM_CHECKS_PER_DATAGRAM = 2
-# Hints (our leader's claim shown to a rival) remembered, to send each once.
-_MAX_HINTS = 64
+# Checks a second, and at most at once, from the bucket of all checks and
+# from the urgent one (the leader's and the expected winner's).
+_RATE = 500
+_URGENT_RATE = 20
+# Checks that may wait for a deferring verifier (a board), and the small
+# tables (hints sent, failures, reports) before they start afresh.
+_MAX_PENDING = 8
+_MAX_SEEN = 64
 
 
 class Election:
@@ -103,12 +115,17 @@ class Election:
         self._counter = 0             # our own heartbeat counter, as leader
         self._signing = None          # claim bytes a deferring signer is signing
         self._signed = None           # (claim bytes, signature) it gave back
-        self._hints = {}              # (name, term) -> True: rivals shown a claim
-        self._checks_this_datagram = 0
-        self._waiting = {}            # (name, term) -> True while a check of theirs is deferred
-        self._failed = {}             # (name, term) -> when a check of theirs last failed
-        self._rejected_at = {}        # name -> when a rejection was last reported
-        self.checks = checks.SignatureChecks(verifier, now, cache_size=cache_size or 64)
+        # ("hint", name, term): a rival shown our claim; ("wait", name,
+        # term): a check deferred; ("fail", name, term) / ("said", name):
+        # when a check failed / a rejection was last reported.
+        self._hinted = {}
+        self._checks_left = 2         # claims this datagram may still have checked
+        self._verified = {}           # bytes + signature -> verdict
+        self._pending = {}            # bytes + signature -> what waits for the check
+        self._cache_size = cache_size or 64
+        # Token buckets, in milli-checks: [level, last refill].
+        self._budget = [_RATE * 2000, now]
+        self._urgent = [_URGENT_RATE * 2000, now]
         # Best (priority, name) among the other members, cached: the table
         # can hold a thousand members and changes arrive one at a time.
         self._others_key = None
@@ -171,12 +188,7 @@ class Election:
     def trust_changed(self):
         """Call after replacing trusted_keys or the verifier (the eligible set may change)."""
         self.insecure = self.trusted_keys is None
-        self.checks.verifier = self.verifier
         self._others_valid = False
-
-    def leader_timeout_ms(self):
-        """How long a follower keeps a leader without a fresh heartbeat."""
-        return LEADER_TIMEOUT_INTERVALS * self.node.profile.claim_interval_ms
 
     # --- Evaluation -----------------------------------------------------
 
@@ -195,7 +207,9 @@ class Election:
                 # cannot lead any more (metadata older than the heartbeat is
                 # no reason: the heartbeat says it was eligible later).
                 self._drop_leader(now)
-            elif now - self.leader_seen_at >= self.leader_timeout_ms():
+            elif now - self.leader_seen_at >= LEADER_TIMEOUT_INTERVALS * node.profile.claim_interval_ms:
+                # No fresh signed heartbeat: crashed, paused, or an impostor
+                # under its name that answers probes but cannot sign.
                 self._drop_leader(now)
         if self.leader == node.name and not self.can_lead():
             # Tell everyone at once, with our new metadata, so the next
@@ -207,8 +221,7 @@ class Election:
         else:
             self.candidate_since = None
         if self.leader is not None and self.leader != node.name:
-            at = self.leader_seen_at + self.leader_timeout_ms()
-            self.wake_at = at
+            self.wake_at = self.leader_seen_at + LEADER_TIMEOUT_INTERVALS * node.profile.claim_interval_ms
         if self.leader == node.name:
             return
         if self.candidate() != node.name:
@@ -224,8 +237,8 @@ class Election:
         if self.leader is None:
             if ready_at is not None and now >= ready_at:
                 self._claim(now, self.term + 1)
-            elif ready_at is not None:
-                self._wake(ready_at)
+            elif ready_at is not None and (self.wake_at is None or ready_at < self.wake_at):
+                self.wake_at = ready_at
             return
         if self.preempt and ready_at is not None and self.candidate_since is not None \
                 and (node.priority, node.name) > (self._leader_priority_now(), self.leader):
@@ -237,12 +250,8 @@ class Election:
                 at = ready_at
             if now >= at:
                 self._claim(now, self.term + 1)
-            else:
-                self._wake(at)
-
-    def _wake(self, at):
-        if self.wake_at is None or at < self.wake_at:
-            self.wake_at = at
+            elif self.wake_at is None or at < self.wake_at:
+                self.wake_at = at
 
     def _leader_priority_now(self):
         """The leader's priority: from its member entry, unless the heartbeat is newer."""
@@ -270,7 +279,7 @@ class Election:
 
     def heartbeat(self, now):
         """As leader: re-asserts the claim at once, counter one higher, signed afresh."""
-        if self.leader != self.node.name or self._counter >= _MAX_COUNTER:
+        if self.leader != self.node.name or self._counter >= _MAX_TERM:
             return
         self._claim(now, self.leader_term, self._counter + 1)
 
@@ -318,7 +327,7 @@ class Election:
         if claim.term > self.term:
             self.term = claim.term
         self.claim_message = wire.encode_message(claim)
-        self.node.broadcasts.enqueue(CLAIM_KEY, self.claim_message)
+        self.node.broadcasts.enqueue(_CLAIM_KEY, self.claim_message)
 
     def _drop_leader(self, now, resigned=False):
         old = self.leader
@@ -332,12 +341,12 @@ class Election:
         self.leader = None
         self.claim_message = None
         self.leader_seen_at = None
-        self.node.broadcasts.remove(CLAIM_KEY)
+        self.node.broadcasts.remove(_CLAIM_KEY)
         self.node.emit(events.LeaderChanged(old=old, new=None, term=self.term))
 
     def datagram_started(self):
-        """Call before the claims of each datagram: resets the per-datagram check cap."""
-        self._checks_this_datagram = 0
+        """Call before the claims of each datagram: at most two of them are checked."""
+        self._checks_left = 2
 
     def receive_claim(self, claim, now):
         """Handles a claim (or heartbeat) from the network: compare, verify, follow or ignore."""
@@ -413,13 +422,15 @@ class Election:
         member = self.node.table.get(claim.name)
         if message is None or member is None or not member.is_live():
             return
-        key = (claim.name, claim.term)
-        if key in self._hints:
-            return
-        if len(self._hints) >= _MAX_HINTS:
-            self._hints = {}
-        self._hints[key] = True
-        self.node.send_to(member.address, [message])
+        key = ("hint", claim.name, claim.term)
+        if key not in self._hinted:
+            self._note(key, True)
+            self.node.send_to(member.address, [message])
+
+    def _note(self, key, value):
+        if len(self._hinted) >= _MAX_SEEN:
+            self._hinted = {}
+        self._hinted[key] = value
 
     def _own_claim(self, claim, now):
         """A claim under our own name: from a past life (a restart), or forged."""
@@ -443,7 +454,7 @@ class Election:
             return
         if self._check(resign, now, urgent=True) is not None:
             return
-        self.node.broadcasts.enqueue(RESIGN_KEY, wire.encode_message(resign))
+        self.node.broadcasts.enqueue(("election", 1), wire.encode_message(resign))
         self._drop_leader(now, resigned=True)
 
     def _check(self, msg, now, urgent=False, own=False):
@@ -465,56 +476,90 @@ class Election:
                 return "not_member"
         if self.insecure:
             return None
-        key = self.trusted_keys.get(msg.name)
-        if key is None:
-            return "untrusted"
-        if len(msg.signature) != wire.SIGNATURE_BYTES:
-            return "unsigned"
-        tag = node.codec.cluster_tag
         if msg.type_code == wire.T_CLAIM:
-            data = wire.claim_signed_bytes(tag, msg.term, msg.name, msg.priority, msg.incarnation, msg.counter)
+            data = wire.claim_signed_bytes(node.codec.cluster_tag, msg.term, msg.name, msg.priority,
+                                           msg.incarnation, msg.counter)
         else:
-            data = wire.resign_signed_bytes(tag, msg.term, msg.name)
-        verdict = self.checks.cached(data, msg.signature)
-        if verdict is None:
-            if (msg.name, msg.term) in self._waiting:
+            data = wire.resign_signed_bytes(node.codec.cluster_tag, msg.term, msg.name)
+        if data + msg.signature not in self._verified:
+            if ("wait", msg.name, msg.term) in self._hinted:
                 # One check at a time per (name, term): the next heartbeat
                 # is asked for once this one is decided.
                 return "pending"
-            failed = self._failed.get((msg.name, msg.term))
+            failed = self._hinted.get(("fail", msg.name, msg.term))
             if failed is not None and now - failed < node.profile.claim_interval_ms and msg.name != self.leader:
-                # After a bad signature, one more check per (name, term) per
-                # claim interval: forgeries cost a bounded amount of work.
                 return "busy"
-            if self._checks_this_datagram >= MAX_CLAIM_CHECKS_PER_DATAGRAM:
+            if self._checks_left <= 0:
                 return "busy"
-            self._checks_this_datagram += 1
-            node.stats["signature_checks"] += 1
-            verdict = self.checks.check(key, data, msg.signature, msg, now, urgent)
-        if verdict == checks.OK:
-            return None
-        if verdict == checks.BAD:
-            if len(self._failed) >= _MAX_HINTS:
-                self._failed = {}
-            self._failed[(msg.name, msg.term)] = now
-        if verdict == checks.PENDING:
-            if len(self._waiting) >= 2 * self.checks.max_pending:
-                self._waiting = {}
-            self._waiting[(msg.name, msg.term)] = True
-            return "pending"
-        return "busy" if verdict == checks.BUSY else "bad_signature"
+            self._checks_left -= 1
+        reason = self.check(msg.name, data, msg.signature, msg, now, urgent)
+        if reason == "pending":
+            self._note(("wait", msg.name, msg.term), True)
+        elif reason == "bad_signature":
+            self._note(("fail", msg.name, msg.term), now)
+        return reason
+
+    def check(self, name, data, signature, token, now, urgent=False):
+        """Checks `name`'s signature over `data`: None if good, else "bad_signature", "untrusted",
+        "unsigned", "busy" (no budget left) or "pending" (deferred: token comes back from
+        verification_done)."""
+        key = self.trusted_keys.get(name) if self.trusted_keys is not None else None
+        if key is None:
+            return "untrusted"
+        if len(signature) != wire.SIGNATURE_BYTES:
+            return "unsigned"
+        cache_key = data + signature
+        ok = self._verified.get(cache_key)
+        if ok is None:
+            if cache_key in self._pending:
+                return "pending"
+            # Checked before the verifier runs: a shell that defers queues
+            # one job per call, so this bounds its queue too.
+            if len(self._pending) >= _MAX_PENDING + (2 if urgent else 0) \
+                    or not self._take(self._urgent if urgent else self._budget, _URGENT_RATE if urgent else _RATE, now):
+                self.node.stats["checks_refused"] = self.node.stats.get("checks_refused", 0) + 1
+                return "busy"
+            self.node.stats["signature_checks"] += 1
+            try:
+                ok = self.verifier(key, data, signature)
+            except Exception:
+                ok = False
+            if ok is None:
+                # The shell verifies in slices (a board) and reports back
+                # through verification_done(); the statement waits for it.
+                self._pending[cache_key] = token
+                return "pending"
+            ok = bool(ok)
+            self._remember(cache_key, ok)
+        return None if ok else "bad_signature"
+
+    def _take(self, bucket, rate, now):
+        # One check from a token bucket of 2 s worth of `rate` (milli-checks).
+        elapsed = now - bucket[1]
+        if elapsed > 0:
+            bucket[0] = min(bucket[0] + elapsed * rate, rate * 2000)
+            bucket[1] = now
+        if bucket[0] < 1000:
+            return False
+        bucket[0] -= 1000
+        return True
+
+    def _remember(self, cache_key, ok):
+        if len(self._verified) >= self._cache_size:
+            self._verified = {}
+        self._verified[cache_key] = ok
 
     def verification_done(self, data, signature, ok, now):
-        """The result of a verification the verifier deferred (returned None)."""
-        msg = self.checks.done(data, signature, ok)
+        """Records the result of a deferred check; returns the node's token that waited, if any."""
+        cache_key = data + signature
+        self._remember(cache_key, bool(ok))
+        msg = self._pending.pop(cache_key, None)
         if msg is None or isinstance(msg, tuple):
             return msg
-        self._waiting.pop((msg.name, msg.term), None)
+        self._hinted.pop(("wait", msg.name, msg.term), None)
         if not ok:
-            if len(self._failed) >= _MAX_HINTS:
-                self._failed = {}
-            self._failed[(msg.name, msg.term)] = now
-        self._checks_this_datagram = 0
+            self._note(("fail", msg.name, msg.term), now)
+        self._checks_left = 2
         if msg.type_code == wire.T_CLAIM:
             self.receive_claim(msg, now)
         else:
@@ -528,13 +573,9 @@ class Election:
         self._signing = None
         self._signed = (data, signature)
         if self.leader == self.node.name:
-            self.heartbeat_signed(now)
+            self._claim(now, self.leader_term, self._counter + 1)  # a heartbeat
         else:
             self.evaluate(now)
-
-    def heartbeat_signed(self, now):
-        # The deferred signature of a heartbeat is here: send it.
-        self._claim(now, self.leader_term, self._counter + 1)
 
     def _reject(self, msg, reason, now):
         if reason == "pending":
@@ -544,12 +585,10 @@ class Election:
         stats[key] = stats.get(key, 0) + 1
         # Reported (and so logged) at most once per claimant per claim
         # interval; every rejection is counted.
-        last = self._rejected_at.get(msg.name)
+        last = self._hinted.get(("said", msg.name))
         if last is not None and now - last < self.node.profile.claim_interval_ms:
             return
-        if len(self._rejected_at) >= _MAX_HINTS:
-            self._rejected_at = {}
-        self._rejected_at[msg.name] = now
+        self._note(("said", msg.name), now)
         self.node.emit(events.ClaimRejected(name=msg.name, term=msg.term, reason=reason))
 
     # --- Resigning ------------------------------------------------------
@@ -568,8 +607,8 @@ class Election:
     def _resign(self, now, reason):
         term = self.leader_term
         message = self._resign_message(term)
-        self.node.broadcasts.remove(CLAIM_KEY)
-        self.node.broadcasts.enqueue(RESIGN_KEY, message)
+        self.node.broadcasts.remove(_CLAIM_KEY)
+        self.node.broadcasts.enqueue(("election", 1), message)
         self.settled_term = term
         self.resigned_leader = self.node.name
         self.leader = None

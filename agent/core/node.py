@@ -25,7 +25,7 @@ Protocol summary (docs/PROTOCOL.md has the details):
   with a random dead member every dead_reprobe_interval, so partitions heal.
 """
 
-from agent.core import checks, events, wire
+from agent.core import events, wire
 from agent.core.auth import Keyring
 from agent.core.awareness import Awareness
 from agent.core.broadcast import BroadcastQueue
@@ -149,8 +149,9 @@ class Node:
         # (boards: most of a second a check; they follow the leader's
         # verified heartbeats and verify no member records).
         self._member_checks = member_checks
-        self._alive_signed = None     # (statement bytes, signature) of our own Alive
-        self._alive_signing = None    # statement bytes a deferring signer is signing
+        # [statement bytes, signature] of our own Alive; signature None while
+        # a deferring signer (a board) signs it.
+        self._alive_signed = None
         self.election = Election(self, now, signer, verifier, trusted_keys, preempt, preempt_delay_ms,
                                  claim_cache_size)
         # The highest term this node saw in an earlier life (the shell keeps
@@ -216,7 +217,6 @@ class Node:
         election.trusted_keys = trusted_keys
         election.trust_changed()
         self._alive_signed = None  # signed with the old key, if any
-        self._alive_signing = None
         eligible = self.user_eligible and (trusted_keys is None or signer is not None)
         if eligible != self.eligible:
             self.eligible = eligible
@@ -231,9 +231,9 @@ class Node:
         """
         token = self.election.verification_done(data, signature, ok, now)
         if token is not None and ok:
-            # A member statement (an Alive, a Left or a sync record) that
-            # waited for its check: merged now.
-            self._merge_checked(token, now)
+            # A member statement (a Left, or an Alive or sync record: the
+            # arguments of _merge) that waited for its check: merged now.
+            self._merge(*token)
         self._dirty = True
         self.election.evaluate(now)
         self._dirty = False
@@ -245,9 +245,9 @@ class Node:
         still is the one to make) when its signature is here. Resignations
         are always signed at once: the signer must not defer those.
         """
-        if data == self._alive_signing:
-            self._alive_signing = None
-            self._alive_signed = (data, signature)
+        signed = self._alive_signed
+        if signed is not None and signed[0] == data:
+            signed[1] = signature
             self._broadcast_self()
             return
         self.election.signing_done(data, signature, now)
@@ -464,7 +464,7 @@ class Node:
                 self._merge(msg.name, msg.incarnation, STATE_LEFT, now, by=msg.name)
             elif not self._trusted(msg.name) or self._statement_checked(
                     msg.name, wire.left_signed_bytes(self.codec.cluster_tag, msg.name, msg.incarnation),
-                    msg.signature, ("left", msg.name, msg.incarnation), now):
+                    msg.signature, (msg.name, msg.incarnation, STATE_LEFT, now, None, 0, True, None, msg.name), now):
                 # A trusted member's leave is believed only as it signed it.
                 self._merge(msg.name, msg.incarnation, STATE_LEFT, now, by=msg.name)
         elif t == wire.T_SYNC:
@@ -533,19 +533,15 @@ class Node:
 
     def _statement_checked(self, name, data, signature, token, now):
         """Whether `name`'s own signature over `data` checks out (False while it waits: token)."""
-        stats = self.stats
-        if len(signature) != wire.SIGNATURE_BYTES:
-            stats["dropped_unsigned"] = stats.get("dropped_unsigned", 0) + 1
-            return False
         election = self.election
-        urgent = name == election.leader or name == election.candidate()
-        verdict = election.checks.check(election.trusted_keys[name], data, signature, token, now, urgent)
-        if verdict == checks.OK:
+        reason = election.check(name, data, signature, token, now,
+                                name == election.leader or name == election.candidate())
+        if reason is None:
             return True
-        if verdict == checks.BAD:
-            stats["dropped_bad_signature"] = stats.get("dropped_bad_signature", 0) + 1
-        elif verdict == checks.BUSY:
-            stats["dropped_busy"] = stats.get("dropped_busy", 0) + 1
+        if reason != "pending":
+            # Counted as dropped_unsigned, dropped_bad_signature, dropped_busy.
+            key = "dropped_" + reason
+            self.stats[key] = self.stats.get(key, 0) + 1
         return False
 
     def _merge_statement(self, name, incarnation, state, now, address, priority, eligible, tags,
@@ -555,30 +551,17 @@ class Node:
             self._merge(name, incarnation, state, now, address, priority, eligible, tags, sender,
                         from_sync, signature)
             return
+        token = (name, incarnation, state, now, address, priority, eligible, tags, sender, from_sync, signature)
         if not self._member_checks:
             if len(signature) == wire.SIGNATURE_BYTES:
-                self._merge(name, incarnation, state, now, address, priority, eligible, tags, sender,
-                            from_sync, signature)
+                self._merge(*token)
             else:
                 self.stats["dropped_unsigned"] = self.stats.get("dropped_unsigned", 0) + 1
             return
         data = wire.alive_signed_bytes(self.codec.cluster_tag, name, incarnation, address, priority,
                                        eligible, tags)
-        token = ("alive", name, incarnation, state, address, priority, eligible, tags, signature, sender,
-                 from_sync)
         if self._statement_checked(name, data, signature, token, now):
-            self._merge(name, incarnation, state, now, address, priority, eligible, tags, sender,
-                        from_sync, signature)
-
-    def _merge_checked(self, token, now):
-        # A statement whose deferred check came back good (see verification_done).
-        if token[0] == "left":
-            self._merge(token[1], token[2], STATE_LEFT, now, by=token[1])
-        elif token[0] == "alive":
-            (_, name, incarnation, state, address, priority, eligible, tags, signature, sender,
-             from_sync) = token
-            self._merge(name, incarnation, state, now, address, priority, eligible, tags, sender,
-                        from_sync, signature)
+            self._merge(*token)
 
     def _known(self, name, incarnation, state):
         """Whether news (incarnation, state) about name is old here: _merge would ignore it."""
@@ -731,12 +714,10 @@ class Node:
         self.election.heartbeat(now)
 
     def _bump_incarnation(self):
-        # Never raises: at the ceiling (2^32 - 1, unreachable one step at a
-        # time, since forged news is never adopted) the change is announced
-        # at the same incarnation and counted.
-        if self.incarnation >= _MAX_INCARNATION:
-            self.stats["incarnation_exhausted"] = self.stats.get("incarnation_exhausted", 0) + 1
-        else:
+        # Never raises: the ceiling (2^32 - 1) is out of reach one step at a
+        # time, since forged news is never adopted; there the change is
+        # announced at the same incarnation.
+        if self.incarnation < _MAX_INCARNATION:
             self.incarnation += 1
         self._broadcast_self()
 
@@ -752,17 +733,11 @@ class Node:
                                        self.priority, self.eligible, self.tags)
         signed = self._alive_signed
         if signed is not None and signed[0] == data:
-            return signed[1]
-        if self._alive_signing == data:
-            return b""
-        signature = signer(data)
-        if signature is None:
-            # Deferred (a board signs in slices): sent unsigned meanwhile,
-            # announced again, signed, when signing_done() brings it.
-            self._alive_signing = data
-            return b""
-        self._alive_signed = (data, signature)
-        return signature
+            return signed[1] or b""
+        # None when deferred (a board signs in slices): sent unsigned
+        # meanwhile, announced again, signed, when signing_done() brings it.
+        self._alive_signed = [data, signer(data)]
+        return self._alive_signed[1] or b""
 
     def alive_message(self):
         """This node's current Alive message, encoded (signed when it has a signing key)."""

@@ -214,7 +214,6 @@ SIGNATURE_BYTES = 64
 # so no signature can be taken for another kind of statement.
 CLAIM_DOMAIN = b"leaderd/claim/v2"
 ALIVE_DOMAIN = b"leaderd/alive/v2"
-LEFT_DOMAIN = b"leaderd/left/v2"
 
 
 def claim_signed_bytes(cluster_tag_value, term, name, priority, incarnation, counter=0):
@@ -240,7 +239,7 @@ def alive_signed_bytes(cluster_tag_value, name, incarnation, address, priority, 
 def left_signed_bytes(cluster_tag_value, name, incarnation):
     """The bytes a member's signature over its own Left covers."""
     _check_uint(incarnation, 32, "incarnation")
-    return (LEFT_DOMAIN + struct.pack(">I", cluster_tag_value) + _str8(name, MAX_NAME_BYTES, "name")
+    return (b"leaderd/left/v2" + struct.pack(">I", cluster_tag_value) + _str8(name, MAX_NAME_BYTES, "name")
             + struct.pack(">I", incarnation))
 
 
@@ -555,7 +554,7 @@ def _read_str(data, pos, end, limit):
     return bytes(data[pos:pos + length]).decode("utf-8"), pos + length
 
 
-def _read_name(data, pos, end, any_target=False):
+def _read_name(data, pos, end, ping=False):
     # A member name: 1..64 bytes, no control characters, not "*" (name_error).
     if pos >= end:
         raise WireError("truncated")
@@ -567,7 +566,7 @@ def _read_name(data, pos, end, any_target=False):
     name = raw.decode("utf-8")
     if not n:
         raise WireError("malformed")  # empty name
-    if _bad_name_bytes(raw) and not (any_target and raw == b"*"):
+    if _bad_name_bytes(raw) and not (ping and raw == b"*"):
         raise WireError("malformed")  # control characters, or "*"
     return name, pos + n
 

@@ -160,21 +160,23 @@ def test_at_most_eight_claims_wait_and_the_rest_are_busy():
     assert f.member("b").state_name == "alive"
     while f.next_event() is not None:
         pass
-    for data in _forged_claims(9, 5):
+    # b is the candidate f expects to win: its claims get the two urgent
+    # slots on top of the eight.
+    for data in _forged_claims(11, 5):
         f.receive_datagram(data, ("10.0.0.2", 7946), 20)
-    assert len(deferring.calls) == 8, "verifier asked %d times for 9 claims" % len(deferring.calls)
+    assert len(deferring.calls) == 10, "verifier asked %d times for 11 claims" % len(deferring.calls)
     reasons = []
     event = f.next_event()
     while event is not None:
         if event.kind == "claim_rejected":
             reasons.append((event.term, event.reason))
         event = f.next_event()
-    assert reasons == [(13, "busy")], reasons
+    assert reasons == [(15, "busy")], reasons
     assert f.leader() is None
     # Verdicts arrive: the highest verified claim wins.
     for key, data, signature in deferring.calls:
         f.verification_done(data, signature, fake_check(key, data, signature), 30)
-    assert f.leader() == ("b", 12), f.leader()
+    assert f.leader() == ("b", 14), f.leader()
 
 
 # --- Deferred signing: a candidate board signs its claims in slices too -------
@@ -216,9 +218,13 @@ def test_a_deferred_signature_holds_the_claim_until_it_is_done():
     assert a.is_leader(), "signing_done() did not make the claim"
     term = a.leader()[1]
     assert net.run(3000, lambda: f.leader() == ("a", term)), "f did not follow the signed claim"
-    # The signature is used, not asked for again (re-assertions reuse the claim).
-    net.run(2 * PROFILE.claim_interval_ms)
-    assert len(signer.claims) == 1 and f.leader() == ("a", term)
+    # The claim's signature is used, not asked for again; each heartbeat
+    # (counter one higher) is one more request, and goes out when signed.
+    net.run(PROFILE.claim_interval_ms + 10)
+    assert len(signer.claims) == 2 and signer.claims[0] != signer.claims[1], signer.claims
+    a.signing_done(signer.claims[1], signer.sign(signer.claims[1]), net.now)
+    assert net.run(3000, lambda: f.election.leader_counter == 1), "f did not get the signed heartbeat"
+    assert f.leader() == ("a", term)
 
 
 def test_a_signature_for_a_claim_no_longer_wanted_is_ignored():
