@@ -105,6 +105,8 @@ class Election:
         self.leader_incarnation = 0
         self.leader_counter = 0       # the last heartbeat's counter
         self.leader_seen_at = None    # when its last heartbeat was verified
+        self.leader_counter_settled = 0
+        self._awaiting = None         # (candidate, since) while we wait for its claim
         self.settled_term = 0         # claims below this term are stale...
         self.resigned_leader = None   # ...and this one's at exactly that term
         self.settled_claim = None     # the claim we dropped, encoded (a hint for stale leaders)
@@ -145,6 +147,8 @@ class Election:
     def _eligible(self, member):
         if member.priority == 0 or not member.eligible or not member.is_live():
             return False
+        if self._hinted.get(("pass", member.name)) == member.incarnation:
+            return False  # passed over: it never claimed (see evaluate)
         return self.insecure or (member.name in self.trusted_keys and len(member.signature) > 0)
 
     def candidate(self):
@@ -224,7 +228,10 @@ class Election:
             self.wake_at = self.leader_seen_at + LEADER_TIMEOUT_INTERVALS * node.profile.claim_interval_ms
         if self.leader == node.name:
             return
-        if self.candidate() != node.name:
+        best = self.candidate()
+        if best != node.name:
+            if self.leader is None and best is not None:
+                self._await(best, now)
             return
         # The hold-down grows with the cluster (log10 n), as convergence does.
         n = node.live_count()
@@ -252,6 +259,24 @@ class Election:
                 self._claim(now, self.term + 1)
             elif self.wake_at is None or at < self.wake_at:
                 self.wake_at = at
+
+    def _await(self, best, now):
+        # No leader, and the best candidate is another member: it should
+        # claim within its hold-down. One that does not in a leader timeout
+        # (an impostor under a trusted name answers probes but cannot sign)
+        # is passed over until it claims or signs new metadata.
+        timeout = LEADER_TIMEOUT_INTERVALS * self.node.profile.claim_interval_ms
+        if self._awaiting is None or self._awaiting[0] != best:
+            self._awaiting = (best, now)
+        elif now - self._awaiting[1] >= timeout:
+            self._note(("pass", best), self.node.table.get(best).incarnation)
+            self._others_valid = False
+            self._awaiting = None
+            self.evaluate(now)
+            return
+        at = self._awaiting[1] + timeout
+        if self.wake_at is None or at < self.wake_at:
+            self.wake_at = at
 
     def _leader_priority_now(self):
         """The leader's priority: from its member entry, unless the heartbeat is newer."""
@@ -318,6 +343,8 @@ class Election:
             node.emit(events.LeaderChanged(old=old, new=node.name, term=term))
 
     def _follow(self, claim, now):
+        self._awaiting = None
+        self._hinted.pop(("pass", claim.name), None)
         self.leader = claim.name
         self.leader_term = claim.term
         self.leader_priority = claim.priority
@@ -333,6 +360,9 @@ class Election:
         old = self.leader
         self.settled_term = self.leader_term
         self.settled_claim = self.claim_message
+        # Its heartbeats up to this one are spent: a recorded one (a sync
+        # still carrying it, a replay) does not bring it back.
+        self.leader_counter_settled = self.leader_counter
         # A claim at exactly the settled term stays acceptable (the term a
         # node follows must not fall; it may stay): from the dropped leader
         # coming back, or from a rival of the same term. Not from a leader
@@ -373,8 +403,8 @@ class Election:
         if self.leader is not None:
             self._claim_while_led(claim, now)
             return
-        if claim.term < self.settled_term or (
-                claim.term == self.settled_term and claim.name == self.resigned_leader):
+        if claim.term < self.settled_term or (claim.term == self.settled_term and (
+                claim.name == self.resigned_leader or claim.counter <= self.leader_counter_settled)):
             node.stats["claims_stale"] += 1
             # A leader that never heard of the later term keeps asserting its
             # old one, which we may not follow (terms must not fall): show

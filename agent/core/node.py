@@ -456,9 +456,16 @@ class Node:
             self._merge_statement(msg.name, msg.incarnation, STATE_ALIVE, now, msg.address, msg.priority,
                                   msg.eligible, msg.tags, msg.signature, sender, False)
         elif t == wire.T_SUSPECT or t == wire.T_DEAD:
-            if not self._forged_incarnation(msg.name, msg.incarnation):
-                self._merge(msg.name, msg.incarnation, STATE_SUSPECT if t == wire.T_SUSPECT else STATE_DEAD,
-                            now, by=msg.by)
+            if msg.by == self.name:
+                # Nobody speaks for us: our own verdicts never come by wire.
+                self.stats["dropped_incarnation"] += 1
+            elif not self._forged_incarnation(msg.name, msg.incarnation):
+                # Gossip does not bury the leader we follow: the news becomes
+                # our own suspicion, which ends in a death only when our own
+                # final probe goes unanswered (a live leader refutes it
+                # meanwhile).
+                dead = t == wire.T_DEAD and msg.name != self.election.leader
+                self._merge(msg.name, msg.incarnation, STATE_DEAD if dead else STATE_SUSPECT, now, by=msg.by)
         elif t == wire.T_LEFT:
             if msg.name == self.name or self._known(msg.name, msg.incarnation, STATE_LEFT):
                 self._merge(msg.name, msg.incarnation, STATE_LEFT, now, by=msg.name)
@@ -589,13 +596,6 @@ class Node:
             return
         if self._known(name, incarnation, state):
             return  # old news, the common case in a sync: MemberTable.apply would ignore it
-        if state == STATE_DEAD and by != self.name and name == self.election.leader:
-            # Gossip does not bury the leader we follow: the news becomes our
-            # own suspicion, which ends in a death only when our own final
-            # probe goes unanswered (a live leader refutes it meanwhile).
-            state = STATE_SUSPECT
-            if self._known(name, incarnation, state):
-                return
         table = self.table
         known = name in table.members
         transition = table.apply(name, incarnation, state, now, address, priority, eligible, tags, signature)
