@@ -18,11 +18,17 @@ count up and each bucket from its end, so it touches only the entries it
 takes plus a bounded number it skips, never sorting the whole queue.
 """
 
+try:
+    from micropython import const
+except ImportError:  # CPython: constants are plain ints
+    def const(value):
+        return value
+
 # Index of each field in an entry list.
-_SEQ = 0
-_KEY = 1
-_PAYLOAD = 2
-_TRANSMITS = 3
+_SEQ = const(0)
+_KEY = const(1)
+_PAYLOAD = const(2)
+_TRANSMITS = const(3)
 
 # Payloads too large for the space left, skipped in one call before it gives
 # up looking for smaller ones further down the queue.

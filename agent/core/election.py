@@ -19,7 +19,7 @@ Leadership follows signatures, never gossip alone:
 - The leader re-asserts its claim every claim_interval_ms as a heartbeat:
   the same term, the counter one higher, signed afresh. A follower drops a
   leader whose last verified heartbeat is older than leader_timeout_ms
-  (LEADER_TIMEOUT_INTERVALS intervals): a crashed leader, a paused one, or
+  (_LEADER_TIMEOUT_INTERVALS intervals): a crashed leader, a paused one, or
   an impostor under its name that cannot sign. A recorded heartbeat cannot
   pass for a fresh one: its counter is not higher.
 - Gossip saying the leader is dead does not drop it: node.py turns such news
@@ -34,7 +34,7 @@ Leadership follows signatures, never gossip alone:
   better one claims above both. So when two live leaders meet (a healed
   partition, a resumed leader), the followers of the better one never
   change, those of the other change once, and the final term is above both.
-- A claim's term is believed only within TERM_WINDOW above the highest term
+- A claim's term is believed only within _TERM_WINDOW above the highest term
   this node has seen, and a claim from a member this node holds dead is
   never out-claimed: the member is probed (it refutes if alive).
 
@@ -63,6 +63,12 @@ of other signatures never starves them.
 
 from agent.core import events, wire
 
+try:
+    from micropython import const
+except ImportError:  # CPython: constants are plain ints
+    def const(value):
+        return value
+
 # Broadcast-queue keys of the election: tuples, outside the member-name space.
 _CLAIM_KEY = ("election", 0)
 _MAX_TERM = 0xFFFFFFFF
@@ -70,18 +76,24 @@ _MAX_TERM = 0xFFFFFFFF
 # honest clusters move one term per election, and a node that was away for
 # 65,536 elections is not a case to design for; a forged (or buggy) claim
 # cannot end the election by taking the term to its ceiling.
-TERM_WINDOW = 1 << 16
+_TERM_WINDOW = const(1 << 16)
 # A follower drops a leader whose last heartbeat is this many claim
 # intervals old: two lost heartbeats in a row are not a failure.
-LEADER_TIMEOUT_INTERVALS = 3
+_LEADER_TIMEOUT_INTERVALS = const(3)
 # Checks a second, and at most at once, from the bucket of all checks and
 # from the urgent one (the leader's and the expected winner's).
-_RATE = 500
-_URGENT_RATE = 20
+_RATE = const(500)
+_URGENT_RATE = const(20)
 # Checks that may wait for a deferring verifier (a board), and the small
 # tables (hints sent, failures, reports) before they start afresh.
-_MAX_PENDING = 8
-_MAX_SEEN = 64
+_MAX_PENDING = const(8)
+_MAX_SEEN = const(64)
+# Kinds of entry in Election._hinted (small ints: no names a board keeps).
+_HINT = const(0)
+_WAIT = const(1)
+_FAIL = const(2)
+_SAID = const(3)
+_PASS = const(4)
 
 
 class Election:
@@ -105,7 +117,6 @@ class Election:
         self.leader_incarnation = 0
         self.leader_counter = 0       # the last heartbeat's counter
         self.leader_seen_at = None    # when its last heartbeat was verified
-        self.leader_counter_settled = 0
         self._awaiting = None         # (candidate, since) while we wait for its claim
         self.settled_term = 0         # claims below this term are stale...
         self.resigned_leader = None   # ...and this one's at exactly that term
@@ -117,9 +128,10 @@ class Election:
         self._counter = 0             # our own heartbeat counter, as leader
         self._signing = None          # claim bytes a deferring signer is signing
         self._signed = None           # (claim bytes, signature) it gave back
-        # ("hint", name, term): a rival shown our claim; ("wait", name,
-        # term): a check deferred; ("fail", name, term) / ("said", name):
-        # when a check failed / a rejection was last reported.
+        # (_HINT, name, term): a rival shown our claim; (_WAIT, name, term):
+        # a check deferred; (_FAIL, name, term) / (_SAID, name): when a check
+        # failed / a rejection was last reported; (_PASS, name): the
+        # incarnation at which a candidate that never claimed was passed over.
         self._hinted = {}
         self._checks_left = 2         # claims this datagram may still have checked
         self._verified = {}           # bytes + signature -> verdict
@@ -147,7 +159,7 @@ class Election:
     def _eligible(self, member):
         if member.priority == 0 or not member.eligible or not member.is_live():
             return False
-        if self._hinted.get(("pass", member.name)) == member.incarnation:
+        if self._hinted.get((_PASS, member.name)) == member.incarnation:
             return False  # passed over: it never claimed (see evaluate)
         return self.insecure or (member.name in self.trusted_keys and len(member.signature) > 0)
 
@@ -211,7 +223,7 @@ class Election:
                 # cannot lead any more (metadata older than the heartbeat is
                 # no reason: the heartbeat says it was eligible later).
                 self._drop_leader(now)
-            elif now - self.leader_seen_at >= LEADER_TIMEOUT_INTERVALS * node.profile.claim_interval_ms:
+            elif now - self.leader_seen_at >= _LEADER_TIMEOUT_INTERVALS * node.profile.claim_interval_ms:
                 # No fresh signed heartbeat: crashed, paused, or an impostor
                 # under its name that answers probes but cannot sign.
                 self._drop_leader(now)
@@ -225,7 +237,7 @@ class Election:
         else:
             self.candidate_since = None
         if self.leader is not None and self.leader != node.name:
-            self.wake_at = self.leader_seen_at + LEADER_TIMEOUT_INTERVALS * node.profile.claim_interval_ms
+            self.wake_at = self.leader_seen_at + _LEADER_TIMEOUT_INTERVALS * node.profile.claim_interval_ms
         if self.leader == node.name:
             return
         best = self.candidate()
@@ -265,11 +277,11 @@ class Election:
         # claim within its hold-down. One that does not in a leader timeout
         # (an impostor under a trusted name answers probes but cannot sign)
         # is passed over until it claims or signs new metadata.
-        timeout = LEADER_TIMEOUT_INTERVALS * self.node.profile.claim_interval_ms
+        timeout = _LEADER_TIMEOUT_INTERVALS * self.node.profile.claim_interval_ms
         if self._awaiting is None or self._awaiting[0] != best:
             self._awaiting = (best, now)
         elif now - self._awaiting[1] >= timeout:
-            self._note(("pass", best), self.node.table.get(best).incarnation)
+            self._note((_PASS, best), self.node.table.get(best).incarnation)
             self._others_valid = False
             self._awaiting = None
             self.evaluate(now)
@@ -344,7 +356,7 @@ class Election:
 
     def _follow(self, claim, now):
         self._awaiting = None
-        self._hinted.pop(("pass", claim.name), None)
+        self._hinted.pop((_PASS, claim.name), None)
         self.leader = claim.name
         self.leader_term = claim.term
         self.leader_priority = claim.priority
@@ -359,10 +371,10 @@ class Election:
     def _drop_leader(self, now, resigned=False):
         old = self.leader
         self.settled_term = self.leader_term
+        # (leader_counter stays: its heartbeats up to that one are spent, and
+        # a recorded one, from a sync still carrying it or a replay, does
+        # not bring it back.)
         self.settled_claim = self.claim_message
-        # Its heartbeats up to this one are spent: a recorded one (a sync
-        # still carrying it, a replay) does not bring it back.
-        self.leader_counter_settled = self.leader_counter
         # A claim at exactly the settled term stays acceptable (the term a
         # node follows must not fall; it may stay): from the dropped leader
         # coming back, or from a rival of the same term. Not from a leader
@@ -381,7 +393,7 @@ class Election:
     def receive_claim(self, claim, now):
         """Handles a claim (or heartbeat) from the network: compare, verify, follow or ignore."""
         node = self.node
-        if claim.term > self.term + TERM_WINDOW and self.term > 0:
+        if claim.term > self.term + _TERM_WINDOW and self.term > 0:
             self._reject(claim, "term_window", now)
             return
         if claim.name == node.name:
@@ -404,7 +416,7 @@ class Election:
             self._claim_while_led(claim, now)
             return
         if claim.term < self.settled_term or (claim.term == self.settled_term and (
-                claim.name == self.resigned_leader or claim.counter <= self.leader_counter_settled)):
+                claim.name == self.resigned_leader or claim.counter <= self.leader_counter)):
             node.stats["claims_stale"] += 1
             # A leader that never heard of the later term keeps asserting its
             # old one, which we may not follow (terms must not fall): show
@@ -452,7 +464,7 @@ class Election:
         member = self.node.table.get(claim.name)
         if message is None or member is None or not member.is_live():
             return
-        key = ("hint", claim.name, claim.term)
+        key = (_HINT, claim.name, claim.term)
         if key not in self._hinted:
             self._note(key, True)
             self.node.send_to(member.address, [message])
@@ -512,11 +524,11 @@ class Election:
         else:
             data = wire.resign_signed_bytes(node.codec.cluster_tag, msg.term, msg.name)
         if data + msg.signature not in self._verified:
-            if ("wait", msg.name, msg.term) in self._hinted:
+            if (_WAIT, msg.name, msg.term) in self._hinted:
                 # One check at a time per (name, term): the next heartbeat
                 # is asked for once this one is decided.
                 return "pending"
-            failed = self._hinted.get(("fail", msg.name, msg.term))
+            failed = self._hinted.get((_FAIL, msg.name, msg.term))
             if failed is not None and now - failed < node.profile.claim_interval_ms and msg.name != self.leader:
                 return "busy"
             if self._checks_left <= 0:
@@ -524,9 +536,9 @@ class Election:
             self._checks_left -= 1
         reason = self.check(msg.name, data, msg.signature, msg, now, urgent)
         if reason == "pending":
-            self._note(("wait", msg.name, msg.term), True)
+            self._note((_WAIT, msg.name, msg.term), True)
         elif reason == "bad_signature":
-            self._note(("fail", msg.name, msg.term), now)
+            self._note((_FAIL, msg.name, msg.term), now)
         return reason
 
     def check(self, name, data, signature, token, now, urgent=False):
@@ -547,7 +559,6 @@ class Election:
             # one job per call, so this bounds its queue too.
             if len(self._pending) >= _MAX_PENDING + (2 if urgent else 0) \
                     or not self._take(self._urgent if urgent else self._budget, _URGENT_RATE if urgent else _RATE, now):
-                self.node.stats["checks_refused"] = self.node.stats.get("checks_refused", 0) + 1
                 return "busy"
             self.node.stats["signature_checks"] += 1
             try:
@@ -586,9 +597,9 @@ class Election:
         msg = self._pending.pop(cache_key, None)
         if msg is None or isinstance(msg, tuple):
             return msg
-        self._hinted.pop(("wait", msg.name, msg.term), None)
+        self._hinted.pop((_WAIT, msg.name, msg.term), None)
         if not ok:
-            self._note(("fail", msg.name, msg.term), now)
+            self._note((_FAIL, msg.name, msg.term), now)
         self._checks_left = 2
         if msg.type_code == wire.T_CLAIM:
             self.receive_claim(msg, now)
@@ -615,10 +626,10 @@ class Election:
         stats[key] = stats.get(key, 0) + 1
         # Reported (and so logged) at most once per claimant per claim
         # interval; every rejection is counted.
-        last = self._hinted.get(("said", msg.name))
+        last = self._hinted.get((_SAID, msg.name))
         if last is not None and now - last < self.node.profile.claim_interval_ms:
             return
-        self._note(("said", msg.name), now)
+        self._note((_SAID, msg.name), now)
         self.node.emit(events.ClaimRejected(name=msg.name, term=msg.term, reason=reason))
 
     # --- Resigning ------------------------------------------------------

@@ -39,19 +39,25 @@ from agent.core.rand import randbelow, shuffle
 from agent.core.suspicion import Suspicion, suspicion_bounds_ms
 from agent.core.wire import STATE_ALIVE, STATE_DEAD, STATE_LEFT, STATE_SUSPECT
 
+try:
+    from micropython import const
+except ImportError:  # CPython: constants are plain ints
+    def const(value):
+        return value
+
 _NEVER = None
-_MAX_EVENTS = 4096
-_MAX_RELAYS = 64
-_MAX_FINAL_PROBES = 1024
+_MAX_EVENTS = const(4096)
+_MAX_RELAYS = const(64)
+_MAX_FINAL_PROBES = const(1024)
 _MAX_INCARNATION = 0xFFFFFFFF
 # News about this node more than this far above its own incarnation is
 # forged (only this node raises its incarnation, one step at a time, and a
 # restart starts above its previous life): counted, never adopted.
-INCARNATION_WINDOW = 1024
+_INCARNATION_WINDOW = const(1024)
 # Extra state syncs, one probe interval apart, right after joining.
-_BOOTSTRAP_SYNCS = 3
+_BOOTSTRAP_SYNCS = const(3)
 # Sync sessions remembered to answer each once (pages of one session share it).
-_MAX_SYNC_SESSIONS = 256
+_MAX_SYNC_SESSIONS = const(256)
 
 
 class _Probe:
@@ -456,10 +462,15 @@ class Node:
             self._merge_statement(msg.name, msg.incarnation, STATE_ALIVE, now, msg.address, msg.priority,
                                   msg.eligible, msg.tags, msg.signature, sender, False)
         elif t == wire.T_SUSPECT or t == wire.T_DEAD:
-            if msg.by == self.name:
-                # Nobody speaks for us: our own verdicts never come by wire.
+            member = self.table.get(msg.name)
+            if msg.by == self.name or (member is not None and msg.incarnation > member.incarnation
+                                       and self.election.trusted_keys is not None
+                                       and msg.name in self.election.trusted_keys):
+                # Forged: nobody speaks for us (our own verdicts never come by
+                # wire), and news above the incarnation a trusted member
+                # signed cannot be true. Counted, dropped.
                 self.stats["dropped_incarnation"] += 1
-            elif not self._forged_incarnation(msg.name, msg.incarnation):
+            else:
                 # Gossip does not bury the leader we follow: the news becomes
                 # our own suspicion, which ends in a death only when our own
                 # final probe goes unanswered (a live leader refutes it
@@ -469,7 +480,7 @@ class Node:
         elif t == wire.T_LEFT:
             if msg.name == self.name or self._known(msg.name, msg.incarnation, STATE_LEFT):
                 self._merge(msg.name, msg.incarnation, STATE_LEFT, now, by=msg.name)
-            elif not self._trusted(msg.name) or self._statement_checked(
+            elif not (self.election.trusted_keys is not None and msg.name in self.election.trusted_keys) or self._statement_checked(
                     msg.name, wire.left_signed_bytes(self.codec.cluster_tag, msg.name, msg.incarnation),
                     msg.signature, (msg.name, msg.incarnation, STATE_LEFT, now, None, 0, True, None, msg.name), now):
                 # A trusted member's leave is believed only as it signed it.
@@ -481,7 +492,7 @@ class Node:
                 # so the member gets a chance to refute before we bury it;
                 # so does a trusted member's "left", which a record cannot
                 # prove (its signature is over its Alive, not its Left).
-                if state == STATE_DEAD or (state == STATE_LEFT and self._trusted(name)):
+                if state == STATE_DEAD or (state == STATE_LEFT and (self.election.trusted_keys is not None and name in self.election.trusted_keys)):
                     state = STATE_SUSPECT
                 # The sender's own record is first-hand news, and is gossiped
                 # on like an Alive: that is how a joiner becomes known.
@@ -524,20 +535,6 @@ class Node:
     # member suspect or dead; only the election's own rules (election.py)
     # decide who leads.
 
-    def _trusted(self, name):
-        keys = self.election.trusted_keys
-        return keys is not None and name in keys
-
-    def _forged_incarnation(self, name, incarnation):
-        """True (and counted) for suspect/dead news above a trusted member's signed incarnation."""
-        if name == self.name or not self._trusted(name):
-            return False
-        member = self.table.get(name)
-        if member is None or incarnation <= member.incarnation:
-            return False
-        self.stats["dropped_incarnation"] += 1
-        return True
-
     def _statement_checked(self, name, data, signature, token, now):
         """Whether `name`'s own signature over `data` checks out (False while it waits: token)."""
         election = self.election
@@ -546,15 +543,13 @@ class Node:
         if reason is None:
             return True
         if reason != "pending":
-            # Counted as dropped_unsigned, dropped_bad_signature, dropped_busy.
-            key = "dropped_" + reason
-            self.stats[key] = self.stats.get(key, 0) + 1
+            self._count(reason)  # dropped_unsigned, dropped_bad_signature, dropped_busy
         return False
 
     def _merge_statement(self, name, incarnation, state, now, address, priority, eligible, tags,
                          signature, sender, from_sync):
         """Merges an Alive or a sync record, checking a trusted member's signature first."""
-        if name == self.name or self._known(name, incarnation, state) or not self._trusted(name):
+        if name == self.name or self._known(name, incarnation, state) or not (self.election.trusted_keys is not None and name in self.election.trusted_keys):
             self._merge(name, incarnation, state, now, address, priority, eligible, tags, sender,
                         from_sync, signature)
             return
@@ -563,7 +558,7 @@ class Node:
             if len(signature) == wire.SIGNATURE_BYTES:
                 self._merge(*token)
             else:
-                self.stats["dropped_unsigned"] = self.stats.get("dropped_unsigned", 0) + 1
+                self._count("unsigned")
             return
         data = wire.alive_signed_bytes(self.codec.cluster_tag, name, incarnation, address, priority,
                                        eligible, tags)
@@ -696,7 +691,7 @@ class Node:
                 self._reannounced_at = now
                 self._broadcast_self()
             return
-        if incarnation >= _MAX_INCARNATION or incarnation > self.incarnation + INCARNATION_WINDOW:
+        if incarnation >= _MAX_INCARNATION or incarnation > self.incarnation + _INCARNATION_WINDOW:
             # Only we raise our incarnation, one step at a time: news far
             # above it is forged. Counted, never adopted (adopting it could
             # pin us at the ceiling, where we could never refute again).
@@ -1064,6 +1059,9 @@ class Node:
             self._events.append(event)
 
     def _drop(self, reason, addr):
+        self._count(reason)
+        self._emit(events.DatagramDropped(reason=reason, address=addr))
+
+    def _count(self, reason):
         key = "dropped_" + reason
         self.stats[key] = self.stats.get(key, 0) + 1
-        self._emit(events.DatagramDropped(reason=reason, address=addr))

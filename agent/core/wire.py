@@ -554,7 +554,7 @@ def _read_str(data, pos, end, limit):
     return bytes(data[pos:pos + length]).decode("utf-8"), pos + length
 
 
-def _read_name(data, pos, end, ping=False):
+def _read_name(data, pos, end, target=False):
     # A member name: 1..64 bytes, no control characters, not "*" (name_error).
     if pos >= end:
         raise WireError("truncated")
@@ -566,7 +566,7 @@ def _read_name(data, pos, end, ping=False):
     name = raw.decode("utf-8")
     if not n:
         raise WireError("malformed")  # empty name
-    if _bad_name_bytes(raw) and not (ping and raw == b"*"):
+    if _bad_name_bytes(raw) and not (target and raw == b"*"):
         raise WireError("malformed")  # control characters, or "*"
     return name, pos + n
 

@@ -10,7 +10,7 @@ Plain functions and asserts: runs under CPython (pytest) and MicroPython
 test_election_deferred (SHA-256 based): the flow is tested, not the crypto.
 """
 
-from agent.core import election, wire
+from agent.core import wire
 from test_election_deferred import fake_check, fake_sign, key_of
 from test_node import PROFILE, Net
 
@@ -19,7 +19,10 @@ PRIORITIES = {"a": 200, "b": 150, "c": 100, "d": 90, "e": 80}
 TRUSTED = {}
 for _name in PRIORITIES:
     TRUSTED[_name] = key_of(_name)
-TIMEOUT_MS = election.LEADER_TIMEOUT_INTERVALS * PROFILE.claim_interval_ms
+# The core's leader timeout: three claim intervals without a fresh heartbeat.
+TIMEOUT_MS = 3 * PROFILE.claim_interval_ms
+# The core's window above the highest term seen (election.py).
+TERM_WINDOW = 1 << 16
 
 
 class CountingCheck:
@@ -167,7 +170,7 @@ def test_a_replayed_heartbeat_does_not_keep_a_crashed_leader():
 def test_a_claim_far_above_the_term_is_refused():
     net = signed_cluster()
     b = net.by_name["b"]
-    term = b.election.term + election.TERM_WINDOW + 1
+    term = b.election.term + TERM_WINDOW + 1
     data = wire.claim_signed_bytes(b.codec.cluster_tag, term, "c", 100, 0, 0)
     forge(net, "b", [wire.Claim(term=term, name="c", priority=100, incarnation=0, counter=0,
                          signature=fake_sign("c")(data))], sender="c")
