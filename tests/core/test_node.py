@@ -686,11 +686,13 @@ def test_malformed_datagrams_are_counted_with_their_reason():
     bad_utf8 = ping[:6] + bytes([2]) + b"\xff\xfe" + ping[6 + 1 + 4:]
     alive = wire.encode_message(wire.Alive(name="m", incarnation=1, address=("1.2.3.4", 5), priority=1,
                                            eligible=True, tags=None))
-    bad_eligible = header + alive[:-2] + b"\x02" + alive[-1:]
+    # The Alive body ends: eligible, tag count (0), signature length (0).
+    bad_eligible = header + alive[:-3] + b"\x02" + alive[-2:]
     cases = [
         (b"", "truncated"),
         (b"\x01\x00\x00", "truncated"),
-        (b"\x02" + ping[1:], "version"),
+        (b"\x03" + ping[1:], "version"),
+        (b"\x01" + ping[1:], "version"),
         (b"\x00" + ping[1:], "version"),
         (_sealed([wire.Ping(seq=1, target="obs")], cluster="other"), "cluster"),
         (ping[:1] + b"\x80" + ping[2:], "malformed"),
