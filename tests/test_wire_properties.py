@@ -2,8 +2,10 @@
 
 Round trips of arbitrary valid messages through Codec.seal / Codec.open, with
 and without a keyring; the decoder fuzzed with arbitrary and mutated
-datagrams, where WireError is the only exception allowed; key rotation.
-The byte-exact reference is tests/vectors/wire_v1.json (tests/core/test_wire.py).
+datagrams, where WireError is the only exception allowed; key rotation; the
+name rule (wire.name_error) held on both sides: what the encoder accepts
+decodes, and no decoded name holds a control character or is "*".
+The byte-exact reference is tests/vectors/wire_v2.json (tests/core/test_wire.py).
 """
 
 from hypothesis import HealthCheck, assume, given, settings
@@ -23,7 +25,19 @@ def text_of_bytes(min_bytes, max_bytes):
         lambda s: min_bytes <= len(s.encode("utf-8")) <= max_bytes)
 
 
-names = text_of_bytes(1, wire.MAX_NAME_BYTES)
+# Characters the name rule refuses: C0, DEL, C1.
+CONTROLS = [chr(c) for c in range(0x20)] + [chr(c) for c in range(0x7F, 0xA0)]
+
+
+def is_control(ch):
+    """True for a C0 control, DEL or a C1 control (U+0000..U+001F, U+007F..U+009F)."""
+    return ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F
+
+
+# Any text, with the characters around the rule's edges drawn often.
+any_text = st.text(alphabet=st.sampled_from(CONTROLS + ["*", " ", "~", "\u00a0", "\u00a1", "\u00e9", "a"])
+                   | st.characters(), max_size=70)
+names = text_of_bytes(1, wire.MAX_NAME_BYTES).filter(lambda s: wire.name_error(s) is None)
 hosts = text_of_bytes(0, wire.MAX_HOST_BYTES)
 u32s = st.integers(0, (1 << 32) - 1)
 addresses = st.tuples(hosts, st.integers(0, 0xFFFF))
@@ -37,7 +51,7 @@ signatures = st.just(b"") | st.binary(min_size=wire.SIGNATURE_BYTES, max_size=wi
 
 def member_fields():
     return dict(name=names, incarnation=u32s, address=addresses, priority=st.integers(0, 255),
-                eligible=st.booleans(), tags=tag_maps)
+                eligible=st.booleans(), tags=tag_maps, signature=signatures)
 
 
 records = st.builds(wire.Record, state=st.integers(0, 3), **member_fields())
@@ -52,17 +66,17 @@ def syncs(draw):
 
 
 messages = st.one_of(
-    st.builds(wire.Ping, seq=u32s, target=names),
+    st.builds(wire.Ping, seq=u32s, target=names | st.just(wire.ANY_TARGET)),
     st.builds(wire.Ack, seq=u32s),
     st.builds(wire.Nack, seq=u32s),
     st.builds(wire.PingReq, seq=u32s, target=names, address=addresses),
     st.builds(wire.Alive, **member_fields()),
     st.builds(wire.Suspect, name=names, incarnation=u32s, by=names),
     st.builds(wire.Dead, name=names, incarnation=u32s, by=names),
-    st.builds(wire.Left, name=names, incarnation=u32s),
+    st.builds(wire.Left, name=names, incarnation=u32s, signature=signatures),
     syncs(),
     st.builds(wire.Claim, term=u32s, name=names, priority=st.integers(0, 255), incarnation=u32s,
-              signature=signatures),
+              counter=u32s, signature=signatures),
     st.builds(wire.Resign, term=u32s, name=names, signature=signatures),
 )
 message_lists = st.lists(messages, min_size=1, max_size=5)
@@ -79,13 +93,42 @@ def seal(cluster, sender, raw_keys, msgs):
     return codec.seal([wire.encode_message(m) for m in msgs])
 
 
+def decoded_names(sender, msgs):
+    """Every member name in a decoded datagram, as (field, name)."""
+    yield "sender", sender
+    for m in msgs:
+        if m.type_code == wire.T_SYNC:
+            for r in m.records:
+                yield "record", r.name
+            continue
+        for field in ("name", "by", "target"):
+            if field in m.fields:
+                yield wire.TYPE_NAMES[m.type_code] + "." + field, getattr(m, field)
+
+
+def assert_names_valid(result):
+    """No decoded name holds a control character or is "*" (bar a Ping's any-target)."""
+    if result is None:
+        return
+    for field, name in decoded_names(*result):
+        if field == "Ping.target" and name == wire.ANY_TARGET:
+            continue
+        assert wire.name_error(name) is None, (field, name)
+        assert name != "*" and not any(is_control(c) for c in name), (field, name)
+
+
 def open_or_wire_error(codec, data):
-    """codec.open(data), or None when it raised WireError (anything else fails the test)."""
+    """codec.open(data), or None when it raised WireError (anything else fails the test).
+
+    What it does accept holds only valid names.
+    """
     try:
-        return codec.open(data)
+        result = codec.open(data)
     except WireError as exc:
         assert exc.reason in ("truncated", "version", "cluster", "auth", "malformed"), exc.reason
         return None
+    assert_names_valid(result)
+    return result
 
 
 def assert_stable(result):
@@ -269,6 +312,75 @@ def test_entries_skips_known_records_and_keeps_the_rest_intact(recs, skip):
 
     got = list(sync.records.entries(known))
     assert asked == [(r.name, r.incarnation, r.state) for r in recs]
-    expected = [((r.name, r.incarnation, r.address, r.priority, r.eligible, r.tags), r.state)
+    expected = [((r.name, r.incarnation, r.address, r.priority, r.eligible, r.tags, r.signature), r.state)
                 for r, skipped in zip(recs, skip) if not skipped]
     assert got == expected
+
+
+# --- The name rule on both sides ---------------------------------------------------
+
+
+def name_slots(name):
+    """(slot, sender, messages) with `name` in each member-name field of the protocol in turn."""
+    addr = ("10.0.0.2", 7946)
+    alive = dict(incarnation=1, address=addr, priority=1, eligible=True, tags=None)
+    return [
+        ("sender", name, [wire.Ack(seq=1)]),
+        ("PingReq.target", "a", [wire.PingReq(seq=1, target=name, address=addr)]),
+        ("Alive.name", "a", [wire.Alive(name=name, **alive)]),
+        ("Suspect.name", "a", [wire.Suspect(name=name, incarnation=1, by="a")]),
+        ("Suspect.by", "a", [wire.Suspect(name="a", incarnation=1, by=name)]),
+        ("Dead.by", "a", [wire.Dead(name="a", incarnation=1, by=name)]),
+        ("Left.name", "a", [wire.Left(name=name, incarnation=1)]),
+        ("Claim.name", "a", [wire.Claim(term=1, name=name, priority=1, incarnation=1, signature=b"")]),
+        ("Resign.name", "a", [wire.Resign(term=1, name=name, signature=b"")]),
+        ("Sync.record", "a", [wire.Sync(session=1, reply_wanted=False, join=False, page=0, pages=1,
+                                        records=[wire.Record(name=name, state=0, **alive)])]),
+    ]
+
+
+@FUZZ_SETTINGS
+@given(name=any_text)
+def test_encoder_accepts_exactly_the_names_name_error_accepts_and_they_decode(name):
+    # One rule: the encoder refuses what name_error refuses, in every name
+    # field; whatever it accepts decodes to the same name.
+    try:
+        name.encode("utf-8")
+    except UnicodeError:
+        assume(False)  # a lone surrogate: not text (name_error raises on it too)
+    valid = wire.name_error(name) is None
+    for slot, sender, msgs in name_slots(name):
+        try:
+            data = seal("c", sender, None, msgs)
+        except ValueError:
+            assert not valid, (slot, name)
+            continue
+        assert valid, (slot, name)
+        assert wire.Codec("c", "r").open(data) == (sender, msgs), slot
+
+
+@FUZZ_SETTINGS
+@given(prefix=any_text, bad=st.sampled_from(CONTROLS) | st.just(None), suffix=any_text)
+def test_decoder_refuses_control_characters_and_star_in_every_name_field(prefix, bad, suffix):
+    # Written byte by byte (the encoder would refuse them): a name holding a
+    # control character, or "*", is malformed wherever a member name goes.
+    name = "*" if bad is None else prefix + bad + suffix
+    raw = name.encode("utf-8", "surrogatepass")
+    assume(1 <= len(raw) <= wire.MAX_NAME_BYTES)
+    placeholder = "Q" * len(raw)
+    for slot, sender, msgs in name_slots(placeholder):
+        data = seal("c", sender, None, msgs)
+        assert data.count(placeholder.encode()) == 1, slot
+        try:
+            wire.Codec("c", "r").open(data.replace(placeholder.encode(), raw))
+        except WireError as exc:
+            assert exc.reason == "malformed", (slot, name, exc.reason)
+        else:
+            raise AssertionError("decoded a name holding a control character or \"*\": %s %r" % (slot, name))
+
+
+@SETTINGS
+@given(seq=u32s)
+def test_any_target_decodes_only_as_a_ping_target(seq):
+    data = seal("c", "a", None, [wire.Ping(seq=seq, target=wire.ANY_TARGET)])
+    assert wire.Codec("c", "r").open(data) == ("a", [wire.Ping(seq=seq, target="*")])

@@ -1,9 +1,10 @@
-"""Tests for agent.core.wire against tests/vectors/wire_v1.json (CPython and MicroPython).
+"""Tests for agent.core.wire against tests/vectors/wire_v2.json (CPython and MicroPython).
 
-The JSON is the reference of wire format v1: every positive vector must decode
+The JSON is the reference of wire format v2: every positive vector must decode
 to its meaning and re-encode to the same bytes; every negative vector must be
-refused with WireError of its reason. Plain functions and plain asserts only:
-see tests/mp_runner.py.
+refused with WireError of its reason; every signed-bytes vector must be what
+the *_signed_bytes function of its kind returns. Plain functions and plain
+asserts only: see tests/mp_runner.py.
 """
 
 import binascii
@@ -29,16 +30,16 @@ def _vectors_path():
     try:
         here = __file__
     except NameError:
-        return "tests/vectors/wire_v1.json"
+        return "tests/vectors/wire_v2.json"
     index = here.rfind("/")
     directory = here[:index] if index >= 0 else "."
-    return directory + "/../vectors/wire_v1.json"
+    return directory + "/../vectors/wire_v2.json"
 
 
 def vectors():
-    """The list of vectors from wire_v1.json (read once)."""
+    """The list of vectors from wire_v2.json (read once)."""
     if not _vectors:
-        for path in (_vectors_path(), "tests/vectors/wire_v1.json"):
+        for path in (_vectors_path(), "tests/vectors/wire_v2.json"):
             try:
                 with open(path, "rb") as f:
                     text = f.read().decode("utf-8")
@@ -46,8 +47,18 @@ def vectors():
                 continue
             _vectors.extend(json.loads(text))
             break
-        assert _vectors, "tests/vectors/wire_v1.json not found"
+        assert _vectors, "tests/vectors/wire_v2.json not found"
     return _vectors
+
+
+def datagram_vectors():
+    """The positive and negative datagram vectors (those without "signed")."""
+    return [v for v in vectors() if "signed" not in v]
+
+
+def signed_vectors():
+    """The signed-bytes vectors: a statement ("signed") and the bytes its signature covers ("hex")."""
+    return [v for v in vectors() if "signed" in v]
 
 
 def _unhex(text):
@@ -74,6 +85,7 @@ def _member_meaning(m, out):
     out["priority"] = m.priority
     out["eligible"] = m.eligible
     out["tags"] = m.tags
+    out["signature"] = binascii.hexlify(m.signature).decode()
     return out
 
 
@@ -104,7 +116,7 @@ def to_meaning(msg):
 def _member_values(m):
     return {"name": m["name"], "incarnation": m["incarnation"],
             "address": (m["address"][0], m["address"][1]), "priority": m["priority"],
-            "eligible": m["eligible"], "tags": m["tags"]}
+            "eligible": m["eligible"], "tags": m["tags"], "signature": _unhex(m["signature"])}
 
 
 def from_meaning(m):
@@ -159,8 +171,8 @@ def _key_for(data, hex_keys):
 
 
 def test_vectors_cover_the_protocol():
-    positive = [v for v in vectors() if "error" not in v]
-    negative = [v for v in vectors() if "error" in v]
+    positive = [v for v in datagram_vectors() if "error" not in v]
+    negative = [v for v in datagram_vectors() if "error" in v]
     types = {}
     for v in positive:
         for m in v["messages"]:
@@ -174,10 +186,23 @@ def test_vectors_cover_the_protocol():
         assert reason in reasons, reason
     assert [v for v in positive if v["keyring"]], "no authenticated vector"
     assert [v for v in positive if v.get("reencode") is False], "no unknown-type vector"
+    kinds = {}
+    for v in signed_vectors():
+        kinds[v["signed"]["type"]] = True
+    for kind in ("alive", "left", "claim", "resign"):
+        assert kind in kinds, kind
+    names = {}
+    for v in vectors():
+        assert v["name"] not in names, "repeated vector name " + v["name"]
+        names[v["name"]] = True
+    # The ones PROTOCOL.md cites for what v2 added.
+    for name in ("alive_signed", "left_signed", "claim_heartbeat", "sync_signed_record", "ping_any_target",
+                 "name_control_char", "name_star", "c1_control", "signature_length_bad", "v1_datagram"):
+        assert name in names, name
 
 
 def test_positive_vectors_decode_to_their_meaning():
-    for v in vectors():
+    for v in datagram_vectors():
         if "error" in v:
             continue
         codec = wire.Codec(v["cluster"], "receiver", _keyring(v["keyring"]))
@@ -188,7 +213,7 @@ def test_positive_vectors_decode_to_their_meaning():
 
 
 def test_positive_vectors_reencode_to_their_bytes():
-    for v in vectors():
+    for v in datagram_vectors():
         if "error" in v or v.get("reencode") is False:
             continue
         data = _unhex(v["hex"])
@@ -204,7 +229,7 @@ def test_positive_vectors_reencode_to_their_bytes():
 
 
 def test_negative_vectors_fail_with_their_reason():
-    for v in vectors():
+    for v in datagram_vectors():
         if "error" not in v:
             continue
         codec = wire.Codec(v["cluster"], "receiver", _keyring(v["keyring"]))
@@ -213,21 +238,69 @@ def test_negative_vectors_fail_with_their_reason():
 
 
 def test_vector_header_carries_the_cluster_tag():
-    for v in vectors():
+    for v in datagram_vectors():
         data = _unhex(v["hex"])
-        if len(data) < 6 or data[0] != 1 or v["name"] == "wrong_cluster":
+        if len(data) < 6 or data[0] != wire.VERSION or v["name"] == "wrong_cluster":
             continue
         tag = (data[2] << 24) | (data[3] << 16) | (data[4] << 8) | data[5]
         assert tag == wire.cluster_tag(v["cluster"]), v["name"]
 
 
 def test_unknown_type_vector_skips_only_the_unknown():
-    for v in vectors():
+    for v in datagram_vectors():
         if v["name"] == "unknown_type_skipped":
             sender, messages = wire.Codec(v["cluster"], "r").open(_unhex(v["hex"]))
             assert messages == [wire.Ping(seq=1, target="b"), wire.Ack(seq=1)]
             return
     raise AssertionError("vector unknown_type_skipped missing")
+
+
+def _signed_bytes(cluster, m):
+    """What agent.core.wire says the signature of statement m (a vector's "signed") covers."""
+    tag = wire.cluster_tag(cluster)
+    t = m["type"]
+    if t == "alive":
+        return wire.alive_signed_bytes(tag, m["name"], m["incarnation"], (m["address"][0], m["address"][1]),
+                                       m["priority"], m["eligible"], m["tags"])
+    if t == "left":
+        return wire.left_signed_bytes(tag, m["name"], m["incarnation"])
+    if t == "claim":
+        return wire.claim_signed_bytes(tag, m["term"], m["name"], m["priority"], m["incarnation"], m["counter"])
+    if t == "resign":
+        return wire.resign_signed_bytes(tag, m["term"], m["name"])
+    raise AssertionError("unknown signed type in vector: %r" % t)
+
+
+def test_signed_bytes_vectors():
+    for v in signed_vectors():
+        got = _signed_bytes(v["cluster"], v["signed"])
+        assert got == _unhex(v["hex"]), (v["name"], binascii.hexlify(got))
+
+
+def test_signed_bytes_start_with_their_domain_and_cluster_tag():
+    # One domain per kind of statement: no signature passes for another kind.
+    domains = {"alive": b"leaderd/alive/v2", "left": b"leaderd/left/v2", "claim": b"leaderd/claim/v2",
+               "resign": b"leaderd/resign/v1"}
+    for v in signed_vectors():
+        data = _unhex(v["hex"])
+        domain = domains[v["signed"]["type"]]
+        assert data[:len(domain)] == domain, v["name"]
+        tag = data[len(domain):len(domain) + 4]
+        assert (tag[0] << 24) | (tag[1] << 16) | (tag[2] << 8) | tag[3] == wire.cluster_tag(v["cluster"])
+
+
+def test_alive_signature_covers_the_body_without_its_signature():
+    # PROTOCOL.md 3.4: the statement is the Alive body up to its signature field.
+    for v in datagram_vectors():
+        if v["name"] != "alive_signed":
+            continue
+        _, (alive,) = wire.Codec(v["cluster"], "r").open(_unhex(v["hex"]))
+        body = wire.encode_message(alive)[wire.MESSAGE_HEADER_BYTES:]
+        signed = wire.alive_signed_bytes(wire.cluster_tag(v["cluster"]), alive.name, alive.incarnation,
+                                         alive.address, alive.priority, alive.eligible, alive.tags)
+        assert body == signed[len(wire.ALIVE_DOMAIN) + 4:] + bytes([64]) + alive.signature
+        return
+    raise AssertionError("vector alive_signed missing")
 
 
 # --- Cluster tag and codec --------------------------------------------------
@@ -319,12 +392,49 @@ def test_encode_rejects_out_of_range_integers():
         (wire.Claim(term=1 << 32, name="b", priority=1, incarnation=1, signature=b""), "term"),
         (wire.Claim(term=1, name="b", priority=256, incarnation=1, signature=b""), "priority"),
         (wire.Claim(term=1, name="b", priority=1, incarnation=-1, signature=b""), "incarnation"),
+        (wire.Claim(term=1, name="b", priority=1, incarnation=1, counter=1 << 32, signature=b""), "counter"),
+        (wire.Claim(term=1, name="b", priority=1, incarnation=1, counter=-1, signature=b""), "counter"),
         (wire.Claim(term=1, name="b", priority=1, incarnation=1, signature=b"s" * 63), "signature"),
         (wire.Resign(term=-1, name="b", signature=b""), "term"),
         (wire.Resign(term=1, name="b", signature=b"s" * 65), "signature"),
+        (_alive(signature=b"s" * 63), "signature"),
+        (_alive(signature=b"s" * 65), "signature"),
+        (wire.Left(name="b", incarnation=1, signature=b"s"), "signature"),
     ]
     for msg, word in cases:
         _raises(lambda: wire.encode_message(msg), ValueError, word)
+    record = wire.Record(name="b", incarnation=1, address=("h", 1), priority=1, eligible=True, tags=None,
+                         state=0, signature=b"s" * 32)
+    _raises(lambda: wire.encode_record(record), ValueError, "signature")
+
+
+def test_signed_bytes_range_check_their_fields():
+    tag = wire.cluster_tag("default")
+    _raises(lambda: wire.claim_signed_bytes(tag, 1, "b", 1, 1, 1 << 32), ValueError, "counter")
+    _raises(lambda: wire.claim_signed_bytes(tag, 1 << 32, "b", 1, 1, 0), ValueError, "term")
+    _raises(lambda: wire.claim_signed_bytes(tag, 1, "*", 1, 1, 0), ValueError, "name")
+    _raises(lambda: wire.left_signed_bytes(tag, "b", -1), ValueError, "incarnation")
+    _raises(lambda: wire.left_signed_bytes(tag, "b\x1b", 1), ValueError, "name")
+    _raises(lambda: wire.alive_signed_bytes(tag, "b", 1, ("h", 1), 256, True, None), ValueError, "priority")
+    _raises(lambda: wire.alive_signed_bytes(tag, "", 1, ("h", 1), 1, True, None), ValueError, "name")
+
+
+def test_signed_bytes_differ_in_every_field():
+    # A signature over one statement never covers another: each field counts.
+    tag = wire.cluster_tag("default")
+    base = wire.claim_signed_bytes(tag, 42, "b", 150, 3, 7)
+    for other in (wire.claim_signed_bytes(tag, 42, "b", 150, 3, 8),
+                  wire.claim_signed_bytes(tag, 43, "b", 150, 3, 7),
+                  wire.claim_signed_bytes(tag, 42, "c", 150, 3, 7),
+                  wire.claim_signed_bytes(tag, 42, "b", 151, 3, 7),
+                  wire.claim_signed_bytes(tag, 42, "b", 150, 4, 7),
+                  wire.claim_signed_bytes(wire.cluster_tag("other"), 42, "b", 150, 3, 7)):
+        assert other != base
+    alive = wire.alive_signed_bytes(tag, "b", 2, ("10.0.0.2", 7946), 100, True, None)
+    assert alive != wire.alive_signed_bytes(tag, "b", 2, ("10.0.0.2", 7946), 100, False, None)
+    assert alive != wire.alive_signed_bytes(tag, "b", 2, ("10.0.0.2", 7946), 100, True, {"k": "v"})
+    assert alive != wire.alive_signed_bytes(tag, "b", 2, ("10.0.0.3", 7946), 100, True, None)
+    assert wire.left_signed_bytes(tag, "b", 2) != wire.left_signed_bytes(tag, "b", 3)
 
 
 def test_encode_rejects_bad_names_hosts_and_tags():
@@ -348,9 +458,63 @@ def test_encode_rejects_bad_names_hosts_and_tags():
         _raises(lambda: wire.encode_message(msg), ValueError, word)
     _raises(lambda: wire.Codec("c", name_65), ValueError, "name")
     _raises(lambda: wire.Codec("c", ""), ValueError, "name")
+    _raises(lambda: wire.Codec("c", "*"), ValueError, "name")
+    _raises(lambda: wire.Codec("c", "a\x1b[2J"), ValueError, "name")
     record = wire.Record(name="b", incarnation=1, address=("h", 1), priority=1, eligible=True,
                          tags=None, state=4)
     _raises(lambda: wire.encode_record(record), ValueError, "state")
+
+
+# Names that break the one rule (wire.name_error), and names just inside it.
+BAD_NAMES = ("", "n" * 65, "\u00e9" * 33, "*", "\x00", "a\x1b[2J", "\x1f", "tab\there", "new\nline", "del\x7f",
+             "\u0080", "c1\u009b2J", "\u009f")
+GOOD_NAMES = ("a", " ", "~", "**", "a*", "*a", "\u00a0", "\u00a1\u00bf", "sensor-\u00e9", "\u0100", "\u2028",
+              "\U0001f6f0" * 16, "n" * 64)
+
+
+def test_name_error_is_the_one_rule():
+    for name in BAD_NAMES:
+        assert wire.name_error(name) is not None, name
+    for name in GOOD_NAMES:
+        assert wire.name_error(name) is None, name
+    assert wire.name_error(None) is not None
+    assert wire.name_error(b"a") is not None
+
+
+def test_encode_refuses_what_name_error_refuses_in_every_name_field():
+    for bad in BAD_NAMES:
+        for msg in (wire.Ping(seq=1, target=bad), wire.PingReq(seq=1, target=bad, address=("h", 1)),
+                    _alive(name=bad), wire.Suspect(name=bad, incarnation=1, by="a"),
+                    wire.Suspect(name="a", incarnation=1, by=bad), wire.Dead(name="a", incarnation=1, by=bad),
+                    wire.Left(name=bad, incarnation=1),
+                    wire.Claim(term=1, name=bad, priority=1, incarnation=1, signature=b""),
+                    wire.Resign(term=1, name=bad, signature=b"")):
+            if bad == "*" and msg.type_code == wire.T_PING:
+                continue  # the any-target
+            _raises(lambda: wire.encode_message(msg), ValueError)
+        _raises(lambda: wire.Codec("c", bad), ValueError, "name")
+        record = wire.Record(name=bad, incarnation=1, address=("h", 1), priority=1, eligible=True, tags=None,
+                             state=0)
+        _raises(lambda: wire.encode_record(record), ValueError, "name")
+
+
+def test_good_names_round_trip_in_every_name_field():
+    for good in GOOD_NAMES:
+        codec = wire.Codec("c", good)
+        msgs = [wire.Ping(seq=1, target=good), wire.PingReq(seq=1, target=good, address=("h", 1)),
+                _alive(name=good), wire.Suspect(name=good, incarnation=1, by=good),
+                wire.Dead(name=good, incarnation=1, by=good), wire.Left(name=good, incarnation=1),
+                wire.Claim(term=1, name=good, priority=1, incarnation=1, signature=b""),
+                wire.Resign(term=1, name=good, signature=b"")]
+        assert codec.open(codec.seal([wire.encode_message(m) for m in msgs])) == (good, msgs), good
+
+
+def test_any_target_is_only_a_ping_target():
+    codec = wire.Codec("c", "leaderd-ping")
+    ping = wire.Ping(seq=1, target=wire.ANY_TARGET)
+    assert codec.open(codec.seal([wire.encode_message(ping)])) == ("leaderd-ping", [ping])
+    _raises(lambda: wire.encode_message(wire.PingReq(seq=1, target="*", address=("h", 1))), ValueError, "name")
+    _raises(lambda: wire.encode_message(_alive(name="*")), ValueError, "name")
 
 
 def test_encode_accepts_the_limits():
@@ -359,13 +523,29 @@ def test_encode_accepts_the_limits():
     for i in range(8):
         tags[("k%d" % i) + "x" * 30] = "v" * 32
     msg = _alive(name=name_64, incarnation=(1 << 32) - 1, address=("h" * 64, 65535), priority=255,
-                 tags=tags)
+                 tags=tags, signature=b"\xff" * 64)
     codec = wire.Codec("c", name_64)
     sender, messages = codec.open(codec.seal([wire.encode_message(msg)]))
     assert sender == name_64
     assert messages == [msg]
     for seq in (0, (1 << 32) - 1):
         assert codec.open(codec.seal([wire.encode_message(wire.Ping(seq=seq, target="b"))]))[1][0].seq == seq
+    claim = wire.Claim(term=(1 << 32) - 1, name=name_64, priority=255, incarnation=(1 << 32) - 1,
+                       counter=(1 << 32) - 1, signature=b"\x00" * 64)
+    assert codec.open(codec.seal([wire.encode_message(claim)]))[1] == [claim]
+    left = wire.Left(name=name_64, incarnation=(1 << 32) - 1, signature=b"\x01" * 64)
+    assert codec.open(codec.seal([wire.encode_message(left)]))[1] == [left]
+
+
+def test_claim_counter_defaults_to_zero_and_unsigned_statements_to_empty():
+    assert wire.Claim(term=1, name="b", priority=1, incarnation=1, signature=b"").counter == 0
+    assert _alive().signature == b""
+    assert wire.Left(name="b", incarnation=1).signature == b""
+    assert wire.Record(name="b").signature == b""
+    assert wire.FIELDS[wire.T_CLAIM] == ("term", "name", "priority", "incarnation", "counter", "signature")
+    assert wire.FIELDS[wire.T_ALIVE][-1] == "signature"
+    assert wire.FIELDS[wire.T_LEFT] == ("name", "incarnation", "signature")
+    assert wire.FIELDS[0][-2:] == ("state", "signature")
 
 
 def test_message_class_rejects_unknown_fields():
@@ -381,8 +561,10 @@ def _records(count):
         tags = None
         if i % 3 == 0:
             tags = {"zone": "z%d" % (i % 5), "role": "r" * (i % 20)}
+        signature = bytes([i % 256]) * 64 if i % 2 else b""
         out.append(wire.Record(name="member-%03d" % i, incarnation=i * 7, address=("10.0.%d.%d" % (i // 250, i % 250), 7946),
-                               priority=i % 256, eligible=(i % 4 != 0), tags=tags, state=i % 4))
+                               priority=i % 256, eligible=(i % 4 != 0), tags=tags, state=i % 4,
+                               signature=signature))
     return out
 
 
@@ -402,13 +584,13 @@ def _open_pages(pages, session, reply_wanted, join):
 
 def test_sync_pages_fit_the_budget_and_keep_order():
     records = _records(60)
-    for budget in (120, 300, 512, 1400 - wire.Codec("c", "a").overhead()):
+    for budget in (160, 300, 512, 1400 - wire.Codec("c", "a").overhead()):
         pages = wire.encode_sync_pages(0xABCDEF01, True, False, records, budget)
         for page in pages:
             assert len(page) <= budget, (budget, len(page))
         assert _open_pages(pages, 0xABCDEF01, True, False) == records
     # The smallest budget needs many pages; the MTU budget few.
-    assert len(wire.encode_sync_pages(1, False, True, records, 120)) > 10
+    assert len(wire.encode_sync_pages(1, False, True, records, 160)) > 10
     assert len(wire.encode_sync_pages(1, False, True, records, 1400)) <= 4
 
 
