@@ -514,7 +514,7 @@ class Election:
                 # Never out-claimed, never followed while we hold it dead:
                 # probed, so that if it lives it refutes and is followed.
                 if member is not None:
-                    node.probe_member(member, now)
+                    node.tell_dead(member, member.address, now)
                 return "not_member"
         if self.insecure:
             return None
@@ -541,10 +541,10 @@ class Election:
             self._note((_FAIL, msg.name, msg.term), now)
         return reason
 
-    def check(self, name, data, signature, token, now, urgent=False):
+    def check(self, name, data, signature, msg, now, urgent=False):
         """Checks `name`'s signature over `data`: None if good, else "bad_signature", "untrusted",
         "unsigned", "busy" (no budget left) or "pending" (deferred: token comes back from
-        verification_done)."""
+        verification_done: msg, what waits)."""
         key = self.trusted_keys.get(name) if self.trusted_keys is not None else None
         if key is None:
             return "untrusted"
@@ -568,7 +568,7 @@ class Election:
             if ok is None:
                 # The shell verifies in slices (a board) and reports back
                 # through verification_done(); the statement waits for it.
-                self._pending[cache_key] = token
+                self._pending[cache_key] = msg
                 return "pending"
             ok = bool(ok)
             self._remember(cache_key, ok)

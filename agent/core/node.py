@@ -154,7 +154,7 @@ class Node:
         # checked before the metadata is merged (servers), or only carried
         # (boards: most of a second a check; they follow the leader's
         # verified heartbeats and verify no member records).
-        self._member_checks = member_checks
+        self.member_checks = member_checks
         # [statement bytes, signature] of our own Alive; signature None while
         # a deferring signer (a board) signs it.
         self._alive_signed = None
@@ -439,7 +439,7 @@ class Node:
             self.election.evaluate(now)
         member = self.table.get(sender)
         if member is not None and member.state == STATE_DEAD:
-            self._tell_dead(member, addr, now)
+            self.tell_dead(member, addr, now)
 
     # --- Message handling -----------------------------------------------
 
@@ -554,7 +554,7 @@ class Node:
                         from_sync, signature)
             return
         token = (name, incarnation, state, now, address, priority, eligible, tags, sender, from_sync, signature)
-        if not self._member_checks:
+        if not self.member_checks:
             if len(signature) == wire.SIGNATURE_BYTES:
                 self._merge(*token)
             else:
@@ -745,10 +745,7 @@ class Node:
                                               priority=m.priority, eligible=m.eligible, tags=m.tags,
                                               signature=m.signature))
 
-    def probe_member(self, member, now):
-        """Tells a member we hold dead that we do (rate-limited), so it refutes if it lives."""
-        if not member.is_live():
-            self._tell_dead(member, member.address, now)
+
 
     # --- Probing --------------------------------------------------------
 
@@ -1032,7 +1029,7 @@ class Node:
             mult += 1
         return interval * mult
 
-    def _tell_dead(self, member, addr, now):
+    def tell_dead(self, member, addr, now):
         """Tells a member we hold dead that we do, so it can refute (rate-limited)."""
         last = self._told_dead.get(member.name)
         if last is not None and now - last < self.profile.probe_interval_ms:
