@@ -125,6 +125,111 @@ def stripped_source(rel, text):
     return ast.unparse(tree) + "\n"
 
 
+# Private names, shortened per module. Every identifier a module's bytecode
+# uses is a qstr, interned in the heap for good when the .mpy loads, and the
+# board's qstr pool grows in steps: past ~620 names the next pool costs ~8 KB
+# of a 128k heap at once (docs/BOARDS.md). So the board build renames each
+# module's private names (a leading underscore, not dunder) that the module
+# itself defines to _a, _b, ... in order of first appearance: the same short
+# names in every module, so the private names of all modules together cost
+# only as many qstrs as the module with the most. Names one module imports
+# from another (ed25519 takes _run from sha512) keep theirs. A private name
+# is never reached from outside its module on a board (a test checks it:
+# tests/test_board_config.py), and the sources are unchanged: tests run them
+# as written.
+
+
+def _short_name(index):
+    letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    name = ""
+    index += 1
+    while index:
+        index -= 1
+        name = letters[index % len(letters)] + name
+        index //= len(letters)
+    return "_" + name
+
+
+def _private(name):
+    return name.startswith("_") and not name.startswith("__") and len(name) > 1
+
+
+def imported_names(texts):
+    """Names imported with `from ... import` by any of the given sources (they keep their names)."""
+    out = set()
+    for text in texts:
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ImportFrom):
+                out.update(alias.asname or alias.name for alias in node.names)
+                out.update(alias.name for alias in node.names)
+    return out
+
+
+def private_names(text):
+    """(defined, used): the private names a source defines, and those it uses (see shortened_source)."""
+    defined = set()
+    used = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, ast.arg):
+            defined.add(node.arg)
+        elif isinstance(node, ast.Name):
+            (defined if isinstance(node.ctx, ast.Store) else used).add(node.id)
+        elif isinstance(node, ast.Attribute):
+            (defined if isinstance(node.ctx, ast.Store) else used).add(node.attr)
+    return set(n for n in defined if _private(n)), set(n for n in used if _private(n))
+
+
+def shortened_source(text, keep=frozenset()):
+    """text with the private names it defines renamed to short ones (see above)."""
+    tree = ast.parse(text)
+    defined = []
+    seen = set()
+
+    def define(name):
+        if _private(name) and name not in keep and name not in seen:
+            seen.add(name)
+            defined.append(name)
+
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            define(node.name)
+        elif isinstance(node, ast.arg):
+            define(node.arg)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            define(node.id)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            define(node.attr)
+    taken = set(keep)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            taken.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            taken.add(node.attr)
+    mapping = {}
+    index = 0
+    for name in defined:
+        short = _short_name(index)
+        while short in taken:  # a short name the module already uses as it is
+            index += 1
+            short = _short_name(index)
+        index += 1
+        mapping[name] = short
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in mapping:
+            node.name = mapping[node.name]
+        elif isinstance(node, ast.arg) and node.arg in mapping:
+            node.arg = mapping[node.arg]
+        elif isinstance(node, ast.Name) and node.id in mapping:
+            node.id = mapping[node.id]
+        elif isinstance(node, ast.Attribute) and node.attr in mapping:
+            node.attr = mapping[node.attr]
+        elif isinstance(node, ast.keyword) and node.arg in mapping:
+            node.arg = mapping[node.arg]
+    return ast.unparse(tree) + "\n"
+
+
 # mpy-cross -O3: no assert statements and no line-number tables (the
 # bytecode is ~5 % smaller, and on a board the bytecode lives in the heap).
 # A traceback then names the function but not the line; --debug keeps both.
@@ -142,20 +247,24 @@ def build(out=DEFAULT_OUT, compat=None, extra=(), log=print, debug=False):
         shutil.rmtree(out)
     os.makedirs(out)
     written = []
+    sources = {}
+    for rel in core_sources() + ["micropython/" + name for name in SHELL_MODULES]:
+        with open(os.path.join(ROOT, rel)) as handle:
+            sources[rel] = handle.read()
+    keep = imported_names(sources.values())
     with tempfile.TemporaryDirectory() as scratch:
-        for rel in core_sources():
-            target_rel = rel[:-3] + ".mpy"
-            with open(os.path.join(ROOT, rel)) as handle:
-                text = handle.read()
+        for rel in sorted(sources):
+            text = sources[rel]
+            if not debug:
+                if rel.startswith("agent/"):
+                    text = stripped_source(rel, text)
+                text = shortened_source(text, keep)
             source = os.path.join(scratch, rel.replace("/", "_"))
             with open(source, "w") as handle:
-                handle.write(text if debug else stripped_source(rel, text))
-            compile_one(source, os.path.join(out, target_rel), module_name(rel), compat, extra)
+                handle.write(text)
+            target_rel = (rel[len("micropython/"):] if rel.startswith("micropython/") else rel)[:-3] + ".mpy"
+            compile_one(source, os.path.join(out, target_rel), module_name(target_rel[:-4] + ".py"), compat, extra)
             written.append(target_rel)
-    for name in SHELL_MODULES:
-        target_rel = name[:-3] + ".mpy"
-        compile_one(os.path.join(HERE, name), os.path.join(out, target_rel), module_name(name), compat, extra)
-        written.append(target_rel)
     shutil.copyfile(os.path.join(HERE, ENTRY), os.path.join(out, ENTRY))
     written.append(ENTRY)
     # mip installs these into /lib; main.py goes to the root by hand (README.md).
