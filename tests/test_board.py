@@ -317,23 +317,28 @@ def test_board_keeps_answering_pings_while_it_verifies(runtime, tmp_path):
             mark = board.mark()
             rtts = []
             term = info["term"]
+            def checks_done():
+                return [int(r["log"].split()[1]) for r in board.records("log", since=mark)
+                        if r["log"].startswith("verifications:")]
             for batch in range(4):
                 # 8 at a time: the core holds at most 8 claims waiting for a check.
-                sent_before = len(board.records(event="claim_rejected", since=mark))
+                done_before = len(checks_done())
                 for k in range(8):
                     term += 1
                     _send(_forged_claim(cluster, "node-0", term, "node-0", member["priority"],
                                         member["incarnation"], forger), board.address)
-                while len(board.records(event="claim_rejected", since=mark)) < sent_before + 8:
+                while len(checks_done()) < done_before + 8:
                     rtt = pinger.ping()
                     assert rtt is not None, "a ping went unanswered during the checks\n" + describe()
                     rtts.append(rtt)
                     assert len(rtts) < 5000, describe()
+            # Every forged claim was checked and refused; the refusals are
+            # reported at most once per claimant per claim interval.
             rejected = board.records(event="claim_rejected", since=mark)
-            assert len(rejected) == 32 and set(r["reason"] for r in rejected) == {"bad_signature"}, rejected
-            took = [int(r["log"].split()[1]) for r in board.records("log", since=mark)
-                    if r["log"].startswith("verifications:")]
-            assert len(took) == 32, board.describe()
+            assert rejected and set(r["reason"] for r in rejected) == {"bad_signature"}, rejected
+            took = checks_done()
+            # The 32 forged claims, and the leader's heartbeats meanwhile.
+            assert len(took) >= 32, board.describe()
             assert rtts, "no ping ran during the checks"
             assert max(rtts) < sum(took) + 50, (max(rtts), took)
             assert board.leader() == ("node-0", info["term"]), board.describe()

@@ -275,7 +275,10 @@ def name_error(name):
     """
     if not isinstance(name, str):
         return "must be a string"
-    data = name.encode("utf-8")
+    try:
+        data = name.encode("utf-8")
+    except UnicodeError:
+        return "must be valid UTF-8"
     if not data or len(data) > MAX_NAME_BYTES:
         return "must be 1..%d bytes of UTF-8" % MAX_NAME_BYTES
     if _bad_name_bytes(data):
@@ -284,23 +287,31 @@ def name_error(name):
 
 
 def _bad_name_bytes(raw):
-    # raw: the non-empty UTF-8 bytes of a name. min() and `in` run in C on
-    # both runtimes: cheap on the decoder's hot path (a record per member).
-    if min(raw) < 0x20 or b"\x7f" in raw or raw == b"*":
+    # raw: the non-empty UTF-8 bytes of a name. Refused: C0 controls, DEL,
+    # C1 controls (U+0080..U+009F are C2 80..C2 9F; CSI among them), "*",
+    # and the byte patterns of invalid UTF-8 that MicroPython decodes
+    # anyway (overlong forms of those characters, surrogates): CPython's
+    # decoder refuses them, so both runtimes agree.
+    if raw == b"*":
         return True
-    i = raw.find(b"\xc2")
-    while i >= 0:
-        # U+0080..U+009F (C1 controls, CSI among them) are C2 80..C2 9F.
-        if i + 1 < len(raw) and 0x80 <= raw[i + 1] <= 0x9F:
+    prev = 0
+    for b in raw:
+        if b < 0x20 or b == 0x7F or b == 0xC0 or b == 0xC1 or b >= 0xF5:
             return True
-        i = raw.find(b"\xc2", i + 1)
+        if (prev == 0xC2 and b <= 0x9F) or (prev == 0xE0 and b < 0xA0) or (prev == 0xF0 and b < 0x90) \
+                or (prev == 0xED and b >= 0xA0):
+            return True
+        prev = b
     return False
 
 
 def _str8(text, limit, what):
     data = text.encode("utf-8")
-    if len(data) > limit or (what == "name" and (not data or _bad_name_bytes(data))):
-        raise ValueError("%s must be 1..%d bytes of UTF-8 without control characters: %r" % (what, limit, text))
+    if what == "name" and (not data or len(data) > limit or _bad_name_bytes(data)):
+        raise ValueError("name must be 1..%d bytes of UTF-8, not \"*\", without control characters: %r"
+                         % (limit, text))
+    if len(data) > limit:
+        raise ValueError("%s must be 0..%d bytes of UTF-8: %r" % (what, limit, text))
     return bytes([len(data)]) + data
 
 
