@@ -57,8 +57,8 @@ a bad signature a (name, term) gets one more check per claim interval; and
 checks are paid from a token bucket (refused as "busy" when it is empty:
 the statement comes again with the next gossip or sync). The claims and
 heartbeats of the leader followed and of the expected winner, and their
-metadata, draw on a bucket and two pending slots of their own, so a flood
-of other signatures never starves them.
+metadata, may take the bucket's last _RESERVE checks and two more pending
+slots, so a flood of other signatures never starves them.
 """
 
 from agent.core import events, wire
@@ -80,10 +80,11 @@ _TERM_WINDOW = const(1 << 16)
 # A follower drops a leader whose last heartbeat is this many claim
 # intervals old: two lost heartbeats in a row are not a failure.
 _LEADER_TIMEOUT_INTERVALS = const(3)
-# Checks a second, and at most at once, from the bucket of all checks and
-# from the urgent one (the leader's and the expected winner's).
+# Checks a second (and twice that at once) from the token bucket; the last
+# _RESERVE of it only the urgent ones (the leader's, the expected winner's)
+# may take.
 _RATE = const(500)
-_URGENT_RATE = const(20)
+_RESERVE = const(40)
 # Checks that may wait for a deferring verifier (a board), and the small
 # tables (hints sent, failures, reports) before they start afresh.
 _MAX_PENDING = const(8)
@@ -120,12 +121,12 @@ class Election:
         self._awaiting = None         # (candidate, since) while we wait for its claim
         self.settled_term = 0         # claims below this term are stale...
         self.resigned_leader = None   # ...and this one's at exactly that term
+        self.settled_leader = None    # the leader dropped: its spent heartbeats are stale too
         self.settled_claim = None     # the claim we dropped, encoded (a hint for stale leaders)
         self.claim_message = None     # the accepted claim (its latest heartbeat), encoded
         self.reassert_at = None
         self.wake_at = None           # hold-down or preempt delay ends
         self.candidate_since = None   # since when this node can lead (joined, eligible)
-        self._counter = 0             # our own heartbeat counter, as leader
         self._signing = None          # claim bytes a deferring signer is signing
         self._signed = None           # (claim bytes, signature) it gave back
         # (_HINT, name, term): a rival shown our claim; (_WAIT, name, term):
@@ -137,9 +138,8 @@ class Election:
         self._verified = {}           # bytes + signature -> verdict
         self._pending = {}            # bytes + signature -> what waits for the check
         self._cache_size = cache_size or 64
-        # Token buckets, in milli-checks: [level, last refill].
+        # The token bucket, in milli-checks: [level, last refill].
         self._budget = [_RATE * 2000, now]
-        self._urgent = [_URGENT_RATE * 2000, now]
         # Best (priority, name) among the other members, cached: the table
         # can hold a thousand members and changes arrive one at a time.
         self._others_key = None
@@ -316,9 +316,9 @@ class Election:
 
     def heartbeat(self, now):
         """As leader: re-asserts the claim at once, counter one higher, signed afresh."""
-        if self.leader != self.node.name or self._counter >= _MAX_TERM:
+        if self.leader != self.node.name or self.leader_counter >= _MAX_TERM:
             return
-        self._claim(now, self.leader_term, self._counter + 1)
+        self._claim(now, self.leader_term, self.leader_counter + 1)
 
     # --- Claims ---------------------------------------------------------
 
@@ -345,7 +345,6 @@ class Election:
                            incarnation=node.incarnation, counter=counter, signature=signature)
         old = self.leader
         old_term = self.leader_term
-        self._counter = counter
         self._follow(claim, now)
         if counter == 0:
             node.send_to_all([self.claim_message])
@@ -380,6 +379,7 @@ class Election:
         # coming back, or from a rival of the same term. Not from a leader
         # that resigned it.
         self.resigned_leader = old if resigned else None
+        self.settled_leader = old
         self.leader = None
         self.claim_message = None
         self.leader_seen_at = None
@@ -416,7 +416,8 @@ class Election:
             self._claim_while_led(claim, now)
             return
         if claim.term < self.settled_term or (claim.term == self.settled_term and (
-                claim.name == self.resigned_leader or claim.counter <= self.leader_counter)):
+                claim.name == self.resigned_leader
+                or (claim.name == self.settled_leader and claim.counter <= self.leader_counter))):
             node.stats["claims_stale"] += 1
             # A leader that never heard of the later term keeps asserting its
             # old one, which we may not follow (terms must not fall): show
@@ -557,9 +558,14 @@ class Election:
                 return "pending"
             # Checked before the verifier runs: a shell that defers queues
             # one job per call, so this bounds its queue too.
+            bucket = self._budget
+            if now > bucket[1]:
+                bucket[0] = min(bucket[0] + (now - bucket[1]) * _RATE, _RATE * 2000)
+                bucket[1] = now
             if len(self._pending) >= _MAX_PENDING + (2 if urgent else 0) \
-                    or not self._take(self._urgent if urgent else self._budget, _URGENT_RATE if urgent else _RATE, now):
+                    or bucket[0] < (1000 if urgent else 1000 + _RESERVE * 1000):
                 return "busy"
+            bucket[0] -= 1000
             self.node.stats["signature_checks"] += 1
             try:
                 ok = self.verifier(key, data, signature)
@@ -573,17 +579,6 @@ class Election:
             ok = bool(ok)
             self._remember(cache_key, ok)
         return None if ok else "bad_signature"
-
-    def _take(self, bucket, rate, now):
-        # One check from a token bucket of 2 s worth of `rate` (milli-checks).
-        elapsed = now - bucket[1]
-        if elapsed > 0:
-            bucket[0] = min(bucket[0] + elapsed * rate, rate * 2000)
-            bucket[1] = now
-        if bucket[0] < 1000:
-            return False
-        bucket[0] -= 1000
-        return True
 
     def _remember(self, cache_key, ok):
         if len(self._verified) >= self._cache_size:
@@ -614,7 +609,7 @@ class Election:
         self._signing = None
         self._signed = (data, signature)
         if self.leader == self.node.name:
-            self._claim(now, self.leader_term, self._counter + 1)  # a heartbeat
+            self._claim(now, self.leader_term, self.leader_counter + 1)  # a heartbeat
         else:
             self.evaluate(now)
 
