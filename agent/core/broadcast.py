@@ -75,17 +75,23 @@ class BroadcastQueue:
     def __len__(self):
         return len(self._by_key)
 
-    def enqueue(self, key, payload):
-        """Queues `payload` (bytes) under `key`, replacing any pending one for that key."""
+    def enqueue(self, key, payload, transmits=0):
+        """Queues `payload` (bytes) under `key`, replacing any pending one for that key.
+
+        transmits: transmissions to count as done already, for an update that
+        needs fewer than the limit (it is also handed out after the fresher
+        ones): the leader's heartbeats, relayed by followers, come again in a
+        claim interval.
+        """
         old = self._by_key.get(key)
         if old is not None:
             self._unlink(old)
         self._seq += 1
-        entry = [self._seq, key, payload, 0]
+        entry = [self._seq, key, payload, transmits]
         self._by_key[key] = entry
-        bucket = self._buckets.get(0)
+        bucket = self._buckets.get(transmits)
         if bucket is None:
-            self._buckets[0] = [entry]
+            self._buckets[transmits] = [entry]
         else:
             # The newest seq of all: appending keeps the bucket sorted.
             bucket.append(entry)

@@ -62,6 +62,7 @@ slots, so a flood of other signatures never starves them.
 """
 
 from agent.core import events, wire
+from agent.core.broadcast import retransmit_limit
 
 try:
     from micropython import const
@@ -365,7 +366,15 @@ class Election:
         if claim.term > self.term:
             self.term = claim.term
         self.claim_message = wire.encode_message(claim)
-        self.node.broadcasts.enqueue(_CLAIM_KEY, self.claim_message)
+        node = self.node
+        spent = 0
+        if claim.counter > 0 and claim.name != node.name:
+            # A heartbeat relayed by a follower: retransmit_mult times, not
+            # retransmit_mult * log10(n): the next one comes in a claim
+            # interval, and a follower drops the leader only after three
+            # missed (the leader itself, and every state sync, carry it too).
+            spent = retransmit_limit(node.profile.retransmit_mult, node.live_count()) - node.profile.retransmit_mult
+        node.broadcasts.enqueue(_CLAIM_KEY, self.claim_message, spent)
 
     def _drop_leader(self, now, resigned=False):
         old = self.leader
