@@ -474,10 +474,18 @@ def _trusted_map(value):
             continue
         try:
             raw = base64.b64decode(text.strip(), validate=True) if isinstance(text, str) else b""
-            result[name] = keyfiles.decode_public_key(raw, name)
         except (binascii.Error, ValueError):
-            problems.append(("." + name, text, "expected the base64 of a 32-byte Ed25519 public key "
-                             "(the one line of %s.pub)" % name))
+            raw = b""
+        if len(raw) != keyfiles.KEY_BYTES:
+            problem = "expected the base64 of a 32-byte Ed25519 public key (the one line of %s.pub)" % name
+        else:
+            problem = keyfiles.public_key_problem(raw)
+            if problem is not None:
+                problem = "not a usable Ed25519 public key: " + problem
+        if problem is not None:
+            problems.append(("." + name, text, problem))
+            continue
+        result[name] = bytes(raw)
     if problems:
         raise _Bad("", problems=problems)
     return _frozen_map(result)

@@ -37,7 +37,8 @@ cluster
 election
   signing_key       base64 32-byte Ed25519 seed (NAME.key); with priority > 0 the board is a candidate
   signing_key_file  the same, from a file on the board
-  trusted_keys      map of name -> base64 public key; without it claims are not verified (insecure)
+  trusted_keys      map of name -> base64 public key; without it claims are not verified (insecure);
+                    keys of small order or not canonical are refused (ed25519.key_problem)
   preempt           default: true
   preempt_delay     duration                             default: 5s
 gossip
@@ -308,6 +309,12 @@ def _check(kind, value):
         raise ValueError("not valid base64 (expected %s)" % what)
     if len(raw) < _MIN_CLUSTER_KEY_BYTES if kind == _CLUSTER_KEY else len(raw) != _KEY_BYTES:
         raise ValueError("expected the base64 of %s, got %d bytes" % (what, len(raw)))
+    if kind == _PUBLIC_KEY:
+        # Small-order and non-canonical keys: ed25519.key_problem says why.
+        import ed25519
+        problem = ed25519.key_problem(raw)
+        if problem is not None:
+            raise ValueError("not a usable Ed25519 public key: " + problem)
     return raw
 
 

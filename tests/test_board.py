@@ -492,3 +492,16 @@ def test_bad_config_exits_2_naming_each_key(runtime, tmp_path):
                 "election.trusted_keys", "election.preempt_delay", "gossip.profile", "gossip.probe_interval",
                 "api: unknown section"):
         assert key in text, "%s not named:\n%s" % (key, text)
+
+
+def test_a_small_order_trusted_key_stops_the_board_naming_the_key(runtime, tmp_path):
+    good = keyfiles.public_bytes(Ed25519PrivateKey.generate())
+    small_order = bytes(32)   # all zeros: a point of order 4; signatures verify under it without a private key
+    cfg = board_config("keys", free_udp_port(), "test", [],
+                       trusted_keys={"pi": good, "mallory": small_order})
+    board = BoardProcess(runtime, cfg, str(tmp_path))
+    board.start()
+    assert board.wait_exit(TIMEOUT) == 2, board.describe()
+    text = "\n".join(board.logs())
+    assert "election.trusted_keys" in text and "mallory: not a usable Ed25519 public key: small order" in text, text
+    assert not board.records(event="started"), board.describe()

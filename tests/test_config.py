@@ -409,6 +409,27 @@ def test_trusted_map_alone_is_enough():
     assert not config.load_runtime(c).insecure
 
 
+def test_small_order_and_non_canonical_trusted_keys_are_refused_naming_the_key_and_file(keydir):
+    small_order = bytes(32)                                    # all zeros: a point of order 4
+    not_canonical = (2 ** 255 - 19).to_bytes(32, "little")     # y = p
+    with pytest.raises(config.ConfigError) as info:
+        config.parse_config({"node": {"name": "x", "bind": "127.0.0.1:1"},
+                             "election": {"trusted_keys": {
+                                 "zero": base64.b64encode(small_order).decode(),
+                                 "big-y": base64.b64encode(not_canonical).decode()}}})
+    errors = sorted(info.value.errors)
+    assert len(errors) == 2, errors
+    assert errors[0].startswith("election.trusted_keys.big-y: ") and "not canonical" in errors[0], errors
+    assert errors[1].startswith("election.trusted_keys.zero: ") and "small order" in errors[1], errors
+    (keydir / "trusted" / "evil.pub").write_text(base64.b64encode(small_order).decode() + "\n")
+    c = write_config(keydir, "node: {name: node-a, bind: 127.0.0.1:1}\n"
+                             "election: {signing_key_file: node-a.key, trusted_keys_dir: trusted}\n")
+    with pytest.raises(config.ConfigError) as info:
+        config.load_runtime(c)
+    assert re.match(r"election\.trusted_keys_dir: .*/trusted/evil\.pub: not a usable Ed25519 public key: "
+                    r"a point of small order", info.value.errors[0]), info.value.errors
+
+
 def test_own_key_missing_from_trust_list_is_added_with_a_warning(keydir):
     keys.keygen("node-z", str(keydir))
     c = write_config(keydir, "node: {name: node-z, bind: 127.0.0.1:1}\n"

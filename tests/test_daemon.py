@@ -625,3 +625,27 @@ def test_bad_config_is_refused_naming_the_key(tmp_path, mutation, key):
     assert key in ran.stderr, ran.stderr
     assert "Traceback" not in ran.stderr, ran.stderr
     assert not sock.exists(), "a refused config must not open the API socket"
+
+
+def test_a_small_order_trusted_key_stops_startup_naming_the_file(tmp_path):
+    sock = tmp_path / "api.sock"
+    trusted = tmp_path / "trusted"
+    trusted.mkdir()
+    keyfiles.keygen("good", str(tmp_path))
+    os.replace(tmp_path / "good.pub", trusted / "good.pub")
+    # The identity point: any signature (R = [S]B, S) verifies under it.
+    (trusted / "mallory.pub").write_text("AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n")
+    cfg = {"node": {"name": "good", "priority": 100, "bind": "127.0.0.1:%d" % free_udp_port()},
+           "election": {"signing_key_file": str(tmp_path / "good.key"), "trusted_keys_dir": str(trusted)},
+           "gossip": {"profile": "local"}, "api": {"socket": str(sock)}}
+    path = tmp_path / "leaderd.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    ran = run_cli("run", "--config", path, timeout=20)
+    assert ran.returncode == 2, ran
+    assert "%s: not a usable Ed25519 public key: a point of small order" % (trusted / "mallory.pub") in ran.stderr, \
+        ran.stderr
+    assert "Traceback" not in ran.stderr, ran.stderr
+    assert not sock.exists()
+    (trusted / "mallory.pub").unlink()
+    checked = run_cli("check-config", path)
+    assert checked.returncode == 0, checked
