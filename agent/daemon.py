@@ -18,6 +18,7 @@ import sys
 import time
 
 from agent import config as config_mod
+from agent import state as state_file
 from agent.api import ApiServer, ApiStartError
 from agent.core.node import Node
 from agent.health import HealthChecker
@@ -94,9 +95,15 @@ class Agent:
             advertise = (advertise[0], sock.getsockname()[1])
         now = self.now_ms()
         self.term_file = _term_file(cfg)
-        self.saved_term = _read_term(self.term_file)
-        self.node = Node(rng=random.SystemRandom(), now=now, term=self.saved_term,
+        saved_term, saved_incarnation = state_file.read(self.term_file)
+        incarnation = state_file.start_incarnation(saved_incarnation)
+        # What the file holds; _save_state() writes it again when either value grows.
+        self._saved = (saved_term, -1 if saved_incarnation is None else saved_incarnation)
+        self._term = saved_term
+        self.node = Node(rng=random.SystemRandom(), now=now, term=saved_term, incarnation=incarnation,
                          **dict(config_mod.node_arguments(cfg, rt), address=advertise))
+        log.info("starting at incarnation %d after term %d (state file: %s)", incarnation, saved_term,
+                 self.term_file or "none, so both start afresh at each restart")
         for warning in rt.warnings:
             log.warning("INSECURE: %s" if "unauth" in warning or "insecure" in warning else "%s", warning)
         seeds = await self._resolve_seeds(cfg.cluster.seeds)
@@ -263,6 +270,7 @@ class Agent:
             if event is None:
                 break
             self._on_event(event)
+        self._save_state()
         at = node.get_timer()
         if at != self._timer_at:
             if self._timer is not None:
@@ -283,8 +291,8 @@ class Agent:
         else:
             level = logging.INFO if kind in ("member_joined", "member_died", "member_left") else logging.DEBUG
         log.log(level, "%s %s", kind, _fields(data))
-        if kind in ("leader_changed", "elected"):
-            self._save_term(event.term)
+        if kind in ("leader_changed", "elected") and event.term is not None and event.term > self._term:
+            self._term = event.term
         if kind == "leader_changed":
             data.update(self.leader())
             self.stats["hook_events"] += 1
@@ -297,18 +305,22 @@ class Agent:
         if self.api is not None:
             self.api.publish(data)
 
-    def _save_term(self, term):
-        """Keeps the highest term on disk (atomically), so terms grow across restarts."""
-        if self.term_file is None or term is None or term <= self.saved_term:
+    def _save_state(self):
+        """Keeps the highest term and the incarnation on disk (agent/state.py), so both grow across restarts.
+
+        Called after every pump: a new term comes with an event, a new
+        incarnation (a refutation, a priority or eligibility change) with
+        none. A failed write is logged once per new pair of values.
+        """
+        saved = self._saved
+        term, incarnation = max(self._term, saved[0]), max(self.node.incarnation, saved[1])
+        if self.term_file is None or (term, incarnation) == saved:
             return
-        tmp = self.term_file + ".tmp"
+        self._saved = (term, incarnation)  # a failed write is not retried until a value grows again
         try:
-            with open(tmp, "w") as f:
-                f.write("%d\n" % term)
-            os.replace(tmp, self.term_file)
-            self.saved_term = term
+            state_file.save(self.term_file, term, incarnation)
         except OSError as exc:
-            log.warning("cannot save the term to %s: %s", self.term_file, exc)
+            log.warning("cannot save the term and incarnation to %s: %s", self.term_file, exc)
 
     def _update_status(self):
         info = self.leader()
@@ -373,30 +385,13 @@ _RESTART_KEYS = ("node.name", "node.bind", "cluster.name", "api.socket")
 
 
 def _term_file(cfg):
-    """election.term_file, else $STATE_DIRECTORY/term under systemd, else None."""
+    """The state file (agent/state.py): election.term_file, else $STATE_DIRECTORY/term under systemd, else None."""
     if cfg.election.term_file:
         return cfg.election.term_file
     state = os.environ.get("STATE_DIRECTORY")
     if state:
         return os.path.join(state.split(":")[0], "term")
     return None
-
-
-def _read_term(path):
-    if path is None:
-        return 0
-    try:
-        with open(path) as f:
-            text = f.read().strip()
-    except FileNotFoundError:
-        return 0
-    except OSError as exc:
-        log.warning("cannot read the saved term from %s: %s", path, exc)
-        return 0
-    if not text.isdigit() or int(text) >= 1 << 32:
-        log.warning("ignoring %s: not a term (%r)", path, text[:40])
-        return 0
-    return int(text)
 
 
 def _hook_table(cfg):

@@ -34,6 +34,7 @@ import yaml
 
 from agent import config as config_mod
 from agent import keys as keyfiles
+from agent import state as state_file
 from agent.core import profile as profiles
 from daemon_harness import Cluster, deep_merge, free_udp_port, run_cli, write_keyring
 
@@ -554,7 +555,7 @@ def test_terms_keep_growing_across_a_restart_of_the_whole_cluster(tmp_path):
     with Cluster(tmp_path / "cluster", 1, extra_config={"election": {"term_file": term_file}}) as c:
         c.start_all()
         first = c.wait_leader(leader=0)["term"]
-        c.wait_for(lambda: open(term_file).read().strip() == str(first), SETTLE_S,
+        c.wait_for(lambda: state_file.read(term_file)[0] == first, SETTLE_S,
                    "term %d saved in %s" % (first, term_file))
         c.send_signal(0, signal.SIGTERM)
         assert c.wait_exit(0, SETTLE_S) == 0
@@ -562,6 +563,56 @@ def test_terms_keep_growing_across_a_restart_of_the_whole_cluster(tmp_path):
         # A fencing token never goes back, even when every agent restarted.
         second = c.wait_leader(leader=0, min_term=first)["term"]
         assert second > first, (first, second)
+
+
+def _life(c, i, start_number):
+    """The part of node i's log written by its start number start_number (the harness marks each start)."""
+    text = c.log_text(i)
+    at = text.find("=== harness: start #%d of " % start_number)
+    assert at >= 0, text[-2000:]
+    return text[at:]
+
+
+def test_restarts_keep_the_incarnation_growing_through_the_state_file(tmp_path):
+    def extra(i):
+        return {"election": {"term_file": str(tmp_path / ("state-%d" % i))}}
+    path = str(tmp_path / "state-1")
+    with Cluster(tmp_path / "cluster", 2, extra_config=extra) as c:
+        steady(c)
+        first = c.client(1).status()["incarnation"]
+        c.wait_for(lambda: state_file.read(path)[1] == first, SETTLE_S, "incarnation %d saved in %s" % (first, path))
+
+        # A graceful stop: node-0 records node-1 as left at that incarnation.
+        # The next life starts above it, so that record does not touch it:
+        # no refutation, and node-0 takes the new life's first announcement.
+        c.kill(1, signal.SIGTERM)
+        c.wait_member([0], "node-1", "left", SETTLE_S, check=lambda m: m["incarnation"] == first)
+        c.start(1)
+        second = c.client(1).status()["incarnation"]
+        assert second > first, (first, second)
+        c.wait_member([0], "node-1", "alive", SETTLE_S, check=lambda m: m["incarnation"] == second)
+        assert "self_refuted" not in _life(c, 1, 2), _life(c, 1, 2)
+        c.wait_for(lambda: state_file.read(path)[1] == second, SETTLE_S, "incarnation %d saved" % second)
+
+        # The state file lost in a crash: the wall clock alone still moves the incarnation on.
+        c.kill(1)
+        os.unlink(path)
+        c.wait_for(lambda: state_file.wall_incarnation() > second, SETTLE_S,
+                   "the wall clock to pass incarnation %d (seconds since 2026)" % second)
+        c.start(1)
+        third = c.client(1).status()["incarnation"]
+        assert third > second, (second, third)
+        c.wait_member([0], "node-1", "alive", SETTLE_S, check=lambda m: m["incarnation"] == third)
+
+        # A saved incarnation ahead of the clock (bumps, or a clock set back): one above it.
+        c.kill(1)
+        ahead = state_file.wall_incarnation() + 100000
+        state_file.save(path, state_file.read(path)[0], ahead)
+        c.start(1)
+        assert c.client(1).status()["incarnation"] == ahead + 1
+        c.wait_member([0], "node-1", "alive", SETTLE_S, check=lambda m: m["incarnation"] == ahead + 1)
+        assert "starting at incarnation %d" % (ahead + 1) in _life(c, 1, 4)
+        c.wait_leader(leader=0, timeout=SETTLE_S)
 
 
 # --- 9. systemd notify ------------------------------------------------------------------------
