@@ -183,6 +183,7 @@ def cmd_status(args):
         ("leader", "%s, term %d" % (leader["leader"] or "none", leader["term"])
          + ("  (this node)" if leader["is_leader"] else "")),
         ("members", ", ".join("%d %s" % (n, s) for s, n in sorted(reply["members"].items()))),
+        ("joined", _join_state(reply)),
         ("priority", "%d, %s" % (reply["priority"], "eligible" if reply["eligible"] else "not eligible")),
         ("security", "packets %s, claims %s" % (
             "authenticated" if reply["authenticated"] else "UNAUTHENTICATED",
@@ -190,6 +191,11 @@ def cmd_status(args):
         ("profile", "%s (local health %d)" % (reply["profile"], reply["awareness"])),
         ("uptime", "%ss, pid %d, version %s" % (reply["uptime_s"], reply["pid"], reply["version"])),
     ]
+    health = reply.get("health")
+    if health:
+        rows.insert(5, ("health", "%s: %s, %d check%s run, %d passed in a row (rise %d)" % (
+            health["command"], "passing" if health["healthy"] else "NOT PASSING (not eligible)", health["checks"],
+            "" if health["checks"] == 1 else "s", health["passes"], health["rise"])))
     stats = reply["stats"]
     drops = sum(v for k, v in stats.items() if k.startswith("dropped_"))
     rows.append(("traffic", "%d datagrams sent, %d received, %d dropped" % (
@@ -198,6 +204,17 @@ def cmd_status(args):
     for key, value in rows:
         print("%-*s  %s" % (width, key, value))
     return EXIT_OK
+
+
+def _join_state(reply):
+    """The "joined" line of `status`: joined, or which seeds have not answered and what the node does meanwhile."""
+    if reply.get("joined", True):
+        return "yes"
+    seeds = ", ".join(reply.get("seeds") or []) or "none resolved"
+    if reply.get("waiting_for_seeds"):
+        return "not joined: no seed has answered yet (%s); not electing until one does or the join times out" % seeds
+    return ("not joined: no seed has answered (%s); taking part in the election with the members it has, "
+            "still trying the seeds" % seeds)
 
 
 # --- watch ----------------------------------------------------------------

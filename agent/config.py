@@ -29,6 +29,10 @@ cluster
   seeds         list of host:port to join through; hostnames are resolved
                 by the daemon, not here                     default: []
   keyring_file  cluster keys authenticating every packet    default: none (unauthenticated)
+  join_timeout  duration: how long to wait for a seed to answer before
+                taking part in the election with the members at hand
+                (alone if need be); the seeds are still tried after it,
+                and the two sides merge when one answers; 0 = no wait   default: 5s
 election
   signing_key_file  this node's NAME.key (mode 0600)        default: none (cannot sign)
   trusted_keys_dir  directory of NAME.pub files             default: none
@@ -54,7 +58,8 @@ hooks
   on_elected, on_demoted, on_leader_change   argv lists (run without a shell)
   timeout       duration                    default: 30s
 health
-  command       argv list; without it the node is always healthy
+  command       argv list; without it the node is always healthy. With it
+                the node starts ineligible, until the check passes rise times
   interval 5s, timeout 2s (<= interval), rise 2, fall 3 (consecutive results, 1..100)
 log
   level         debug | info | warning | error   default: info
@@ -141,6 +146,7 @@ class ClusterConfig:
     name: str
     seeds: tuple            # ((host, port), ...); hosts may be names
     keyring_file: str       # or None
+    join_timeout_ms: int    # no seed answering by then: lone start (Node join_timeout_ms)
 
 
 @_frozen
@@ -474,10 +480,18 @@ def _trusted_map(value):
             continue
         try:
             raw = base64.b64decode(text.strip(), validate=True) if isinstance(text, str) else b""
-            result[name] = keyfiles.decode_public_key(raw, name)
         except (binascii.Error, ValueError):
-            problems.append(("." + name, text, "expected the base64 of a 32-byte Ed25519 public key "
-                             "(the one line of %s.pub)" % name))
+            raw = b""
+        if len(raw) != keyfiles.KEY_BYTES:
+            problem = "expected the base64 of a 32-byte Ed25519 public key (the one line of %s.pub)" % name
+        else:
+            problem = keyfiles.public_key_problem(raw)
+            if problem is not None:
+                problem = "not a usable Ed25519 public key: " + problem
+        if problem is not None:
+            problems.append(("." + name, text, problem))
+            continue
+        result[name] = bytes(raw)
     if problems:
         raise _Bad("", problems=problems)
     return _frozen_map(result)
@@ -530,11 +544,12 @@ def _node(c, top):
 
 
 def _cluster(c, top):
-    s = c.section(top, "cluster", ("name", "seeds", "keyring_file"))
+    s = c.section(top, "cluster", ("name", "seeds", "keyring_file", "join_timeout"))
     return ClusterConfig(
         name=c.field(s, "cluster", "name", _name, "default"),
         seeds=c.field(s, "cluster", "seeds", _seed_list, ()),
-        keyring_file=c.field(s, "cluster", "keyring_file", _path(c)))
+        keyring_file=c.field(s, "cluster", "keyring_file", _path(c)),
+        join_timeout_ms=c.field(s, "cluster", "join_timeout", _duration(0), 5000))
 
 
 def _election(c, top):
@@ -838,10 +853,13 @@ def node_arguments(config, runtime):
         "cluster": config.cluster.name,
         "keyring": list(runtime.keyring) if runtime.keyring else None,
         "priority": config.node.priority,
+        # With a health check, not eligible until it has passed health.rise times (the daemon's checker).
+        "eligible": not config.health.command,
         "tags": dict(config.node.tags) or None,
         "signer": runtime.signer,
         "verifier": runtime.verifier,
         "trusted_keys": None if runtime.trusted_keys is None else dict(runtime.trusted_keys),
         "preempt": config.election.preempt,
         "preempt_delay_ms": config.election.preempt_delay_ms,
+        "join_timeout_ms": config.cluster.join_timeout_ms,
     }

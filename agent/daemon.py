@@ -18,8 +18,10 @@ import sys
 import time
 
 from agent import config as config_mod
+from agent import state as state_file
 from agent.api import ApiServer, ApiStartError
 from agent.core.node import Node
+from agent.durations import format_duration
 from agent.health import HealthChecker
 from agent.hooks import HookRunner
 from agent.sdnotify import Notifier, watchdog_interval_s
@@ -67,6 +69,9 @@ class Agent:
         self._reload = asyncio.Event()
         self._last_status = None
         self.watchers = 0
+        self.seeds = {}          # "ip:port" the node tries -> the seed as configured ("host:port")
+        self.unresolved = []     # configured seeds that did not resolve at start
+        self._joined = None      # node.joined at the last pump, to log the moment it joins
         self._identity = dict((key, _get(cfg, key)) for key in _RESTART_KEYS)
 
     # --- Clock -------------------------------------------------------------
@@ -94,9 +99,15 @@ class Agent:
             advertise = (advertise[0], sock.getsockname()[1])
         now = self.now_ms()
         self.term_file = _term_file(cfg)
-        self.saved_term = _read_term(self.term_file)
-        self.node = Node(rng=random.SystemRandom(), now=now, term=self.saved_term,
+        saved_term, saved_incarnation = state_file.read(self.term_file)
+        incarnation = state_file.start_incarnation(saved_incarnation)
+        # What the file holds; _save_state() writes it again when either value grows.
+        self._saved = (saved_term, -1 if saved_incarnation is None else saved_incarnation)
+        self._term = saved_term
+        self.node = Node(rng=random.SystemRandom(), now=now, term=saved_term, incarnation=incarnation,
                          **dict(config_mod.node_arguments(cfg, rt), address=advertise))
+        log.info("starting at incarnation %d after term %d (state file: %s)", incarnation, saved_term,
+                 self.term_file or "none, so both start afresh at each restart")
         for warning in rt.warnings:
             log.warning("INSECURE: %s" if "unauth" in warning or "insecure" in warning else "%s", warning)
         seeds = await self._resolve_seeds(cfg.cluster.seeds)
@@ -104,9 +115,12 @@ class Agent:
         self.hooks = HookRunner(_hook_table(cfg), cfg.hooks.timeout_s, cfg.node.name)
         self.hooks.start()
         if cfg.health.command:
+            # The node was made ineligible (node_arguments): a candidate once the check passed rise times.
             self.health = HealthChecker(cfg.health.command, cfg.health.interval_s, cfg.health.timeout_s,
-                                        cfg.health.rise, cfg.health.fall, self._on_health)
+                                        cfg.health.rise, cfg.health.fall, self._on_health, healthy=False)
             self.health.start()
+            log.info("health check %s: not eligible until it passes %d time%s in a row",
+                     cfg.health.command[0], cfg.health.rise, "" if cfg.health.rise == 1 else "s")
         self.api = ApiServer(cfg.api.socket, self, mode=cfg.api.mode, group=cfg.api.group)
         await self.api.start()
         log.info("leaderd %s up: node %s at %s:%d, cluster %r, profile %s, socket %s",
@@ -132,7 +146,13 @@ class Agent:
             stop_wait.cancel()
             if self._reload.is_set() and not self._stop.is_set():
                 self._reload.clear()
-                await self.reload()
+                try:
+                    await self.reload()
+                except Exception:
+                    # What was swapped before the error stays; the rest keeps its old value.
+                    self.stats["reload_errors"] += 1
+                    log.exception("SIGHUP: reloading failed part way; the agent keeps running")
+                    self._pump()
         if wd_task is not None:
             wd_task.cancel()
         await self.shutdown()
@@ -175,9 +195,20 @@ class Agent:
                                                     type=socket.SOCK_DGRAM)
             except OSError as exc:
                 log.warning("seed %s:%d: cannot resolve: %s", host, port, exc)
+                self.unresolved.append("%s:%d" % (host, port))
                 continue
             if infos:
-                out.append(infos[0][4][:2])
+                address = infos[0][4][:2]
+                out.append(address)
+                self.seeds["%s:%d" % address] = "%s:%d" % (host, port)
+        return out
+
+    def _seed_names(self, addresses):
+        """The seeds at addresses ("ip:port") as configured: "name:port (ip:port)" where they differ."""
+        out = []
+        for address in addresses:
+            name = self.seeds.get(address, address)
+            out.append(name if name == address else "%s (%s)" % (name, address))
         return out
 
     # --- Reload ------------------------------------------------------------
@@ -200,35 +231,66 @@ class Agent:
         now = self.now_ms()
         node = self.node
         args = config_mod.node_arguments(cfg, rt)
-        node.set_keyring(args["keyring"])
-        node.set_election_keys(rt.signer, rt.verifier, args["trusted_keys"], now)
-        election = node.election
-        election.preempt = cfg.election.preempt
-        election.preempt_delay_ms = cfg.election.preempt_delay_ms
-        node.set_priority(cfg.node.priority, now)
-        self.hooks.update(_hook_table(cfg), cfg.hooks.timeout_s)
+        failed = []
+
+        def apply(what, swap):
+            # Each part on its own: one that raises (our bug, or the core's
+            # "incarnation exhausted") leaves that part as it was, not the rest.
+            try:
+                swap()
+            except Exception:
+                failed.append(what)
+                log.exception("SIGHUP: cannot apply %s; it keeps its running value", what)
+
+        def preemption():
+            election = node.election
+            election.preempt = cfg.election.preempt
+            election.preempt_delay_ms = cfg.election.preempt_delay_ms
+
+        apply("cluster.keyring_file", lambda: node.set_keyring(args["keyring"]))
+        apply("the signing key and trusted keys",
+              lambda: node.set_election_keys(rt.signer, rt.verifier, args["trusted_keys"], now))
+        apply("election.preempt and preempt_delay", preemption)
+        apply("node.priority", lambda: node.set_priority(cfg.node.priority, now))
+        apply("hooks", lambda: self.hooks.update(_hook_table(cfg), cfg.hooks.timeout_s))
+        try:
+            await self._swap_health(cfg, now)
+        except Exception:
+            failed.append("health")
+            log.exception("SIGHUP: cannot apply health; the agent keeps running")
+        self.cfg, self.runtime = cfg, rt
+        if failed:
+            self.stats["reload_errors"] += 1
+            log.error("SIGHUP: configuration reloaded except %s (errors above)", ", ".join(failed))
+        else:
+            self.stats["reloads"] += 1
+            log.info("SIGHUP: configuration reloaded")
+        self._pump()
+
+    async def _swap_health(self, cfg, now):
+        """Replaces the health checker with the one cfg describes (or none)."""
         healthy = True
         if self.health is not None:
             healthy = self.health.healthy
             await self.health.stop()
             self.health = None
         if cfg.health.command:
+            # Start from the state the node is in (a check added by this
+            # reload: eligible, until it fails `fall` times): the checker
+            # reports only changes, so an ineligible node whose check now
+            # passes would otherwise never become eligible again.
             self.health = HealthChecker(cfg.health.command, cfg.health.interval_s, cfg.health.timeout_s,
-                                        cfg.health.rise, cfg.health.fall, self._on_health)
-            # Start from the state the node is in: a fresh checker assumes
-            # healthy and reports only changes, so an ineligible node whose
-            # check now passes would never have become eligible again.
-            self.health.healthy = healthy
+                                        cfg.health.rise, cfg.health.fall, self._on_health, healthy=healthy)
             self.health.start()
         else:
-            node.set_eligible(True, now)
-        self.cfg, self.runtime = cfg, rt
-        self.stats["reloads"] += 1
-        log.info("SIGHUP: configuration reloaded")
-        self._pump()
+            self.node.set_eligible(True, now)
 
     def _on_health(self, healthy):
-        self.node.set_eligible(healthy, self.now_ms())
+        try:
+            self.node.set_eligible(healthy, self.now_ms())
+        except Exception:
+            log.exception("health check: cannot make the node %s; the agent keeps running",
+                          "eligible" if healthy else "ineligible")
         self._pump()
 
     # --- The pump ----------------------------------------------------------
@@ -263,6 +325,11 @@ class Agent:
             if event is None:
                 break
             self._on_event(event)
+        if node.joined != self._joined:
+            if node.joined and self._joined is not None:
+                log.info("joined the cluster: %d live members", node.live_count())
+            self._joined = node.joined
+        self._save_state()
         at = node.get_timer()
         if at != self._timer_at:
             if self._timer is not None:
@@ -278,13 +345,23 @@ class Agent:
             log.debug("dropped a datagram from %s: %s", event.address, event.reason)
             return
         data = event.as_dict()
+        if kind == "join_timed_out":
+            # Lone start (cluster.join_timeout): said loudly, once.
+            others = self.node.live_count() - 1
+            log.warning("no seed answered within %s: cannot reach %s; taking part in the election with %s, "
+                        "and still trying the seeds every %s (check cluster.seeds, cluster.name, the keyring "
+                        "and the firewall)", format_duration(event.after_ms),
+                        ", ".join(self._seed_names(event.seeds) + self.unresolved),
+                        "%d other member%s" % (others, "" if others == 1 else "s") if others else "no other member (alone)",
+                        format_duration(self.node.profile.join_retry_ms))
         if kind in ("leader_changed", "elected", "demoted", "claim_rejected", "self_refuted"):
             level = logging.WARNING if kind == "claim_rejected" else logging.INFO
         else:
             level = logging.INFO if kind in ("member_joined", "member_died", "member_left") else logging.DEBUG
-        log.log(level, "%s %s", kind, _fields(data))
-        if kind in ("leader_changed", "elected"):
-            self._save_term(event.term)
+        if kind != "join_timed_out":
+            log.log(level, "%s %s", kind, _fields(data))
+        if kind in ("leader_changed", "elected") and event.term is not None and event.term > self._term:
+            self._term = event.term
         if kind == "leader_changed":
             data.update(self.leader())
             self.stats["hook_events"] += 1
@@ -297,18 +374,22 @@ class Agent:
         if self.api is not None:
             self.api.publish(data)
 
-    def _save_term(self, term):
-        """Keeps the highest term on disk (atomically), so terms grow across restarts."""
-        if self.term_file is None or term is None or term <= self.saved_term:
+    def _save_state(self):
+        """Keeps the highest term and the incarnation on disk (agent/state.py), so both grow across restarts.
+
+        Called after every pump: a new term comes with an event, a new
+        incarnation (a refutation, a priority or eligibility change) with
+        none. A failed write is logged once per new pair of values.
+        """
+        saved = self._saved
+        term, incarnation = max(self._term, saved[0]), max(self.node.incarnation, saved[1])
+        if self.term_file is None or (term, incarnation) == saved:
             return
-        tmp = self.term_file + ".tmp"
+        self._saved = (term, incarnation)  # a failed write is not retried until a value grows again
         try:
-            with open(tmp, "w") as f:
-                f.write("%d\n" % term)
-            os.replace(tmp, self.term_file)
-            self.saved_term = term
+            state_file.save(self.term_file, term, incarnation)
         except OSError as exc:
-            log.warning("cannot save the term to %s: %s", self.term_file, exc)
+            log.warning("cannot save the term and incarnation to %s: %s", self.term_file, exc)
 
     def _update_status(self):
         info = self.leader()
@@ -362,8 +443,13 @@ class Agent:
             "version": _version(), "pid": os.getpid(), "uptime_s": round(time.time() - self.started, 1),
             "incarnation": node.incarnation, "priority": node.priority, "eligible": node.eligible,
             "healthy": self.health.healthy if self.health is not None else None,
+            "health": None if self.health is None else {
+                "command": self.health.argv[0], "healthy": self.health.healthy, "checks": self.health.checks,
+                "passes": self.health.passes, "rise": self.health.rise, "errors": self.health.errors},
             "profile": node.profile.name, "awareness": node.awareness.score(),
-            "joined": node.joined, "authenticated": node.codec.keyring is not None,
+            "joined": node.joined, "waiting_for_seeds": node.waiting_for_seeds(),
+            "seeds": self._seed_names(sorted(self.seeds)) + self.unresolved,
+            "authenticated": node.codec.keyring is not None,
             "leader": self.leader(), "members": counts, "stats": stats,
         }
 
@@ -373,30 +459,13 @@ _RESTART_KEYS = ("node.name", "node.bind", "cluster.name", "api.socket")
 
 
 def _term_file(cfg):
-    """election.term_file, else $STATE_DIRECTORY/term under systemd, else None."""
+    """The state file (agent/state.py): election.term_file, else $STATE_DIRECTORY/term under systemd, else None."""
     if cfg.election.term_file:
         return cfg.election.term_file
     state = os.environ.get("STATE_DIRECTORY")
     if state:
         return os.path.join(state.split(":")[0], "term")
     return None
-
-
-def _read_term(path):
-    if path is None:
-        return 0
-    try:
-        with open(path) as f:
-            text = f.read().strip()
-    except FileNotFoundError:
-        return 0
-    except OSError as exc:
-        log.warning("cannot read the saved term from %s: %s", path, exc)
-        return 0
-    if not text.isdigit() or int(text) >= 1 << 32:
-        log.warning("ignoring %s: not a term (%r)", path, text[:40])
-        return 0
-    return int(text)
 
 
 def _hook_table(cfg):

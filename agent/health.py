@@ -4,6 +4,12 @@ Like keepalived's track scripts: `fall` consecutive failures mark the node
 unhealthy (it steps down if it leads and stops being a candidate), `rise`
 consecutive successes mark it healthy again. A run that exceeds `timeout` is
 killed and counts as a failure.
+
+A node starts unhealthy (``healthy=False``, the daemon's choice): it becomes
+a candidate only once its check has passed `rise` times in a row, so a node
+whose check never passes is never elected. Nothing stops the periodic task
+but stop(): an exception from the check or from on_change is logged with
+its traceback and the next check runs on time.
 """
 
 import asyncio
@@ -17,15 +23,17 @@ log = logging.getLogger("leaderd.health")
 class HealthChecker:
     """Runs the check periodically and calls on_change(healthy) on transitions."""
 
-    def __init__(self, argv, interval_s, timeout_s, rise, fall, on_change):
+    def __init__(self, argv, interval_s, timeout_s, rise, fall, on_change, healthy=True):
         self.argv = list(argv)
         self.interval_s = interval_s
         self.timeout_s = timeout_s
         self.rise = rise
         self.fall = fall
         self.on_change = on_change
-        self.healthy = True
+        self.healthy = healthy
         self.checks = 0
+        self.passes = 0     # checks passed in a row (0 after a failure)
+        self.errors = 0     # exceptions caught in the loop (from the check or from on_change)
         self._streak = 0
         self._task = None
 
@@ -40,13 +48,21 @@ class HealthChecker:
 
     async def _loop(self):
         while True:
-            ok = await self.run_once()
-            self.record(ok)
+            try:
+                self.record(await self.run_once())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Our bug or on_change's: never the end of health checking.
+                self.errors += 1
+                log.exception("health check %s: error handling its result; checking again in %.1fs",
+                              self.argv[0], self.interval_s)
             await asyncio.sleep(self.interval_s)
 
     def record(self, ok):
         """Counts one result; flips `healthy` after rise / fall results in a row."""
         self.checks += 1
+        self.passes = self.passes + 1 if ok else 0
         if ok == self.healthy:
             self._streak = 0
             return

@@ -7,7 +7,9 @@ board can read them with nothing but ``binascii``.
   Refused, like ssh refuses an exposed identity, when group or others may
   read it.
 - ``NAME.pub``: base64 of the raw 32-byte Ed25519 public key, mode 0644.
-  A trust directory holds one ``NAME.pub`` per node allowed to lead.
+  A trust directory holds one ``NAME.pub`` per node allowed to lead. A key
+  that is not the canonical encoding of a curve point, or is one of the
+  eight points of small order, is refused (``public_key_problem``).
 - keyring: one base64 cluster key (HMAC, >= 16 bytes) per line, the first
   being the primary; blank lines and ``#`` comments are ignored. Refused when
   others (not the group) may read it: anyone holding it can forge packets.
@@ -26,7 +28,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 __all__ = [
     "KeyFileError", "keygen", "load_private_key", "load_public_key", "load_trusted_dir",
-    "generate_cluster_key", "load_keyring", "public_bytes", "make_signer", "verify",
+    "generate_cluster_key", "load_keyring", "public_bytes", "make_signer", "verify", "decode_public_key",
+    "public_key_problem",
     "KEY_BYTES", "SIGNATURE_BYTES", "MIN_CLUSTER_KEY_BYTES",
 ]
 
@@ -184,11 +187,56 @@ def decode_public_key(raw, where):
     """raw (bytes) checked to be a usable 32-byte Ed25519 public key; where names it in errors."""
     if len(raw) != KEY_BYTES:
         raise KeyFileError("%s: %d bytes, expected a 32-byte Ed25519 public key" % (where, len(raw)))
-    try:
-        Ed25519PublicKey.from_public_bytes(raw)
-    except ValueError:
-        raise KeyFileError("%s: not a valid Ed25519 public key" % (where,)) from None
+    problem = public_key_problem(raw)
+    if problem is not None:
+        raise KeyFileError("%s: not a usable Ed25519 public key: %s" % (where, problem))
     return bytes(raw)
+
+
+# The curve of Ed25519 (RFC 8032 section 5.1): -x**2 + y**2 = 1 + d x**2 y**2 mod p.
+_P = 2 ** 255 - 19
+_D = -121665 * pow(121666, _P - 2, _P) % _P
+_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
+
+
+def public_key_problem(raw):
+    """Why the 32 bytes raw are not a public key to trust, as a phrase; None when they are.
+
+    cryptography (OpenSSL) takes any 32 bytes as a public key. Refused here:
+    encodings that are not canonical (y >= p; x = 0 with the sign bit set),
+    bytes that decode to no point of the curve (no signature verifies), and
+    the eight points of small order (order 1, 2, 4 or 8: the identity
+    01 00..00, all zeros, ...). A small-order key is no one's key: [k]A takes
+    at most eight values, so a signature made without any private key
+    verifies for about one message in eight, and anyone could sign claims
+    under that node's name.
+    """
+    y = int.from_bytes(raw, "little")
+    sign = y >> 255
+    y &= (1 << 255) - 1
+    if y >= _P:
+        return "not canonical (its y coordinate is p or more)"
+    # x**2 = (y**2 - 1) / (d y**2 + 1) (RFC 8032 section 5.1.3).
+    x2 = (y * y - 1) * pow(_D * y * y + 1, _P - 2, _P) % _P
+    x = pow(x2, (_P + 3) // 8, _P)
+    if (x * x - x2) % _P:
+        x = x * _SQRT_M1 % _P
+    if (x * x - x2) % _P:
+        return "not a point of the Ed25519 curve"
+    if x == 0 and sign:
+        return "not canonical (x is 0 and the sign bit is set)"
+    # [8]A by three doublings (extended coordinates, a = -1: "dbl-2008-hwcd",
+    # which has no exceptional points on this curve). The identity is (0 : Z : Z).
+    X, Y, Z = x, y, 1
+    for _ in range(3):
+        a, b, c = X * X, Y * Y, 2 * Z * Z
+        e = (X + Y) * (X + Y)
+        y1, z1 = b + a, b - a
+        x1, t1 = e - y1, c - z1
+        X, Y, Z = x1 * t1 % _P, y1 * z1 % _P, z1 * t1 % _P
+    if X == 0 and Y == Z:
+        return "a point of small order (order 1, 2, 4 or 8), under which signatures verify without any private key"
+    return None
 
 
 def load_trusted_dir(directory):

@@ -105,6 +105,11 @@ _GC_THRESHOLD_CRYPTO = const(16384)
 _OOM_LOG_INTERVAL_MS = const(10000)
 # A signature check interrupted by an out-of-memory error is retried after this long.
 _RETRY_MS = const(1000)
+# 2026-01-01T00:00Z in seconds since the Unix epoch, and since 2000 (the
+# epoch of ports whose time.gmtime(0) says 2000): the wall clock's share of
+# a new incarnation counts from there (agent/state.py on the daemon).
+_EPOCH_2026_UNIX = const(1767225600)
+_EPOCH_2026_2000 = const(820540800)
 
 
 class Agent:
@@ -139,6 +144,9 @@ class Agent:
         self._stop = asyncio.Event()
         self._drop_logged = {}   # (address, reason) -> [last logged at, dropped since]
         self._oom_logged_at = None
+        # (term, incarnation) as election.term_file holds them (see start()).
+        self._saved = (0, -1)
+        self._term = 0
 
     # --- What code on the board asks ---------------------------------------
 
@@ -252,6 +260,32 @@ class Agent:
         for byte in os.urandom(4):
             seed_bits = (seed_bits << 8) | byte
         random.seed(seed_bits & 0x3FFFFFFF)  # a small int on every port
+        # election.term_file: "TERM\nINCARNATION\n", as the daemon's (agent/state.py).
+        # A new life starts one above the saved incarnation, or at the
+        # seconds since 2026 when the board's clock is set (NTP): an unset
+        # clock says 2000 or 1970, and then only the file counts.
+        path = cfg["term_file"]
+        term = 0
+        saved = -1
+        if path:
+            for suffix in ("", ".tmp"):  # .tmp: a save cut short on FAT (see _keep_state)
+                try:
+                    with open(path + suffix) as handle:
+                        lines = handle.read().split()
+                    term = int(lines[0])
+                    saved = int(lines[1]) if len(lines) > 1 else -1
+                    break
+                except (OSError, ValueError, IndexError):
+                    term = 0
+                    saved = -1
+            if not (0 <= term <= 0xFFFFFFFF and -1 <= saved < 0xFFFFFFFF):
+                self.log("warning", "ignoring %s: not a term and an incarnation" % path)
+                term = 0
+                saved = -1
+        wall = int(time.time()) - (_EPOCH_2026_UNIX if time.gmtime(0)[0] == 1970 else _EPOCH_2026_2000)
+        incarnation = max(saved + 1, wall)
+        self._saved = (term, saved)
+        self._term = term
         now = self.now()
         node = self.node = Node(
             name=name, address=cfg["advertise"], profile=cfg["profile"], rng=random, now=now,
@@ -259,7 +293,7 @@ class Agent:
             signer=signer, verifier=verifier, trusted_keys=trusted, preempt=cfg["preempt"],
             preempt_delay_ms=cfg["preempt_delay_ms"], max_sync_sessions=_MAX_SYNC_SESSIONS,
             max_final_probes=_MAX_FINAL_PROBES, claim_cache_size=_CLAIM_CACHE_SIZE, cache_records=False,
-            member_checks=False)
+            member_checks=False, term=term, incarnation=incarnation)
         seeds = []
         for host, port in cfg["seeds"]:
             try:
@@ -269,6 +303,7 @@ class Agent:
         node.join(seeds, now)
         gc.collect()
         self.emit({"event": "started", "name": name, "address": "%s:%d" % cfg["advertise"],
+                   "incarnation": incarnation, "term": term,
                    "cluster": cfg["cluster"], "priority": cfg["priority"], "version": __version__,
                    "insecure": node.insecure, "authenticated": cfg["keyring"] is not None,
                    "heap_alloc": gc.mem_alloc(), "heap_free": gc.mem_free()})
@@ -406,12 +441,16 @@ class Agent:
                 if event.kind == "leader_changed":
                     record["leader"] = event.new
                     record["is_leader"] = event.new == node.name
+                if (event.kind == "leader_changed" or event.kind == "elected") and event.term \
+                        and event.term > self._term:
+                    self._term = event.term
                 self.emit(record)
                 for listener in self._listeners:
                     try:
                         listener(record)
                     except Exception as exc:
                         self.log("error", "on_change callback failed: %s: %s" % (type(exc).__name__, exc))
+            self._keep_state()
         except MemoryError:
             # Datagrams or events lost; the timer below must still be armed.
             self._out_of_memory("handling output")
@@ -432,6 +471,30 @@ class Agent:
                     self._timer_task = asyncio.create_task(self._timer())
                 except MemoryError:
                     self._out_of_memory("arming the timer")  # housekeeping arms it again
+
+    def _keep_state(self):
+        # Writes election.term_file when the term or the incarnation grew
+        # (after every pump, as the daemon does). A new file, then a rename:
+        # LittleFS commits a file at close and renames atomically; FAT does
+        # not rename over a file, so there the old one goes first and start()
+        # also reads the .tmp. A failed write is not retried until a value grows.
+        path = self.config["term_file"]
+        saved = self._saved
+        values = (self._term, self.node.incarnation)
+        if not path or (values[0] <= saved[0] and values[1] <= saved[1]):
+            return
+        self._saved = values
+        import os
+        try:
+            with open(path + ".tmp", "w") as handle:
+                handle.write("%d\n%d\n" % values)
+            try:
+                os.rename(path + ".tmp", path)
+            except OSError:
+                os.remove(path)
+                os.rename(path + ".tmp", path)
+        except OSError as exc:
+            self.log("warning", "cannot save the term and incarnation to %s: %s" % (path, exc))
 
     async def _timer(self):
         # Armed for _timer_at; _pump() cancels it before arming another.

@@ -37,9 +37,12 @@ cluster
 election
   signing_key       base64 32-byte Ed25519 seed (NAME.key); with priority > 0 the board is a candidate
   signing_key_file  the same, from a file on the board
-  trusted_keys      map of name -> base64 public key; without it claims are not verified (insecure)
+  trusted_keys      map of name -> base64 public key; without it claims are not verified (insecure);
+                    keys of small order or not canonical are refused (ed25519.key_problem)
   preempt           default: true
   preempt_delay     duration                             default: 5s
+  term_file         a file in flash keeping the highest term and the incarnation across
+                    restarts (two lines of digits, as the daemon's)  default: none
 gossip
   profile       lan | wan | local                        default: lan
   <field>       any agent.core.profile field: "*_ms" takes int ms or a duration;
@@ -102,6 +105,7 @@ _LEVEL = const(17)
 _CLUSTER_KEY = const(18)    # base64 of 16+ bytes
 _SEED = const(19)           # base64 of a 32-byte Ed25519 seed
 _PUBLIC_KEY = const(20)     # base64 of a 32-byte Ed25519 public key
+_PATH = const(21)           # a file path on the board (it need not exist yet)
 
 # The sections, their keys and each key's kind, in the order problems are
 # listed. gossip also takes every profile field (the "*_ms" ones without
@@ -111,7 +115,7 @@ _SECTIONS = const((
               ("tags", _TAGS))),
     ("cluster", (("name", _NAME), ("seeds", _SEEDS), ("keyring", _KEYRING), ("keyring_file", _KEYRING_FILE))),
     ("election", (("signing_key", _SEED), ("signing_key_file", _SEED_FILE), ("trusted_keys", _TRUSTED),
-                  ("preempt", _BOOLEAN), ("preempt_delay", _DURATION))),
+                  ("preempt", _BOOLEAN), ("preempt_delay", _DURATION), ("term_file", _PATH))),
     ("gossip", (("profile", _PROFILE),)),
     ("log", (("level", _LEVEL), ("heap_interval", _DURATION))),
 ))
@@ -238,6 +242,10 @@ def _check(kind, value):
             except ValueError as exc:
                 raise ValueError("key %d: %s" % (len(keys) + 1, exc.args[0]))
         return keys
+    if kind == _PATH:
+        if isinstance(value, str) and value:
+            return value
+        raise ValueError("expected a file path")
     if kind == _KEYRING_FILE or kind == _SEED_FILE:
         # One base64 key a line, as `leaderd keygen` writes them; '#' starts a comment.
         if not isinstance(value, str) or not value:
@@ -308,6 +316,12 @@ def _check(kind, value):
         raise ValueError("not valid base64 (expected %s)" % what)
     if len(raw) < _MIN_CLUSTER_KEY_BYTES if kind == _CLUSTER_KEY else len(raw) != _KEY_BYTES:
         raise ValueError("expected the base64 of %s, got %d bytes" % (what, len(raw)))
+    if kind == _PUBLIC_KEY:
+        # Small-order and non-canonical keys: ed25519.key_problem says why.
+        import ed25519
+        problem = ed25519.key_problem(raw)
+        if problem is not None:
+            raise ValueError("not a usable Ed25519 public key: " + problem)
     return raw
 
 
@@ -439,7 +453,8 @@ def parse(data, source="<config>", default_host=None):
     return {"name": name, "priority": priority, "bind": bind, "advertise": advertise, "tags": node.get("tags"),
             "cluster": cluster.get("name", "default"), "seeds": cluster.get("seeds", []), "keyring": keyring,
             "signing_seed": seed, "trusted_keys": trusted, "preempt": election.get("preempt", True),
-            "preempt_delay_ms": election.get("preempt_delay", 5000), "profile": plain,
+            "preempt_delay_ms": election.get("preempt_delay", 5000), "term_file": election.get("term_file"),
+            "profile": plain,
             "log_level": log.get("level", "info"), "heap_interval_ms": log.get("heap_interval", 0),
             "warnings": warnings, "source": source}
 

@@ -497,3 +497,68 @@ def test_bad_config_exits_2_naming_each_key(runtime, tmp_path):
                 "election.trusted_keys", "election.preempt_delay", "gossip.profile", "gossip.probe_interval",
                 "api: unknown section"):
         assert key in text, "%s not named:\n%s" % (key, text)
+
+
+def test_a_small_order_trusted_key_stops_the_board_naming_the_key(runtime, tmp_path):
+    good = keyfiles.public_bytes(Ed25519PrivateKey.generate())
+    small_order = bytes(32)   # all zeros: a point of order 4; signatures verify under it without a private key
+    cfg = board_config("keys", free_udp_port(), "test", [],
+                       trusted_keys={"pi": good, "mallory": small_order})
+    board = BoardProcess(runtime, cfg, str(tmp_path))
+    board.start()
+    assert board.wait_exit(TIMEOUT) == 2, board.describe()
+    text = "\n".join(board.logs())
+    assert "election.trusted_keys" in text and "mallory: not a usable Ed25519 public key: small order" in text, text
+    assert not board.records(event="started"), board.describe()
+
+
+def _read_state(path):
+    try:
+        with open(path) as handle:
+            return [int(v) for v in handle.read().split()]
+    except FileNotFoundError:
+        return None
+
+
+def test_a_board_keeps_its_term_and_incarnation_in_its_term_file(runtime, tmp_path):
+    from agent import state as state_file
+    private = Ed25519PrivateKey.generate()
+    seed = private.private_bytes_raw()
+    path = str(tmp_path / "state")
+    cfg = board_config("lone", free_udp_port(), "test-state", [], trusted_keys={"lone": keyfiles.public_bytes(private)},
+                       signing_key=seed, priority=5, extra={"election": {"term_file": path}})
+    board = BoardProcess(runtime, cfg, str(tmp_path))
+
+    def life():
+        board.start()
+        started = board.wait(lambda: board.records(event="started"), TIMEOUT, "started")[0]
+        return started
+
+    try:
+        # Alone and a candidate: it leads, and keeps term and incarnation (the unix port's clock is set).
+        first = life()
+        assert first["incarnation"] >= state_file.wall_incarnation() - TIMEOUT and first["term"] == 0, first
+        board.wait(lambda: _read_state(path) == [1, first["incarnation"]], TIMEOUT, "term 1 and the incarnation saved")
+        board.send_signal(signal.SIGINT)
+        assert board.wait_exit(TIMEOUT) == 0, board.describe()
+
+        # A saved incarnation ahead of the clock: the next life is one above it, and claims above the term.
+        ahead = state_file.wall_incarnation() + 100000
+        with open(path, "w") as handle:
+            handle.write("7\n%d\n" % ahead)
+        second = life()
+        assert (second["incarnation"], second["term"]) == (ahead + 1, 7), second
+        board.wait(lambda: board.records(event="elected"), TIMEOUT, "elected")
+        assert board.records(event="elected")[-1]["term"] == 8, board.describe()
+        board.wait(lambda: _read_state(path) == [8, ahead + 1], TIMEOUT, "term 8 saved")
+        board.kill()
+
+        # An old one-line file (a term only) still counts.
+        with open(path, "w") as handle:
+            handle.write("20\n")
+        third = life()
+        assert third["term"] == 20 and third["incarnation"] >= state_file.wall_incarnation() - TIMEOUT, third
+        board.wait(lambda: _read_state(path) == [21, third["incarnation"]], TIMEOUT, "the two-line file written")
+    finally:
+        board.kill()
+    assert not os.path.exists(path + ".tmp")

@@ -20,6 +20,7 @@ from agent.core import profile as profiles
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BOARD_DIR = os.path.join(REPO_ROOT, "micropython")
 sys.path.insert(0, BOARD_DIR)
+import ed25519  # noqa: E402,F401  (leaderd_config imports it to check trusted keys)
 import leaderd_config  # noqa: E402
 
 sys.path.remove(BOARD_DIR)

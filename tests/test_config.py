@@ -78,7 +78,7 @@ def test_design_example_parses_to_the_expected_values():
     assert dict(c.node.tags) == {}
     assert c.cluster == config.ClusterConfig(
         name="home", seeds=(("192.168.1.10", 7946), ("pi-garage.local", 7946)),
-        keyring_file="/etc/leaderd/keyring")
+        keyring_file="/etc/leaderd/keyring", join_timeout_ms=5000)
     assert c.election.signing_key_file == "/etc/leaderd/pi-kitchen.key"
     assert c.election.trusted_keys_dir == "/etc/leaderd/trusted"
     assert dict(c.election.trusted_keys) == {}
@@ -92,6 +92,13 @@ def test_design_example_parses_to_the_expected_values():
     assert c.health == config.HealthConfig(command=("/usr/local/bin/check-disk",), interval_ms=5000,
                                            timeout_ms=2000, rise=2, fall=3)
     assert c.log == config.LogConfig(level="info", format="text")
+
+
+def test_join_timeout_is_a_duration_passed_to_the_node():
+    c = parse("cluster: {join_timeout: 1m30s}")
+    assert c.cluster.join_timeout_ms == 90000
+    assert parse("cluster: {join_timeout: 0}").cluster.join_timeout_ms == 0
+    assert parse("cluster: {join_timeout: 2}").cluster.join_timeout_ms == 2000   # a bare number is seconds
 
 
 def test_config_objects_are_immutable():
@@ -130,7 +137,7 @@ def test_defaults(monkeypatch):
     c = config.default_config()
     assert c.node.name == ("pi-" + "x" * 80)[:64]
     assert c.node.priority == 100 and c.node.bind == ("0.0.0.0", 7946) and c.node.advertise is None
-    assert c.cluster == config.ClusterConfig(name="default", seeds=(), keyring_file=None)
+    assert c.cluster == config.ClusterConfig(name="default", seeds=(), keyring_file=None, join_timeout_ms=5000)
     assert c.election.preempt is True and c.election.preempt_delay_ms == 5000
     assert c.api.socket == "/run/user/1000/leaderd/leaderd.sock" and c.api.mode == 0o660
     assert c.hooks.timeout_ms == 30000 and c.health.command is None
@@ -235,6 +242,9 @@ BAD_INPUTS = [
     ("cluster: {seeds: '10.0.0.1:7946'}", "cluster.seeds", "'10.0.0.1:7946'", "list of host:port"),
     ("cluster: {seeds: [10.0.0.1:7946, nowhere]}", "cluster.seeds[1]", "'nowhere'", "port is missing"),
     ("cluster: {name: [a]}", "cluster.name", "['a']", "name"),
+    ("cluster: {join_timeout: soon}", "cluster.join_timeout", "'soon'", "a unit ms, s, m or h"),
+    ("cluster: {join_timeout: -1s}", "cluster.join_timeout", "'-1s'", "must not be negative"),
+    ("cluster: {join_timout: 5s}", "cluster.join_timout", "unknown key", "did you mean 'join_timeout'"),
     ("election: {trusted_keys: {a: notbase64!}}", "election.trusted_keys.a", "'notbase64!'", "32-byte"),
     ("election: {trusted_keys: {a: AAAA}}", "election.trusted_keys.a", "'AAAA'", "32-byte"),
     ("health: {command: [c], timeout: 10s}", "health.timeout", "'10s'", "at most health.interval"),
@@ -407,6 +417,27 @@ def test_trusted_map_alone_is_enough():
     c = config.parse_config({"node": {"name": "x", "bind": "127.0.0.1:1"},
                              "election": {"trusted_keys": {"a": pub}}})
     assert not config.load_runtime(c).insecure
+
+
+def test_small_order_and_non_canonical_trusted_keys_are_refused_naming_the_key_and_file(keydir):
+    small_order = bytes(32)                                    # all zeros: a point of order 4
+    not_canonical = (2 ** 255 - 19).to_bytes(32, "little")     # y = p
+    with pytest.raises(config.ConfigError) as info:
+        config.parse_config({"node": {"name": "x", "bind": "127.0.0.1:1"},
+                             "election": {"trusted_keys": {
+                                 "zero": base64.b64encode(small_order).decode(),
+                                 "big-y": base64.b64encode(not_canonical).decode()}}})
+    errors = sorted(info.value.errors)
+    assert len(errors) == 2, errors
+    assert errors[0].startswith("election.trusted_keys.big-y: ") and "not canonical" in errors[0], errors
+    assert errors[1].startswith("election.trusted_keys.zero: ") and "small order" in errors[1], errors
+    (keydir / "trusted" / "evil.pub").write_text(base64.b64encode(small_order).decode() + "\n")
+    c = write_config(keydir, "node: {name: node-a, bind: 127.0.0.1:1}\n"
+                             "election: {signing_key_file: node-a.key, trusted_keys_dir: trusted}\n")
+    with pytest.raises(config.ConfigError) as info:
+        config.load_runtime(c)
+    assert re.match(r"election\.trusted_keys_dir: .*/trusted/evil\.pub: not a usable Ed25519 public key: "
+                    r"a point of small order", info.value.errors[0]), info.value.errors
 
 
 def test_own_key_missing_from_trust_list_is_added_with_a_warning(keydir):

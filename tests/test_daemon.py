@@ -34,6 +34,7 @@ import yaml
 
 from agent import config as config_mod
 from agent import keys as keyfiles
+from agent import state as state_file
 from agent.core import profile as profiles
 from daemon_harness import Cluster, deep_merge, free_udp_port, run_cli, write_keyring
 
@@ -554,7 +555,7 @@ def test_terms_keep_growing_across_a_restart_of_the_whole_cluster(tmp_path):
     with Cluster(tmp_path / "cluster", 1, extra_config={"election": {"term_file": term_file}}) as c:
         c.start_all()
         first = c.wait_leader(leader=0)["term"]
-        c.wait_for(lambda: open(term_file).read().strip() == str(first), SETTLE_S,
+        c.wait_for(lambda: state_file.read(term_file)[0] == first, SETTLE_S,
                    "term %d saved in %s" % (first, term_file))
         c.send_signal(0, signal.SIGTERM)
         assert c.wait_exit(0, SETTLE_S) == 0
@@ -562,6 +563,56 @@ def test_terms_keep_growing_across_a_restart_of_the_whole_cluster(tmp_path):
         # A fencing token never goes back, even when every agent restarted.
         second = c.wait_leader(leader=0, min_term=first)["term"]
         assert second > first, (first, second)
+
+
+def _life(c, i, start_number):
+    """The part of node i's log written by its start number start_number (the harness marks each start)."""
+    text = c.log_text(i)
+    at = text.find("=== harness: start #%d of " % start_number)
+    assert at >= 0, text[-2000:]
+    return text[at:]
+
+
+def test_restarts_keep_the_incarnation_growing_through_the_state_file(tmp_path):
+    def extra(i):
+        return {"election": {"term_file": str(tmp_path / ("state-%d" % i))}}
+    path = str(tmp_path / "state-1")
+    with Cluster(tmp_path / "cluster", 2, extra_config=extra) as c:
+        steady(c)
+        first = c.client(1).status()["incarnation"]
+        c.wait_for(lambda: state_file.read(path)[1] == first, SETTLE_S, "incarnation %d saved in %s" % (first, path))
+
+        # A graceful stop: node-0 records node-1 as left at that incarnation.
+        # The next life starts above it, so that record does not touch it:
+        # no refutation, and node-0 takes the new life's first announcement.
+        c.kill(1, signal.SIGTERM)
+        c.wait_member([0], "node-1", "left", SETTLE_S, check=lambda m: m["incarnation"] == first)
+        c.start(1)
+        second = c.client(1).status()["incarnation"]
+        assert second > first, (first, second)
+        c.wait_member([0], "node-1", "alive", SETTLE_S, check=lambda m: m["incarnation"] == second)
+        assert "self_refuted" not in _life(c, 1, 2), _life(c, 1, 2)
+        c.wait_for(lambda: state_file.read(path)[1] == second, SETTLE_S, "incarnation %d saved" % second)
+
+        # The state file lost in a crash: the wall clock alone still moves the incarnation on.
+        c.kill(1)
+        os.unlink(path)
+        c.wait_for(lambda: state_file.wall_incarnation() > second, SETTLE_S,
+                   "the wall clock to pass incarnation %d (seconds since 2026)" % second)
+        c.start(1)
+        third = c.client(1).status()["incarnation"]
+        assert third > second, (second, third)
+        c.wait_member([0], "node-1", "alive", SETTLE_S, check=lambda m: m["incarnation"] == third)
+
+        # A saved incarnation ahead of the clock (bumps, or a clock set back): one above it.
+        c.kill(1)
+        ahead = state_file.wall_incarnation() + 100000
+        state_file.save(path, state_file.read(path)[0], ahead)
+        c.start(1)
+        assert c.client(1).status()["incarnation"] == ahead + 1
+        c.wait_member([0], "node-1", "alive", SETTLE_S, check=lambda m: m["incarnation"] == ahead + 1)
+        assert "starting at incarnation %d" % (ahead + 1) in _life(c, 1, 4)
+        c.wait_leader(leader=0, timeout=SETTLE_S)
 
 
 # --- 9. systemd notify ------------------------------------------------------------------------
@@ -625,3 +676,27 @@ def test_bad_config_is_refused_naming_the_key(tmp_path, mutation, key):
     assert key in ran.stderr, ran.stderr
     assert "Traceback" not in ran.stderr, ran.stderr
     assert not sock.exists(), "a refused config must not open the API socket"
+
+
+def test_a_small_order_trusted_key_stops_startup_naming_the_file(tmp_path):
+    sock = tmp_path / "api.sock"
+    trusted = tmp_path / "trusted"
+    trusted.mkdir()
+    keyfiles.keygen("good", str(tmp_path))
+    os.replace(tmp_path / "good.pub", trusted / "good.pub")
+    # The identity point: any signature (R = [S]B, S) verifies under it.
+    (trusted / "mallory.pub").write_text("AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n")
+    cfg = {"node": {"name": "good", "priority": 100, "bind": "127.0.0.1:%d" % free_udp_port()},
+           "election": {"signing_key_file": str(tmp_path / "good.key"), "trusted_keys_dir": str(trusted)},
+           "gossip": {"profile": "local"}, "api": {"socket": str(sock)}}
+    path = tmp_path / "leaderd.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    ran = run_cli("run", "--config", path, timeout=20)
+    assert ran.returncode == 2, ran
+    assert "%s: not a usable Ed25519 public key: a point of small order" % (trusted / "mallory.pub") in ran.stderr, \
+        ran.stderr
+    assert "Traceback" not in ran.stderr, ran.stderr
+    assert not sock.exists()
+    (trusted / "mallory.pub").unlink()
+    checked = run_cli("check-config", path)
+    assert checked.returncode == 0, checked

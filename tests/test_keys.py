@@ -1,6 +1,7 @@
 """Unit tests of agent.keys: key files, trust directories, keyrings, signer and verifier."""
 
 import base64
+import json
 import os
 import stat
 
@@ -9,6 +10,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from agent import keys
+
+VECTORS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vectors", "ed25519_public_keys.json")
+with open(VECTORS) as _handle:
+    PUBLIC_KEY_VECTORS = json.load(_handle)
+REFUSED = PUBLIC_KEY_VECTORS["refused"]
+ACCEPTED = PUBLIC_KEY_VECTORS["accepted"]
 
 
 def mode_of(path):
@@ -131,6 +138,61 @@ def test_bad_public_key_file(tmp_path):
     path = write(tmp_path / "x.pub", base64.b64encode(bytes(31)).decode() + "\n", 0o644)
     with pytest.raises(keys.KeyFileError, match=r"x\.pub: decodes to 31 bytes"):
         keys.load_public_key(path)
+
+
+@pytest.mark.parametrize("vector", REFUSED, ids=[v["what"] for v in REFUSED])
+def test_small_order_and_non_canonical_public_keys_are_refused_naming_the_file(tmp_path, vector):
+    raw = bytes.fromhex(vector["key"])
+    assert vector["problem"] in keys.public_key_problem(raw)
+    path = write(tmp_path / "evil.pub", base64.b64encode(raw).decode() + "\n", 0o644)
+    with pytest.raises(keys.KeyFileError) as info:
+        keys.load_public_key(path)
+    message = str(info.value)
+    assert message.startswith(path + ": not a usable Ed25519 public key: "), message
+    assert vector["problem"] in message, message
+    # In a trust directory, the file is named among good ones.
+    trusted = tmp_path / "trusted"
+    trusted.mkdir()
+    keys.keygen("good", str(tmp_path))
+    os.replace(tmp_path / "good.pub", trusted / "good.pub")
+    os.replace(path, trusted / "evil.pub")
+    with pytest.raises(keys.KeyFileError) as info:
+        keys.load_trusted_dir(str(trusted))
+    assert str(info.value).startswith(str(trusted / "evil.pub") + ": "), str(info.value)
+
+
+@pytest.mark.parametrize("vector", ACCEPTED, ids=[v["what"] for v in ACCEPTED])
+def test_ordinary_public_keys_are_accepted(tmp_path, vector):
+    raw = bytes.fromhex(vector["key"])
+    assert keys.public_key_problem(raw) is None
+    path = write(tmp_path / "ok.pub", base64.b64encode(raw).decode() + "\n", 0o644)
+    assert keys.load_public_key(path) == raw
+
+
+def test_generated_keys_are_never_refused():
+    for _ in range(200):
+        assert keys.public_key_problem(keys.public_bytes(Ed25519PrivateKey.generate())) is None
+
+
+def test_why_small_order_keys_are_refused():
+    # The identity as a public key A: [k]A is the identity for every k, so a
+    # signature (R, S) with R = [S]B verifies for any message, and
+    # cryptography (OpenSSL) takes those bytes as a key. R and S here come
+    # from no private key that A stands for: R is another key's public key
+    # [a]B, S is its secret scalar a.
+    import hashlib
+    identity = bytes.fromhex(REFUSED[0]["key"])
+    seed = bytes(range(32))
+    digest = bytearray(hashlib.sha512(seed).digest()[:32])
+    digest[0] &= 248
+    digest[31] = (digest[31] & 127) | 64
+    order = 2 ** 252 + 27742317777372353535851937790883648493
+    a = int.from_bytes(digest, "little") % order
+    r = keys.public_bytes(Ed25519PrivateKey.from_private_bytes(seed))
+    forged = r + a.to_bytes(32, "little")
+    for message in (b"leaderd/claim/v1 any claim", b"another one"):
+        assert keys.verify(identity, message, forged) is True
+    assert "small order" in keys.public_key_problem(identity)
 
 
 def test_trusted_dir_loads_name_pub_files_only(tmp_path):

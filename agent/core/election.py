@@ -232,7 +232,7 @@ class Election:
             # Tell everyone at once, with our new metadata, so the next
             # candidate claims without waiting for gossip.
             node.send_to_all([node.alive_message(), self._resign(now, "ineligible")])
-        if self.can_lead() and (node.joined or not node.has_seeds()):
+        if self.can_lead() and not node.waiting_for_seeds():
             if self.candidate_since is None:
                 self.candidate_since = now
         else:
@@ -252,7 +252,7 @@ class Election:
         if n > 10:
             holddown = holddown * (len(str(n)) - 1)
         ready_at = self.started_ms + holddown
-        if not node.joined and node.has_seeds():
+        if node.waiting_for_seeds():
             ready_at = None
         if self.leader is None:
             if ready_at is not None and now >= ready_at:

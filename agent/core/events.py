@@ -101,3 +101,10 @@ def Demoted(term=None, reason=None):
 def ClaimRejected(name=None, term=None, reason=None):
     """A claim or resignation was refused (`reason`: untrusted, bad_signature, ...)."""
     return Event("claim_rejected", ("name", "term", "reason"), (name, term, reason))
+
+
+def JoinTimedOut(seeds=None, after_ms=None):
+    """No seed answered within the join timeout: the node now takes part in the
+    election with the members it has (alone if need be) and keeps trying `seeds`
+    ("host:port" strings)."""
+    return Event("join_timed_out", ("seeds", "after_ms"), (seeds, after_ms))

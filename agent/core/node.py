@@ -84,7 +84,7 @@ class Node:
                  priority=100, eligible=True, tags=None, incarnation=0,
                  signer=None, verifier=None, trusted_keys=None, preempt=True, preempt_delay_ms=5000,
                  max_sync_sessions=_MAX_SYNC_SESSIONS, max_final_probes=_MAX_FINAL_PROBES,
-                 claim_cache_size=None, term=0, cache_records=True, member_checks=True):
+                 claim_cache_size=None, term=0, cache_records=True, member_checks=True, join_timeout_ms=None):
         # The max_* and claim_cache_size bounds keep memory flat over weeks;
         # the defaults suit servers, boards pass smaller ones (micropython/leaderd.py).
         if not isinstance(priority, int) or priority < 0 or priority > 255:
@@ -164,17 +164,32 @@ class Node:
         # it on disk), so its next claim still outranks every earlier one.
         self.election.term = term
         self._broadcast_self()
+        # Lone start (join, _send_join): None waits for a seed forever.
+        self._join_timeout_ms = join_timeout_ms
+        self._join_deadline = _NEVER
+        self._join_timed_out = False
 
     # --- Commands -------------------------------------------------------
 
     def join(self, seeds, now):
-        """Starts joining through seeds (list of (host, port)); retried until one answers."""
+        """Starts joining through seeds (list of (host, port)); retried until one answers.
+
+        Lone start: with a join timeout (join_timeout_ms) and no answer by
+        then, the node emits JoinTimedOut and takes part in the election
+        with the members it has, alone if need be, while it keeps trying
+        the seeds (every join_retry_ms) until one of them is a live member:
+        then the two sides have merged.
+        """
         self._seeds = [(s[0], s[1]) for s in seeds if (s[0], s[1]) != self.address]
+        self._join_timed_out = False
+        self._join_deadline = _NEVER
         if not self._seeds:
             self.joined = True
             return
         self.joined = False
         self._join_at = now
+        if self._join_timeout_ms is not None:
+            self._join_deadline = now + self._join_timeout_ms
 
     def leave(self, now):
         """Leaves gracefully: tells every live member directly and via gossip."""
@@ -296,8 +311,15 @@ class Node:
         return self.election.insecure
 
     def has_seeds(self):
-        """Whether join() was given seeds (other than this node)."""
-        return bool(self._seeds)
+        """Whether the node has seeds to wait for: join() was given some (other than
+        this node) and the join timeout, if any, has not passed without an answer."""
+        return bool(self._seeds) and not self._join_timed_out
+
+    def waiting_for_seeds(self):
+        """Whether the election must still wait for a seed: not joined, and the join
+        timeout (if any) not yet passed. After a lone start this is False while
+        the seeds are still being tried."""
+        return not self.joined and self.has_seeds()
 
     def live_count(self):
         """Live members (alive or suspect), this node included."""
@@ -1003,7 +1025,10 @@ class Node:
         moment through other seeds learn of each other within seconds
         instead of one push-pull interval."""
         self.joined = True
-        self._join_at = _NEVER
+        if not self._join_timed_out:
+            self._join_at = _NEVER
+        # (After a lone start, whoever synced with us may not be our seeds'
+        # side: _send_join goes on until a seed is a live member.)
         self._broadcast_self()
         self._bootstrap_syncs = _BOOTSTRAP_SYNCS
         self._push_pull_at = now + self.profile.probe_interval_ms
@@ -1012,9 +1037,30 @@ class Node:
 
     def _send_join(self, now):
         if self.joined:
-            self._join_at = _NEVER
-            return
+            merged = not self._join_timed_out
+            if not merged:
+                # After a lone start: done once a seed address is a live member's.
+                for member in self.table.members.values():
+                    if member.is_live() and member.address in self._seeds:
+                        merged = True
+                        break
+            if merged:
+                self._join_at = _NEVER
+                return
         self._join_at = now + self.profile.join_retry_ms
+        deadline = self._join_deadline
+        if deadline is not None and not self.joined and not self._join_timed_out:
+            if now >= deadline:
+                # Lone start: the election stops waiting (has_seeds() is now
+                # False); the seeds are tried on as before.
+                self._join_timed_out = True
+                self._dirty = True
+                seeds = []
+                for seed in self._seeds:
+                    seeds.append("%s:%d" % seed)
+                self._emit(events.JoinTimedOut(seeds=seeds, after_ms=self._join_timeout_ms))
+            elif deadline < self._join_at:
+                self._join_at = deadline
         for seed in self._seeds:
             self._send_sync(seed, True, True)
 
