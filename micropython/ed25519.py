@@ -68,7 +68,7 @@ keeps a few KB alive between slices. Theory of operation:
   canonical. S >= L and a public key that does not decode (y >= P, x**2
   with no root, x = 0 with the sign bit set) give False. (OpenSSL accepts a
   public key whose y is P or P + 1, reducing it; RFC 8032 and this module
-  do not.) ``key_problem`` also refuses the eight points of small order,
+  do not.) ``leaderd_config.key_problem`` also refuses the eight points of small order,
   which verification itself does not: leaderd_config.py checks every
   trusted key with it when the config is read. The decoded point -A of the
   last ``KEY_CACHE_SIZE`` public keys is kept (two ints: about 200 bytes a
@@ -312,47 +312,6 @@ def _decode(public_key):
         # x is A's: -A has the other root.
         x = (p - x) % p
     return (x | 0, y)
-
-
-def key_problem(public_key):
-    """Why public_key (32 bytes) is not a key to trust, as a phrase; None when it is.
-
-    Refused: an encoding that is not canonical (y >= P, or x = 0 with the
-    sign bit set), bytes that are no point of the curve, and the eight
-    points of small order (order 1, 2, 4 or 8), under which a signature
-    made without any private key verifies for about one message in eight.
-    Costs about 40 units (the square root; docs/BOARDS.md).
-    """
-    key = _bytes(public_key, PUBLIC_KEY_BYTES, "public_key")
-    if key is None:
-        return "not 32 bytes"
-    p = P
-    y = int.from_bytes(key, "little") & (p + 18)
-    if y >= p:
-        return "not canonical (y >= p)"
-    point = _run(_decode(key))
-    if point is None:
-        # x = 0 exactly when y = 1 or y = -1.
-        return "not canonical (x = 0 with the sign bit set)" if y == 1 or y == p - 1 else "not on the curve"
-    # [8](-A) by three doublings (as in _multiply; no exceptional points on
-    # this curve): the identity is (0 : Z : Z) exactly when A has small order.
-    X, Y = point
-    Z = 1
-    for _ in range(3):
-        a = X * X % p
-        b = Y * Y % p
-        c = Z * Z % p * 2
-        e = (X + Y) * (X + Y) % p
-        y1 = b + a
-        z1 = b - a
-        x1 = e - y1
-        t1 = c - z1
-        X = x1 * t1 % p
-        Y = y1 * z1 % p
-        Z = z1 * t1 % p
-    if X == 0 and Y == Z:
-        return "small order (order 1, 2, 4 or 8)"
-    return None
 
 
 def _verify(public_key, message, signature):

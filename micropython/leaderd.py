@@ -56,7 +56,6 @@ import time
 from micropython import const
 
 from agent import __version__
-from agent.core.node import Node
 from agent.core.wire import ALIVE_DOMAIN, CLAIM_DOMAIN
 
 # Datagrams handled per wake-up before timers and checks get a turn.
@@ -74,16 +73,6 @@ _DROP_LOG_INTERVAL_MS = const(10000)
 _DROP_LOG_KEYS = const(8)
 # log.level values, least severe first.
 _LEVELS = const(("debug", "info", "warning", "error"))
-# The core's long-lived caches, bounded for a board's heap. They grow with
-# time, not members; at the daemon's bounds (256 sync sessions, 1024 final
-# probes, 64 signature checks) they would hold tens of KB after days.
-_MAX_SYNC_SESSIONS = const(16)
-_MAX_FINAL_PROBES = const(32)
-_CLAIM_CACHE_SIZE = const(8)
-# Decoded public keys ed25519.py keeps (~190 B each; no precomputed tables).
-# The core caches every verdict, so this only saves the point decoding
-# when the same leader claims a new term.
-_KEY_TABLES = const(1)
 # Collect after this many bytes allocated, not only when the heap is full:
 # garbage then never piles up between long-lived objects, so the heap keeps
 # the contiguous room recvfrom() needs for every datagram (1.4 KB). At 128k
@@ -105,11 +94,6 @@ _GC_THRESHOLD_CRYPTO = const(16384)
 _OOM_LOG_INTERVAL_MS = const(10000)
 # A signature check interrupted by an out-of-memory error is retried after this long.
 _RETRY_MS = const(1000)
-# 2026-01-01T00:00Z in seconds since the Unix epoch, and since 2000 (the
-# epoch of ports whose time.gmtime(0) says 2000): the wall clock's share of
-# a new incarnation counts from there (agent/state.py on the daemon).
-_EPOCH_2026_UNIX = const(1767225600)
-_EPOCH_2026_2000 = const(820540800)
 
 
 class Agent:
@@ -219,91 +203,24 @@ class Agent:
 
         Raises OSError (bind) or ValueError (a signing key its trust list contradicts).
         A plain function, not part of run(): a coroutine's locals and stack
-        would stay in the heap for as long as it runs.
+        would stay in the heap for as long as it runs. The work is
+        leaderd_boot's, a module loaded for it and dropped after, as main.py
+        drops the config checker: its bytecode is heap to win back.
         """
-        import os
-        import random
-        cfg = self.config
-        name = cfg["name"]
-        trusted = cfg["trusted_keys"]
-        seed = cfg["signing_seed"]
-        signer = verifier = None
-        if trusted is not None or seed is not None:
-            import ed25519
-            ed25519.KEY_CACHE_SIZE = _KEY_TABLES
-        if seed is not None:
-            signer = self._sign
-            public = ed25519.public_key(seed)
-            if trusted is not None:
-                if name not in trusted:
-                    trusted = dict(trusted)
-                    trusted[name] = public
-                    self.log("warning", "node %s is not in its own election.trusted_keys; trusting its key "
-                             "locally, but other nodes need its public key to accept its claims" % name)
-                elif trusted[name] != public:
-                    raise ValueError("election.signing_key does not match election.trusted_keys.%s" % name)
-        if trusted is not None:
-            verifier = self._defer_verification
-        for warning in cfg["warnings"]:
-            self.log("warning", warning)
-        bind = cfg["bind"]
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        import leaderd_boot
         try:
-            sock.bind(bind if self._tuples else socket.getaddrinfo(bind[0], bind[1])[0][-1])
-        except OSError as exc:
-            sock.close()
-            raise OSError("cannot bind %s:%d: %s" % (bind[0], bind[1], exc))
-        sock.setblocking(False)
-        self.sock = sock
-        # The core calls only getrandbits(n), n <= 32: the random module itself will do.
-        seed_bits = 0
-        for byte in os.urandom(4):
-            seed_bits = (seed_bits << 8) | byte
-        random.seed(seed_bits & 0x3FFFFFFF)  # a small int on every port
-        # election.term_file: "TERM\nINCARNATION\n", as the daemon's (agent/state.py).
-        # A new life starts one above the saved incarnation, or at the
-        # seconds since 2026 when the board's clock is set (NTP): an unset
-        # clock says 2000 or 1970, and then only the file counts.
-        path = cfg["term_file"]
-        term = 0
-        saved = -1
-        if path:
-            for suffix in ("", ".tmp"):  # .tmp: a save cut short on FAT (see _keep_state)
-                try:
-                    with open(path + suffix) as handle:
-                        lines = handle.read().split()
-                    term = int(lines[0])
-                    saved = int(lines[1]) if len(lines) > 1 else -1
-                    break
-                except (OSError, ValueError, IndexError):
-                    term = 0
-                    saved = -1
-            if not (0 <= term <= 0xFFFFFFFF and -1 <= saved < 0xFFFFFFFF):
-                self.log("warning", "ignoring %s: not a term and an incarnation" % path)
-                term = 0
-                saved = -1
-        wall = int(time.time()) - (_EPOCH_2026_UNIX if time.gmtime(0)[0] == 1970 else _EPOCH_2026_2000)
-        incarnation = max(saved + 1, wall)
-        self._saved = (term, saved)
-        self._term = term
-        now = self.now()
-        node = self.node = Node(
-            name=name, address=cfg["advertise"], profile=cfg["profile"], rng=random, now=now,
-            cluster=cfg["cluster"], keyring=cfg["keyring"], priority=cfg["priority"], tags=cfg["tags"],
-            signer=signer, verifier=verifier, trusted_keys=trusted, preempt=cfg["preempt"],
-            preempt_delay_ms=cfg["preempt_delay_ms"], max_sync_sessions=_MAX_SYNC_SESSIONS,
-            max_final_probes=_MAX_FINAL_PROBES, claim_cache_size=_CLAIM_CACHE_SIZE, cache_records=False,
-            member_checks=False, term=term, incarnation=incarnation)
-        seeds = []
-        for host, port in cfg["seeds"]:
-            try:
-                seeds.append(self._address(socket.getaddrinfo(host, port)[0][-1]))
-            except OSError as exc:
-                self.log("warning", "seed %s:%d: cannot resolve: %s" % (host, port, exc))
-        node.join(seeds, now)
+            self.sock, self.node, self._saved, verifier = leaderd_boot.start(
+                self.config, self._tuples, self.now(), self._sign, self._defer_verification, self._address,
+                self.log)
+        finally:
+            del leaderd_boot
+            del sys.modules["leaderd_boot"]
+        self._term = self._saved[0]
+        node = self.node
+        cfg = self.config
         gc.collect()
-        self.emit({"event": "started", "name": name, "address": "%s:%d" % cfg["advertise"],
-                   "incarnation": incarnation, "term": term,
+        self.emit({"event": "started", "name": node.name, "address": "%s:%d" % cfg["advertise"],
+                   "incarnation": node.incarnation, "term": self._term,
                    "cluster": cfg["cluster"], "priority": cfg["priority"], "version": __version__,
                    "insecure": node.insecure, "authenticated": cfg["keyring"] is not None,
                    "heap_alloc": gc.mem_alloc(), "heap_free": gc.mem_free()})

@@ -38,7 +38,7 @@ election
   signing_key       base64 32-byte Ed25519 seed (NAME.key); with priority > 0 the board is a candidate
   signing_key_file  the same, from a file on the board
   trusted_keys      map of name -> base64 public key; without it claims are not verified (insecure);
-                    keys of small order or not canonical are refused (ed25519.key_problem)
+                    keys of small order or not canonical are refused (key_problem)
   preempt           default: true
   preempt_delay     duration                             default: 5s
   term_file         a file in flash keeping the highest term and the incarnation across
@@ -317,9 +317,8 @@ def _check(kind, value):
     if len(raw) < _MIN_CLUSTER_KEY_BYTES if kind == _CLUSTER_KEY else len(raw) != _KEY_BYTES:
         raise ValueError("expected the base64 of %s, got %d bytes" % (what, len(raw)))
     if kind == _PUBLIC_KEY:
-        # Small-order and non-canonical keys: ed25519.key_problem says why.
-        import ed25519
-        problem = ed25519.key_problem(raw)
+        # Small-order and non-canonical keys: key_problem says why.
+        problem = key_problem(raw)
         if problem is not None:
             raise ValueError("not a usable Ed25519 public key: " + problem)
     return raw
@@ -475,3 +474,47 @@ def load(path, default_host=None):
     except ValueError as exc:
         raise ConfigError(["not valid JSON: %s" % (exc,)], path)
     return parse(data, source=path, default_host=default_host)
+
+
+def key_problem(public_key):
+    """Why public_key (32 bytes) is not a key to trust, as a phrase; None when it is.
+
+    Refused: an encoding that is not canonical (y >= P, or x = 0 with the
+    sign bit set), bytes that are no point of the curve, and the eight
+    points of small order (order 1, 2, 4 or 8), under which a signature
+    made without any private key verifies for about one message in eight.
+    Costs about 40 units (the square root; docs/BOARDS.md). Here, not in
+    ed25519.py: needed while the config is checked only, and this module's
+    bytecode is dropped after that (main.py).
+    """
+    from ed25519 import P, _decode, _run
+    if not isinstance(public_key, (bytes, bytearray)) or len(public_key) != _KEY_BYTES:
+        return "not 32 bytes"
+    key = bytes(public_key)
+    p = P
+    y = int.from_bytes(key, "little") & (p + 18)
+    if y >= p:
+        return "not canonical (y >= p)"
+    point = _run(_decode(key))
+    if point is None:
+        # x = 0 exactly when y = 1 or y = -1.
+        return "not canonical (x = 0 with the sign bit set)" if y == 1 or y == p - 1 else "not on the curve"
+    # [8](-A) by three doublings (as in _multiply; no exceptional points on
+    # this curve): the identity is (0 : Z : Z) exactly when A has small order.
+    X, Y = point
+    Z = 1
+    for _ in range(3):
+        a = X * X % p
+        b = Y * Y % p
+        c = Z * Z % p * 2
+        e = (X + Y) * (X + Y) % p
+        y1 = b + a
+        z1 = b - a
+        x1 = e - y1
+        t1 = c - z1
+        X = x1 * t1 % p
+        Y = y1 * z1 % p
+        Z = z1 * t1 % p
+    if X == 0 and Y == Z:
+        return "small order (order 1, 2, 4 or 8)"
+    return None

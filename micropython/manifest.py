@@ -35,6 +35,7 @@ package(
     base_path="..",
 )
 module("leaderd.py")
+module("leaderd_boot.py")
 module("leaderd_config.py")
 module("wifi.py")
 module("ed25519.py")

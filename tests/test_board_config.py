@@ -228,7 +228,7 @@ def test_package_json_names_every_module_and_each_file_exists():
         package = json.load(handle)
     targets = [t for t, _ in package["urls"]]
     assert sorted(t for t in targets if t.startswith("agent/core/")) == core_modules()
-    for module in ("agent/__init__.py", "leaderd.py", "leaderd_config.py", "wifi.py", "ed25519.py", "sha512.py"):
+    for module in ("agent/__init__.py", "leaderd.py", "leaderd_boot.py", "leaderd_config.py", "wifi.py", "ed25519.py", "sha512.py"):
         assert module in targets, module
     assert "main.py" not in targets  # mip installs into /lib; main.py belongs at the root
     import agent
@@ -242,7 +242,7 @@ def test_manifest_freezes_every_core_module():
         text = handle.read()
     files = re.findall(r'"(core/[a-z_]+\.py)"', text)
     assert sorted("agent/" + f for f in files) == core_modules()
-    for module in ("leaderd.py", "leaderd_config.py", "wifi.py", "ed25519.py", "sha512.py"):
+    for module in ("leaderd.py", "leaderd_boot.py", "leaderd_config.py", "wifi.py", "ed25519.py", "sha512.py"):
         assert 'module("%s")' % module in text, module
 
 
@@ -253,7 +253,7 @@ def test_build_lists_every_core_module():
     finally:
         sys.path.remove(BOARD_DIR)
     assert sorted(p for p in build.core_sources() if p.startswith("agent/core/")) == core_modules()
-    assert sorted(build.SHELL_MODULES) == sorted(("leaderd.py", "leaderd_config.py", "wifi.py", "ed25519.py",
+    assert sorted(build.SHELL_MODULES) == sorted(("leaderd.py", "leaderd_boot.py", "leaderd_config.py", "wifi.py", "ed25519.py",
                                                   "sha512.py"))
 
 
