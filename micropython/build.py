@@ -108,6 +108,98 @@ BOARD_REPLACE = {
 }
 
 
+# Constructors on the board: agent/core/events.py has a constructor function
+# per kind of event (MemberJoined(name=..., ...)) and wire.py one per message
+# type (Alive(name=..., ...)), each ~120 bytes of heap on a board for good.
+# The board build rewrites every call of one into the one call it stands for
+# (events.MemberJoined(name=n, ...) -> events.Event("member_joined",
+# ("name", ...), (n, ...)); Alive(...) -> Message(T_ALIVE, (...)): the same
+# object, tests/test_board_config.py checks) and leaves the constructors out.
+CONSTRUCTOR_MODULES = {"agent/core/events.py": ("events", "Event"), "agent/core/wire.py": ("wire", "Message")}
+
+
+def constructors(text, made):
+    """{name: (args of the call it returns, [parameter names], {parameter: default})} for each
+    top-level function of text that returns `made(...)`: its constructor functions."""
+    tree = ast.parse(text)
+    constants = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Tuple) \
+                and all(isinstance(e, ast.Constant) for e in node.value.elts):
+            constants[node.targets[0].id] = node.value
+    out = {}
+    for node in tree.body:
+        if not (isinstance(node, ast.FunctionDef) and node.name[:1].isupper()):
+            continue
+        body = [n for n in node.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+        if len(body) != 1 or not isinstance(body[0], ast.Return):
+            continue
+        call = body[0].value
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == made):
+            continue
+        params = [a.arg for a in node.args.args]
+        defaults = dict(zip(params[len(params) - len(node.args.defaults):], node.args.defaults))
+        args = [constants.get(a.id, a) if isinstance(a, ast.Name) and a.id in constants else a for a in call.args]
+        out[node.name] = (args, params, defaults)
+    return out
+
+
+class _Inliner(ast.NodeTransformer):
+    def __init__(self, table, module, made, inside):
+        self.table = table
+        self.module = module
+        self.made = made
+        self.inside = inside
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        func = node.func
+        if self.inside and isinstance(func, ast.Name) and func.id in self.table:
+            name = func.id
+        elif (not self.inside and isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+              and func.value.id == self.module and func.attr in self.table):
+            name = func.attr
+        else:
+            return node
+        args, params, defaults = self.table[name]
+        values = dict(zip(params, node.args))
+        for keyword in node.keywords:
+            values[keyword.arg] = keyword.value
+        bound = {}
+        for p in params:
+            bound[p] = values.get(p, defaults.get(p, ast.Constant(None)))
+
+        class Bind(ast.NodeTransformer):
+            def visit_Name(inner, n):
+                if n.id in bound:
+                    return bound[n.id]
+                if not self.inside and n.id.isupper():
+                    return ast.Attribute(ast.Name(self.module, ast.Load()), n.id, ast.Load())
+                return n
+        import copy
+        new_args = [Bind().visit(copy.deepcopy(a)) for a in args]
+        made = ast.Name(self.made, ast.Load()) if self.inside else \
+            ast.Attribute(ast.Name(self.module, ast.Load()), self.made, ast.Load())
+        return ast.copy_location(ast.Call(made, new_args, []), node)
+
+
+def inline_constructors(rel, text, tables):
+    """text with every constructor call (see above) written as the call it makes."""
+    tree = ast.parse(text)
+    for owner, (module, made) in CONSTRUCTOR_MODULES.items():
+        if owner in tables:
+            tree = _Inliner(tables[owner], module, made, rel == owner).visit(tree)
+    ast.fix_missing_locations(tree)
+    return ast.unparse(tree) + "\n"
+
+
+def without_functions(text, names):
+    """text without its top-level functions of those names."""
+    tree = ast.parse(text)
+    tree.body = [node for node in tree.body if not (isinstance(node, ast.FunctionDef) and node.name in names)]
+    return ast.unparse(tree) + "\n"
+
+
 def stripped_source(rel, text):
     """text (the source of rel) without the BOARD_STRIP functions and methods and every __repr__."""
     names = BOARD_STRIP.get(rel, ())
@@ -269,12 +361,17 @@ def build(out=DEFAULT_OUT, compat=None, extra=(), log=print, debug=False):
         with open(os.path.join(ROOT, rel)) as handle:
             sources[rel] = handle.read()
     keep = imported_names(sources.values())
+    tables = dict((owner, constructors(sources[owner], made))
+                  for owner, (_, made) in CONSTRUCTOR_MODULES.items())
     with tempfile.TemporaryDirectory() as scratch:
         for rel in sorted(sources):
             text = sources[rel]
             if not debug:
                 if rel.startswith("agent/"):
                     text = stripped_source(rel, text)
+                text = inline_constructors(rel, text, tables)
+                if rel in tables:
+                    text = without_functions(text, tables[rel])
                 text = shortened_source(text, keep)
             source = os.path.join(scratch, rel.replace("/", "_"))
             with open(source, "w") as handle:

@@ -356,3 +356,26 @@ def test_no_private_name_crosses_a_module_on_the_board():
     # And the shortened sources still compile, every module in the same short names.
     for rel, text in texts.items():
         compile(build.shortened_source(text, keep), rel, "exec")
+
+
+def test_inlined_constructors_make_the_same_objects():
+    # The board build writes events.MemberJoined(name=..., ...) as the
+    # events.Event(...) call it makes, and wire.Alive(...) as Message(...)
+    # (micropython/build.py, inline_constructors): the same object, for
+    # every constructor, with every argument given and with the defaults.
+    from agent.core import events, wire
+    build = _build_module()
+    for owner, (module_name, made) in build.CONSTRUCTOR_MODULES.items():
+        with open(os.path.join(REPO_ROOT, owner)) as handle:
+            table = build.constructors(handle.read(), made)
+        assert len(table) >= 10, (owner, sorted(table))
+        module = {"events": events, "wire": wire}[module_name]
+        for name, (_, params, _) in sorted(table.items()):
+            for given in (params, params[:1]):
+                args = ", ".join("%s=v%d" % (p, i) for i, p in enumerate(given))
+                source = "%s.%s(%s)\n" % (module_name, name, args)
+                inlined = build.inline_constructors("caller.py", source, {owner: table})
+                assert name not in inlined, inlined
+                values = dict(("v%d" % i, "value-%d" % i) for i in range(len(given)))
+                values[module_name] = module
+                assert eval(inlined, values) == eval(source, values), (source, inlined)

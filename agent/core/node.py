@@ -687,13 +687,20 @@ class Node:
         else:
             if announce:
                 self.broadcasts.enqueue(name, self._alive_message(member))
-            cls = events.MemberJoined
+            address = member.address
+            incarnation = member.incarnation
+            priority = member.priority
+            eligible = member.eligible
             if transition == UPDATED:
-                cls = events.MemberUpdated
+                event = events.MemberUpdated(name=name, address=address, incarnation=incarnation,
+                                             priority=priority, eligible=eligible)
             elif transition == RECOVERED:
-                cls = events.MemberRecovered
-            self._emit(cls(name=name, address=member.address, incarnation=member.incarnation,
-                           priority=member.priority, eligible=member.eligible))
+                event = events.MemberRecovered(name=name, address=address, incarnation=incarnation,
+                                               priority=priority, eligible=eligible)
+            else:
+                event = events.MemberJoined(name=name, address=address, incarnation=incarnation,
+                                            priority=priority, eligible=eligible)
+            self._emit(event)
 
     def _news_about_self(self, incarnation, state, address, priority, eligible, tags, now):
         """Refutes news that would replace our own alive entry (SWIM refutation)."""
