@@ -20,7 +20,7 @@ from agent.core.node import Node
 # probes, 64 signature checks) they would hold tens of KB after days.
 _MAX_SYNC_SESSIONS = const(16)
 _MAX_FINAL_PROBES = const(32)
-_CLAIM_CACHE_SIZE = const(8)
+_CLAIM_CACHE_SIZE = const(4)
 # Decoded public keys ed25519.py keeps (~190 B each; no precomputed tables).
 # The core caches every verdict, so this only saves the point decoding
 # when the same leader claims a new term.
