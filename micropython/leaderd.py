@@ -28,7 +28,7 @@ events, re-arm one timer at get_timer(). What differs is the edge:
 Code on the board asks the Agent who leads and is called back on changes
 (the board's equivalent of the daemon's UNIX socket)::
 
-    config = leaderd_config.load("leaderd.json")   # then drop leaderd_config, as main.py does
+    config = leaderd_config.load("leaderd.json")   # then drop it and agent.core.profile, as main.py does
     agent = Agent(config)
     agent.on_change(lambda event: print(event))   # the same dicts as the JSON lines
     asyncio.create_task(agent.run())
@@ -140,9 +140,7 @@ class Agent:
         self._stop = asyncio.Event()
         self._drop_logged = {}   # (address, reason) -> [last logged at, dropped since]
         self._oom_logged_at = None
-        # (term, incarnation) as election.term_file holds them (see start()).
-        self._saved = (0, -1)
-        self._term = 0
+        self._state = None       # leaderd_state.State when election.term_file is set
 
     # --- What code on the board asks ---------------------------------------
 
@@ -256,32 +254,20 @@ class Agent:
         for byte in os.urandom(4):
             seed_bits = (seed_bits << 8) | byte
         random.seed(seed_bits & 0x3FFFFFFF)  # a small int on every port
-        # election.term_file: "TERM\nINCARNATION\n", as the daemon's (agent/state.py).
-        # A new life starts one above the saved incarnation, or at the
-        # seconds since 2026 when the board's clock is set (NTP): an unset
-        # clock says 2000 or 1970, and then only the file counts.
-        path = cfg["term_file"]
+        # A new life starts above the incarnation of the last one, kept in
+        # election.term_file (leaderd_state.py), and at least at the seconds
+        # since 2026 when the board's clock is set (NTP): an unset clock says
+        # 2000 or 1970, and then only the file counts.
         term = 0
-        saved = -1
-        if path:
-            for suffix in ("", ".tmp"):  # .tmp: a save cut short on FAT (see _keep_state)
-                try:
-                    with open(path + suffix) as handle:
-                        lines = handle.read().split()
-                    term = int(lines[0])
-                    saved = int(lines[1]) if len(lines) > 1 else -1
-                    break
-                except (OSError, ValueError, IndexError):
-                    term = 0
-                    saved = -1
-            if not (0 <= term <= 0xFFFFFFFF and -1 <= saved < 0xFFFFFFFF):
-                self.log("warning", "ignoring %s: not a term and an incarnation" % path)
-                term = 0
-                saved = -1
-        wall = int(time.time()) - (_EPOCH_2026_UNIX if time.gmtime(0)[0] == 1970 else _EPOCH_2026_2000)
-        incarnation = max(saved + 1, wall)
-        self._saved = (term, saved)
-        self._term = term
+        incarnation = int(time.time()) - (_EPOCH_2026_UNIX if time.gmtime(0)[0] == 1970 else _EPOCH_2026_2000)
+        if cfg["term_file"]:
+            import leaderd_state
+            state = self._state = leaderd_state.State(cfg["term_file"], self.log)
+            term = state.term
+            if state.saved >= incarnation:
+                incarnation = state.saved + 1
+        if incarnation < 0:
+            incarnation = 0
         now = self.now()
         node = self.node = Node(
             name=name, address=cfg["advertise"], profile=cfg["profile"], rng=random, now=now,
@@ -289,7 +275,7 @@ class Agent:
             signer=signer, verifier=verifier, trusted_keys=trusted, preempt=cfg["preempt"],
             preempt_delay_ms=cfg["preempt_delay_ms"], max_sync_sessions=_MAX_SYNC_SESSIONS,
             max_final_probes=_MAX_FINAL_PROBES, claim_cache_size=_CLAIM_CACHE_SIZE, cache_records=False,
-            term=term, incarnation=incarnation)
+            term=term, incarnation=incarnation, join_timeout_ms=cfg["join_timeout_ms"])
         seeds = []
         for host, port in cfg["seeds"]:
             try:
@@ -304,7 +290,14 @@ class Agent:
                    "insecure": node.insecure, "authenticated": cfg["keyring"] is not None,
                    "heap_alloc": gc.mem_alloc(), "heap_free": gc.mem_free()})
         gc.threshold(_GC_THRESHOLD)
-        self._tasks = [asyncio.create_task(self._receive_loop()), asyncio.create_task(self._housekeeping_loop())]
+        # The receive loop's spare room (see there), taken now, while the heap
+        # is at its most whole: by the time the task first runs, other tasks
+        # and the first datagrams may have left no such piece.
+        try:
+            spare = bytearray(node.profile.mtu_bytes + 1)
+        except MemoryError:
+            spare = None
+        self._tasks = [asyncio.create_task(self._receive_loop(spare)), asyncio.create_task(self._housekeeping_loop())]
         if verifier is not None:
             self._tasks.append(asyncio.create_task(self._verify_loop()))
         self._pump()
@@ -331,18 +324,18 @@ class Agent:
 
     # --- The pump --------------------------------------------------------------
 
-    async def _receive_loop(self):
+    async def _receive_loop(self, spare):
         sock = self.sock
         node = self.node
         # One byte more than the core accepts (profile mtu_bytes): a longer
         # datagram is cut to this and then dropped as oversized. No more:
         # recvfrom() needs this much contiguous heap for every datagram.
         size = node.profile.mtu_bytes + 1
-        # Room kept for one datagram. The heap has enough free bytes but can
-        # be too fragmented for `size` of them in one piece (a 128k board
-        # with 32 members, now and then): then this room is given up for the
-        # datagram, and kept again as soon as the heap has such a piece.
-        spare = bytearray(size)
+        # spare: room kept for one datagram. The heap has enough free bytes
+        # but can be too fragmented for `size` of them in one piece (a 128k
+        # board with 32 members, now and then): then this room is given up
+        # for the datagram, and kept again as soon as the heap has such a
+        # piece (None: not yet).
         while True:
             # Parks this task until sock is readable: asyncio's streams do exactly this.
             yield asyncio.core._io_queue.queue_read(sock)
@@ -437,16 +430,15 @@ class Agent:
                 if event.kind == "leader_changed":
                     record["leader"] = event.new
                     record["is_leader"] = event.new == node.name
-                if (event.kind == "leader_changed" or event.kind == "elected") and event.term \
-                        and event.term > self._term:
-                    self._term = event.term
                 self.emit(record)
                 for listener in self._listeners:
                     try:
                         listener(record)
                     except Exception as exc:
                         self.log("error", "on_change callback failed: %s: %s" % (type(exc).__name__, exc))
-            self._keep_state()
+            if self._state is not None:
+                leader = node.leader()
+                self._state.keep(leader[1] if leader else 0, node.incarnation)
         except MemoryError:
             # Datagrams or events lost; the timer below must still be armed.
             self._out_of_memory("handling output")
@@ -467,30 +459,6 @@ class Agent:
                     self._timer_task = asyncio.create_task(self._timer())
                 except MemoryError:
                     self._out_of_memory("arming the timer")  # housekeeping arms it again
-
-    def _keep_state(self):
-        # Writes election.term_file when the term or the incarnation grew
-        # (after every pump, as the daemon does). A new file, then a rename:
-        # LittleFS commits a file at close and renames atomically; FAT does
-        # not rename over a file, so there the old one goes first and start()
-        # also reads the .tmp. A failed write is not retried until a value grows.
-        path = self.config["term_file"]
-        saved = self._saved
-        values = (self._term, self.node.incarnation)
-        if not path or (values[0] <= saved[0] and values[1] <= saved[1]):
-            return
-        self._saved = values
-        import os
-        try:
-            with open(path + ".tmp", "w") as handle:
-                handle.write("%d\n%d\n" % values)
-            try:
-                os.rename(path + ".tmp", path)
-            except OSError:
-                os.remove(path)
-                os.rename(path + ".tmp", path)
-        except OSError as exc:
-            self.log("warning", "cannot save the term and incarnation to %s: %s" % (path, exc))
 
     async def _timer(self):
         # Armed for _timer_at; _pump() cancels it before arming another.
