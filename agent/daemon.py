@@ -227,7 +227,8 @@ class Agent:
             return
         changed = [key for key in _RESTART_KEYS if _get(cfg, key) != self._identity[key]]
         if changed:
-            log.warning("SIGHUP: %s cannot change without a restart; ignored", ", ".join(changed))
+            log.warning("SIGHUP: %s cannot change without a restart; ignored",
+                        ", ".join(key[:-3] if key.endswith("_ms") else key for key in changed))
         now = self.now_ms()
         node = self.node
         args = config_mod.node_arguments(cfg, rt)
@@ -455,7 +456,7 @@ class Agent:
 
 
 # What a reload cannot change: the running values stay, with a warning each time.
-_RESTART_KEYS = ("node.name", "node.bind", "cluster.name", "api.socket")
+_RESTART_KEYS = ("node.name", "node.bind", "cluster.name", "api.socket", "cluster.join_timeout_ms")
 
 
 def _term_file(cfg):

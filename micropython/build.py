@@ -7,6 +7,7 @@ Writes, ready to copy to a board's filesystem (README.md says how)::
     build/micropython/
       agent/__init__.mpy, agent/core/*.mpy    the protocol core, package layout kept
       leaderd.mpy leaderd_config.mpy          the shell and its config
+      leaderd_state.mpy                       the state file (election.term_file)
       ed25519.mpy sha512.mpy wifi.mpy         board crypto and WiFi
       main.py                                 the entry point (a board runs main.py, not .mpy)
       package.json                            for `mpremote mip install build/micropython/package.json`
@@ -34,7 +35,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DEFAULT_OUT = os.path.join(ROOT, "build", "micropython")
 # The board modules of micropython/ (main.py is copied as source).
-SHELL_MODULES = ("leaderd.py", "leaderd_boot.py", "leaderd_config.py", "wifi.py", "ed25519.py", "sha512.py")
+SHELL_MODULES = ("leaderd.py", "leaderd_boot.py", "leaderd_config.py", "leaderd_state.py", "wifi.py", "ed25519.py",
+                 "sha512.py")
 ENTRY = "main.py"
 
 

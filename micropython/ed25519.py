@@ -68,12 +68,9 @@ keeps a few KB alive between slices. Theory of operation:
   canonical. S >= L and a public key that does not decode (y >= P, x**2
   with no root, x = 0 with the sign bit set) give False. (OpenSSL accepts a
   public key whose y is P or P + 1, reducing it; RFC 8032 and this module
-  do not.) ``leaderd_config.key_problem`` also refuses the eight points of small order,
-  which verification itself does not: leaderd_config.py checks every
-  trusted key with it when the config is read. The decoded point -A of the
-  last ``KEY_CACHE_SIZE`` public keys is kept (two ints: about 200 bytes a
-  key on the 64-bit unix port): a repeated key skips the square root, an
-  exponentiation (about 35 units).
+  do not.) The decoded point -A of the last ``KEY_CACHE_SIZE`` public keys
+  is kept (two ints: about 200 bytes a key on the 64-bit unix port): a
+  repeated key skips the square root, an exponentiation (about 35 units).
 - Inversion and the square root use the ref10 addition chain (about 254
   squarings and 12 products; ``_POW``), in slices, instead of ``pow``
   (one long call).
@@ -282,38 +279,6 @@ def _bytes(value, length, name):
 _keys = {}
 
 
-def _decode(public_key):
-    """Work generator: returns -A = (-x, y) for the 32-byte encoding of A, or None when it does not decode.
-
-    RFC 8032 section 5.1.3: x**2 = u / v with u = y**2 - 1, v = d y**2 + 1;
-    the candidate root is x = u v**3 (u v**7) ** ((P - 5) / 8). Refused:
-    y >= P, no root, x = 0 with the sign bit set.
-    """
-    p = P
-    y = int.from_bytes(public_key, "little")
-    odd = y >> 255
-    y &= p + 18
-    if y >= p:
-        return None
-    x = y * y % p
-    u = (x - 1) % p
-    v = (D * x + 1) % p
-    v3 = v * v % p * v % p
-    x = yield from _power(u * (v3 * v3 % p * v % p) % p, 22)
-    x = u * v3 % p * x % p
-    check = v * (x * x % p) % p
-    if check != u:
-        if check != p - u:
-            return None
-        x = x * SQRT_M1 % p
-    if x == 0 and odd:
-        return None
-    if (x & 1) == odd:
-        # x is A's: -A has the other root.
-        x = (p - x) % p
-    return (x | 0, y)
-
-
 def _verify(public_key, message, signature):
     """Work generator: returns whether signature is a valid Ed25519 signature of message by public_key."""
     public_key = _bytes(public_key, PUBLIC_KEY_BYTES, "public_key")
@@ -322,14 +287,37 @@ def _verify(public_key, message, signature):
     if public_key is None or signature is None:
         return False
     yield 1
+    p = P
     s = int.from_bytes(signature[32:], "little")
     if s >= L:
         return False
     minus_a = _keys.get(public_key)
     if minus_a is None:
-        minus_a = yield from _decode(public_key)
-        if minus_a is None:
+        # Decode A (RFC 8032 section 5.1.3): x**2 = u / v with u = y**2 - 1,
+        # v = d y**2 + 1; the candidate root is x = u v**3 (u v**7) ** ((P - 5) / 8).
+        y = int.from_bytes(public_key, "little")
+        odd = y >> 255
+        y &= p + 18
+        if y >= p:
             return False
+        x = y * y % p
+        u = (x - 1) % p
+        v = (D * x + 1) % p
+        v3 = v * v % p * v % p
+        x = yield from _power(u * (v3 * v3 % p * v % p) % p, 22)
+        x = u * v3 % p * x % p
+        check = v * (x * x % p) % p
+        if check != u:
+            if check != p - u:
+                return False
+            x = x * SQRT_M1 % p
+        if x == 0 and odd:
+            return False
+        if (x & 1) == odd:
+            # x is A's: -A has the other root.
+            x = (p - x) % p
+        minus_a = (x | 0, y)
+        x = u = v = v3 = check = None
         if len(_keys) >= KEY_CACHE_SIZE:
             # MicroPython dicts have no order to evict by: start afresh.
             _keys.clear()

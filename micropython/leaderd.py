@@ -12,17 +12,16 @@ events, re-arm one timer at get_timer(). What differs is the edge:
 - Randomness is the port's random module (the core calls only
   getrandbits(n), n <= 32), seeded from os.urandom.
 - Ed25519 is pure Python (ed25519.py). The core asks the verifier once per
-  new claim or heartbeat of a leader (one per claim interval) and caches
-  the answer; it checks no member records on a board (member_checks=False:
-  it follows the leader's verified heartbeats, and carries the members'
-  signatures on unchecked). Here the verifier only queues the check and
-  returns None (the core holds the claim), and a task runs it in slices of
-  _VERIFY_BUDGET work units with an `await asyncio.sleep_ms(0)` between
-  them, so the loop keeps answering pings; then node.verification_done().
-  A board signs its claims, heartbeats and its own Alive statements the
-  same way (the signer queues the job and returns None; node.signing_done()
-  uses the signature); only a resignation and a Left are signed at once:
-  docs/BOARDS.md has the costs.
+  new claim, and for every other heartbeat of the leader it follows (a
+  board checks no member records: member_checks=False; it follows the
+  leader's verified heartbeats, and carries the members' signatures on
+  unchecked). Here the verifier only queues the check and returns None (the
+  core holds the claim), and a task runs it in slices of _VERIFY_BUDGET work
+  units with an `await asyncio.sleep_ms(0)` between them, so the loop keeps
+  answering pings; then node.verification_done(). A board signs its claims,
+  heartbeats and its own Alive statements the same way (the signer queues
+  the job and returns None; node.signing_done() uses the signature); only a
+  resignation and a Left are signed at once: docs/BOARDS.md has the costs.
 - Output is one JSON object per line on stdout (a board's USB serial):
   every core event (member_joined, leader_changed with "leader" and
   "term", claim_rejected, ...), {"log": ..., "level": ...} lines for
@@ -32,7 +31,7 @@ events, re-arm one timer at get_timer(). What differs is the edge:
 Code on the board asks the Agent who leads and is called back on changes
 (the board's equivalent of the daemon's UNIX socket)::
 
-    config = leaderd_config.load("leaderd.json")   # then drop leaderd_config, as main.py does
+    config = leaderd_config.load("leaderd.json")   # then drop it and agent.core.profile, as main.py does
     agent = Agent(config)
     agent.on_change(lambda event: print(event))   # the same dicts as the JSON lines
     asyncio.create_task(agent.run())
@@ -128,9 +127,7 @@ class Agent:
         self._stop = asyncio.Event()
         self._drop_logged = {}   # (address, reason) -> [last logged at, dropped since]
         self._oom_logged_at = None
-        # (term, incarnation) as election.term_file holds them (see start()).
-        self._saved = (0, -1)
-        self._term = 0
+        self._state = None       # leaderd_state.State when election.term_file is set
 
     # --- What code on the board asks ---------------------------------------
 
@@ -209,23 +206,29 @@ class Agent:
         """
         import leaderd_boot
         try:
-            self.sock, self.node, self._saved, verifier = leaderd_boot.start(
+            self.sock, self.node, self._state, verifier = leaderd_boot.start(
                 self.config, self._tuples, self.now(), self._sign, self._defer_verification, self._address,
                 self.log)
         finally:
             del leaderd_boot
             del sys.modules["leaderd_boot"]
-        self._term = self._saved[0]
         node = self.node
         cfg = self.config
         gc.collect()
         self.emit({"event": "started", "name": node.name, "address": "%s:%d" % cfg["advertise"],
-                   "incarnation": node.incarnation, "term": self._term,
+                   "incarnation": node.incarnation, "term": node.election.term,
                    "cluster": cfg["cluster"], "priority": cfg["priority"], "version": __version__,
                    "insecure": node.insecure, "authenticated": cfg["keyring"] is not None,
                    "heap_alloc": gc.mem_alloc(), "heap_free": gc.mem_free()})
         gc.threshold(_GC_THRESHOLD)
-        self._tasks = [asyncio.create_task(self._receive_loop()), asyncio.create_task(self._housekeeping_loop())]
+        # The receive loop's spare room (see there), taken now, while the heap
+        # is at its most whole: by the time the task first runs, other tasks
+        # and the first datagrams may have left no such piece.
+        try:
+            spare = bytearray(node.profile.mtu_bytes + 1)
+        except MemoryError:
+            spare = None
+        self._tasks = [asyncio.create_task(self._receive_loop(spare)), asyncio.create_task(self._housekeeping_loop())]
         if verifier is not None:
             self._tasks.append(asyncio.create_task(self._verify_loop()))
         self._pump()
@@ -252,18 +255,18 @@ class Agent:
 
     # --- The pump --------------------------------------------------------------
 
-    async def _receive_loop(self):
+    async def _receive_loop(self, spare):
         sock = self.sock
         node = self.node
         # One byte more than the core accepts (profile mtu_bytes): a longer
         # datagram is cut to this and then dropped as oversized. No more:
         # recvfrom() needs this much contiguous heap for every datagram.
         size = node.profile.mtu_bytes + 1
-        # Room kept for one datagram. The heap has enough free bytes but can
-        # be too fragmented for `size` of them in one piece (a 128k board
-        # with 32 members, now and then): then this room is given up for the
-        # datagram, and kept again as soon as the heap has such a piece.
-        spare = bytearray(size)
+        # spare: room kept for one datagram. The heap has enough free bytes
+        # but can be too fragmented for `size` of them in one piece (a 128k
+        # board with 32 members, now and then): then this room is given up
+        # for the datagram, and kept again as soon as the heap has such a
+        # piece (None: not yet).
         while True:
             # Parks this task until sock is readable: asyncio's streams do exactly this.
             yield asyncio.core._io_queue.queue_read(sock)
@@ -358,16 +361,15 @@ class Agent:
                 if event.kind == "leader_changed":
                     record["leader"] = event.new
                     record["is_leader"] = event.new == node.name
-                if (event.kind == "leader_changed" or event.kind == "elected") and event.term \
-                        and event.term > self._term:
-                    self._term = event.term
                 self.emit(record)
                 for listener in self._listeners:
                     try:
                         listener(record)
                     except Exception as exc:
                         self.log("error", "on_change callback failed: %s: %s" % (type(exc).__name__, exc))
-            self._keep_state()
+            if self._state is not None:
+                leader = node.leader()
+                self._state.keep(leader[1] if leader else 0, node.incarnation)
         except MemoryError:
             # Datagrams or events lost; the timer below must still be armed.
             self._out_of_memory("handling output")
@@ -388,30 +390,6 @@ class Agent:
                     self._timer_task = asyncio.create_task(self._timer())
                 except MemoryError:
                     self._out_of_memory("arming the timer")  # housekeeping arms it again
-
-    def _keep_state(self):
-        # Writes election.term_file when the term or the incarnation grew
-        # (after every pump, as the daemon does). A new file, then a rename:
-        # LittleFS commits a file at close and renames atomically; FAT does
-        # not rename over a file, so there the old one goes first and start()
-        # also reads the .tmp. A failed write is not retried until a value grows.
-        path = self.config["term_file"]
-        saved = self._saved
-        values = (self._term, self.node.incarnation)
-        if not path or (values[0] <= saved[0] and values[1] <= saved[1]):
-            return
-        self._saved = values
-        import os
-        try:
-            with open(path + ".tmp", "w") as handle:
-                handle.write("%d\n%d\n" % values)
-            try:
-                os.rename(path + ".tmp", path)
-            except OSError:
-                os.remove(path)
-                os.rename(path + ".tmp", path)
-        except OSError as exc:
-            self.log("warning", "cannot save the term and incarnation to %s: %s" % (path, exc))
 
     async def _timer(self):
         # Armed for _timer_at; _pump() cancels it before arming another.

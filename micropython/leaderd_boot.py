@@ -38,7 +38,7 @@ def start(cfg, tuples, now, sign, defer_verification, address, log):
     cfg: the config dict; tuples: whether sockets take (host, port) tuples;
     sign, defer_verification: the Agent's signer and verifier for the core;
     address(raw) -> (host, port); log(level, text). Returns (socket, node,
-    (saved term, saved incarnation), verifier or None). Raises OSError
+    the leaderd_state.State of election.term_file or None, verifier or None). Raises OSError
     (bind) or ValueError (a signing key its trust list contradicts).
     """
     name = cfg["name"]
@@ -86,37 +86,28 @@ def _start(cfg, sock, now, signer, verifier, trusted, address, log):
     for byte in os.urandom(4):
         seed_bits = (seed_bits << 8) | byte
     random.seed(seed_bits & 0x3FFFFFFF)  # a small int on every port
-    # election.term_file: "TERM\nINCARNATION\n", as the daemon's (agent/state.py).
-    # A new life starts one above the saved incarnation, or at the
-    # seconds since 2026 when the board's clock is set (NTP): an unset
-    # clock says 2000 or 1970, and then only the file counts.
-    name = cfg["name"]
-    path = cfg["term_file"]
+    # A new life starts above the incarnation of the last one, kept in
+    # election.term_file (leaderd_state.py), and at least at the seconds
+    # since 2026 when the board's clock is set (NTP): an unset clock says
+    # 2000 or 1970, and then only the file counts.
     term = 0
-    saved = -1
-    if path:
-        for suffix in ("", ".tmp"):  # .tmp: a save cut short on FAT (see Agent._keep_state)
-            try:
-                with open(path + suffix) as handle:
-                    lines = handle.read().split()
-                term = int(lines[0])
-                saved = int(lines[1]) if len(lines) > 1 else -1
-                break
-            except (OSError, ValueError, IndexError):
-                term = 0
-                saved = -1
-        if not (0 <= term <= 0xFFFFFFFF and -1 <= saved < 0xFFFFFFFF):
-            log("warning", "ignoring %s: not a term and an incarnation" % path)
-            term = 0
-            saved = -1
-    wall = int(time.time()) - (_EPOCH_2026_UNIX if time.gmtime(0)[0] == 1970 else _EPOCH_2026_2000)
+    state = None
+    incarnation = int(time.time()) - (_EPOCH_2026_UNIX if time.gmtime(0)[0] == 1970 else _EPOCH_2026_2000)
+    if cfg["term_file"]:
+        import leaderd_state
+        state = leaderd_state.State(cfg["term_file"], log)
+        term = state.term
+        if state.saved >= incarnation:
+            incarnation = state.saved + 1
+    if incarnation < 0:
+        incarnation = 0
     node = Node(
-        name=name, address=cfg["advertise"], profile=cfg["profile"], rng=random, now=now,
+        name=cfg["name"], address=cfg["advertise"], profile=cfg["profile"], rng=random, now=now,
         cluster=cfg["cluster"], keyring=cfg["keyring"], priority=cfg["priority"], tags=cfg["tags"],
         signer=signer, verifier=verifier, trusted_keys=trusted, preempt=cfg["preempt"],
         preempt_delay_ms=cfg["preempt_delay_ms"], max_sync_sessions=_MAX_SYNC_SESSIONS,
         max_final_probes=_MAX_FINAL_PROBES, claim_cache_size=_CLAIM_CACHE_SIZE, cache_records=False,
-        member_checks=False, term=term, incarnation=max(saved + 1, wall))
+        member_checks=False, term=term, incarnation=incarnation, join_timeout_ms=cfg["join_timeout_ms"])
     seeds = []
     for host, port in cfg["seeds"]:
         try:
@@ -124,4 +115,4 @@ def _start(cfg, sock, now, signer, verifier, trusted, address, log):
         except OSError as exc:
             log("warning", "seed %s:%d: cannot resolve: %s" % (host, port, exc))
     node.join(seeds, now)
-    return sock, node, (term, saved), verifier
+    return sock, node, state, verifier

@@ -34,11 +34,14 @@ cluster
   seeds         list of "host:port" (IPv4 or hostname)   default: []
   keyring       list of base64 cluster keys (>= 16 bytes each), first = primary
   keyring_file  the same, from a file on the board
+  join_timeout  duration: no seed answering by then, the board takes part in the
+                election with the members it has (alone if need be) and keeps
+                trying the seeds; 0 = no wait            default: 5s
 election
   signing_key       base64 32-byte Ed25519 seed (NAME.key); with priority > 0 the board is a candidate
   signing_key_file  the same, from a file on the board
   trusted_keys      map of name -> base64 public key; without it claims are not verified (insecure);
-                    keys of small order or not canonical are refused (key_problem)
+                    keys of small order, not canonical or not on the curve are refused
   preempt           default: true
   preempt_delay     duration                             default: 5s
   term_file         a file in flash keeping the highest term and the incarnation across
@@ -78,6 +81,11 @@ _MAX_TAG_BYTES = const(32)
 _KEY_BYTES = const(32)
 _MIN_CLUSTER_KEY_BYTES = const(16)
 _LOG_LEVELS = const(("debug", "info", "warning", "error"))
+# Ed25519's field prime, curve constant d, and the y of its points of order 8
+# (RFC 8032; the daemon's agent/keys.py has the same checks).
+_P = const(57896044618658097711785492504343953926634992332820282019728792003956564819949)
+_D = const(37095705934669439343138083508754565189542113879843219016388785533085940283555)
+_Y8 = const(2707385501144840649318225287225658788936804267575313519463743609750303402022)
 # Duration units and their milliseconds.
 _UNITS = const((("ms", 1), ("s", 1000), ("m", 60000), ("h", 3600000)))
 
@@ -113,7 +121,8 @@ _PATH = const(21)           # a file path on the board (it need not exist yet)
 _SECTIONS = const((
     ("node", (("name", _NAME), ("priority", _PRIORITY), ("bind", _ADDRESS), ("advertise", _ADDRESS),
               ("tags", _TAGS))),
-    ("cluster", (("name", _NAME), ("seeds", _SEEDS), ("keyring", _KEYRING), ("keyring_file", _KEYRING_FILE))),
+    ("cluster", (("name", _NAME), ("seeds", _SEEDS), ("keyring", _KEYRING), ("keyring_file", _KEYRING_FILE),
+                 ("join_timeout", _DURATION))),
     ("election", (("signing_key", _SEED), ("signing_key_file", _SEED_FILE), ("trusted_keys", _TRUSTED),
                   ("preempt", _BOOLEAN), ("preempt_delay", _DURATION), ("term_file", _PATH))),
     ("gossip", (("profile", _PROFILE),)),
@@ -317,10 +326,24 @@ def _check(kind, value):
     if len(raw) < _MIN_CLUSTER_KEY_BYTES if kind == _CLUSTER_KEY else len(raw) != _KEY_BYTES:
         raise ValueError("expected the base64 of %s, got %d bytes" % (what, len(raw)))
     if kind == _PUBLIC_KEY:
-        # Small-order and non-canonical keys: key_problem says why.
-        problem = key_problem(raw)
-        if problem is not None:
-            raise ValueError("not a usable Ed25519 public key: " + problem)
+        # Keys under which a signature verifies without any private key, or
+        # that are not canonical: the daemon's agent/keys.py public_key_problem,
+        # by the y coordinate (here rather than in ed25519.py, so that a
+        # board loads no Ed25519 code before the agent starts: the heap
+        # this module gives back must stay in one piece). The eight points
+        # of small order (order 1, 2, 4, 8) have y = 1, -1, 0 or +-_Y8.
+        p = _P
+        y = int.from_bytes(raw, "little")
+        odd = y >> 255
+        y &= p + 18
+        if y >= p or (odd and (y == 1 or y == p - 1)):
+            raise ValueError("not a usable Ed25519 public key: not canonical (y >= p, or x = 0 with the sign bit set)")
+        if y < 2 or y == p - 1 or y == _Y8 or y == p - _Y8:
+            raise ValueError("not a usable Ed25519 public key: small order (order 1, 2, 4 or 8)")
+        # On the curve when x**2 = (y**2 - 1) / (d y**2 + 1) has a root (Euler's criterion).
+        x2 = (y * y - 1) * pow((_D * y * y + 1) % p, p - 2, p) % p
+        if pow(x2, (p - 1) // 2, p) != 1:
+            raise ValueError("not a usable Ed25519 public key: not on the curve")
     return raw
 
 
@@ -451,6 +474,7 @@ def parse(data, source="<config>", default_host=None):
     # drop the module (~14 KB of heap on a 64-bit build) once the config is read.
     return {"name": name, "priority": priority, "bind": bind, "advertise": advertise, "tags": node.get("tags"),
             "cluster": cluster.get("name", "default"), "seeds": cluster.get("seeds", []), "keyring": keyring,
+            "join_timeout_ms": cluster.get("join_timeout", 5000),
             "signing_seed": seed, "trusted_keys": trusted, "preempt": election.get("preempt", True),
             "preempt_delay_ms": election.get("preempt_delay", 5000), "term_file": election.get("term_file"),
             "profile": plain,
@@ -474,47 +498,3 @@ def load(path, default_host=None):
     except ValueError as exc:
         raise ConfigError(["not valid JSON: %s" % (exc,)], path)
     return parse(data, source=path, default_host=default_host)
-
-
-def key_problem(public_key):
-    """Why public_key (32 bytes) is not a key to trust, as a phrase; None when it is.
-
-    Refused: an encoding that is not canonical (y >= P, or x = 0 with the
-    sign bit set), bytes that are no point of the curve, and the eight
-    points of small order (order 1, 2, 4 or 8), under which a signature
-    made without any private key verifies for about one message in eight.
-    Costs about 40 units (the square root; docs/BOARDS.md). Here, not in
-    ed25519.py: needed while the config is checked only, and this module's
-    bytecode is dropped after that (main.py).
-    """
-    from ed25519 import P, _decode, _run
-    if not isinstance(public_key, (bytes, bytearray)) or len(public_key) != _KEY_BYTES:
-        return "not 32 bytes"
-    key = bytes(public_key)
-    p = P
-    y = int.from_bytes(key, "little") & (p + 18)
-    if y >= p:
-        return "not canonical (y >= p)"
-    point = _run(_decode(key))
-    if point is None:
-        # x = 0 exactly when y = 1 or y = -1.
-        return "not canonical (x = 0 with the sign bit set)" if y == 1 or y == p - 1 else "not on the curve"
-    # [8](-A) by three doublings (as in _multiply; no exceptional points on
-    # this curve): the identity is (0 : Z : Z) exactly when A has small order.
-    X, Y = point
-    Z = 1
-    for _ in range(3):
-        a = X * X % p
-        b = Y * Y % p
-        c = Z * Z % p * 2
-        e = (X + Y) * (X + Y) % p
-        y1 = b + a
-        z1 = b - a
-        x1 = e - y1
-        t1 = c - z1
-        X = x1 * t1 % p
-        Y = y1 * z1 % p
-        Z = z1 * t1 % p
-    if X == 0 and Y == Z:
-        return "small order (order 1, 2, 4 or 8)"
-    return None

@@ -37,6 +37,7 @@ package(
 module("leaderd.py")
 module("leaderd_boot.py")
 module("leaderd_config.py")
+module("leaderd_state.py")
 module("wifi.py")
 module("ed25519.py")
 module("sha512.py")

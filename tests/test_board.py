@@ -353,7 +353,11 @@ _BOARD_PROGRAM = """
 import asyncio, sys
 import leaderd_config
 config = leaderd_config.load(sys.argv[1])
-del leaderd_config, sys.modules["leaderd_config"]   # as main.py does: the checker's heap back
+# As main.py does: the checker's and the timing profiles' heap back.
+del leaderd_config, sys.modules["leaderd_config"], sys.modules["agent.core.profile"]
+import agent.core, gc
+del agent.core.profile
+gc.collect()
 import leaderd
 
 class Quiet:
@@ -418,7 +422,8 @@ def test_build_then_the_compiled_port_joins(tmp_path):
     out = tmp_path / "build" / "micropython"
     written = build_board(str(out))
     expected = ["agent/__init__.mpy", "agent/core/node.mpy", "agent/core/wire.mpy", "leaderd.mpy",
-                "leaderd_config.mpy", "ed25519.mpy", "sha512.mpy", "wifi.mpy", "main.py", "package.json"]
+                "leaderd_config.mpy", "leaderd_state.mpy", "ed25519.mpy", "sha512.mpy", "wifi.mpy", "main.py",
+                "package.json"]
     for rel in expected:
         assert rel in written and (out / rel).is_file(), rel
     core = sorted(p[:-3] for p in os.listdir(os.path.join(REPO_ROOT, "agent", "core")) if p.endswith(".py"))
@@ -562,3 +567,23 @@ def test_a_board_keeps_its_term_and_incarnation_in_its_term_file(runtime, tmp_pa
     finally:
         board.kill()
     assert not os.path.exists(path + ".tmp")
+
+
+def test_a_candidate_board_whose_seed_never_answers_leads_alone_after_the_join_timeout(runtime, tmp_path):
+    private = Ed25519PrivateKey.generate()
+    ghost = "127.0.0.1:%d" % free_udp_port()   # nobody listens there
+    cfg = board_config("lone", free_udp_port(), "test-lone", [ghost],
+                       trusted_keys={"lone": keyfiles.public_bytes(private)},
+                       signing_key=private.private_bytes_raw(), priority=5,
+                       extra={"cluster": {"join_timeout": "1500ms"}})
+    board = BoardProcess(runtime, cfg, str(tmp_path))
+    try:
+        board.start()
+        board.wait(lambda: board.records(event="elected"), TIMEOUT, "elected alone")
+        timed_out = board.records(event="join_timed_out")
+        assert timed_out == [{"event": "join_timed_out", "seeds": [ghost], "after_ms": 1500}], board.describe()
+        lines = [item for _, item in board.lines if isinstance(item, dict)]
+        assert lines.index(timed_out[0]) < lines.index(board.records(event="elected")[0]), board.describe()
+        board.wait(lambda: board.leader() == ("lone", 1), TIMEOUT, "leader_changed to lone, term 1")
+    finally:
+        board.kill()

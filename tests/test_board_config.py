@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import re
+import subprocess
 import sys
 
 import pytest
@@ -20,7 +21,6 @@ from agent.core import profile as profiles
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BOARD_DIR = os.path.join(REPO_ROOT, "micropython")
 sys.path.insert(0, BOARD_DIR)
-import ed25519  # noqa: E402,F401  (leaderd_config imports it to check trusted keys)
 import leaderd_config  # noqa: E402
 
 sys.path.remove(BOARD_DIR)
@@ -69,6 +69,105 @@ def test_a_full_config():
     assert cfg["log_level"] == "debug" and cfg["heap_interval_ms"] == 60000
     assert cfg["warnings"] == []
     json.dumps(dict((k, v) for k, v in cfg.items() if k != "profile"), default=repr)
+
+
+def test_join_timeout_defaults_to_5s_and_is_checked():
+    assert leaderd_config.parse({"node": {"name": "b", "bind": "10.0.0.5:7946"}})["join_timeout_ms"] == 5000
+    cfg = leaderd_config.parse({"node": {"name": "b", "bind": "10.0.0.5:7946"}, "cluster": {"join_timeout": "1m"}})
+    assert cfg["join_timeout_ms"] == 60000
+    errors = errors_of({"node": {"name": "b", "bind": "10.0.0.5:7946"}, "cluster": {"join_timeout": "soon"}})
+    assert len(errors) == 1 and errors[0].startswith("cluster.join_timeout: \"soon\": expected a duration"), errors
+
+
+def test_term_file_is_a_path():
+    cfg = leaderd_config.parse({"node": {"name": "b", "bind": "10.0.0.5:7946"}, "election": {"term_file": "/term"}})
+    assert cfg["term_file"] == "/term"
+    assert leaderd_config.parse({"node": {"name": "b", "bind": "10.0.0.5:7946"}})["term_file"] is None
+    errors = errors_of({"node": {"name": "b", "bind": "10.0.0.5:7946"}, "election": {"term_file": 5}})
+    assert errors == ["election.term_file: 5: expected a file path"], errors
+
+
+with open(os.path.join(REPO_ROOT, "tests", "vectors", "ed25519_public_keys.json")) as _handle:
+    PUBLIC_KEY_VECTORS = json.load(_handle)
+# The vectors' problem -> the phrase the board's error carries.
+_BOARD_PHRASES = {"small order": "small order", "not canonical": "not canonical", "not a point": "not on the curve"}
+
+
+def _trusting(raw):
+    return {"node": {"name": "b", "bind": "10.0.0.5:7946"},
+            "election": {"trusted_keys": {"mallory": base64.b64encode(raw).decode()}}}
+
+
+@pytest.mark.parametrize("vector", PUBLIC_KEY_VECTORS["refused"], ids=[v["what"] for v in PUBLIC_KEY_VECTORS["refused"]])
+def test_small_order_and_non_canonical_trusted_keys_are_refused_naming_the_key(vector):
+    errors = errors_of(_trusting(bytes.fromhex(vector["key"])))
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("election.trusted_keys: ") and "mallory: not a usable Ed25519 public key: " \
+        + _BOARD_PHRASES[vector["problem"]] in errors[0], errors
+
+
+def test_ordinary_trusted_keys_are_accepted_as_the_daemon_accepts_them():
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from agent import keys as daemon_keys
+    raws = [bytes.fromhex(v["key"]) for v in PUBLIC_KEY_VECTORS["accepted"]]
+    raws += [daemon_keys.public_bytes(Ed25519PrivateKey.generate()) for _ in range(30)]
+    for raw in raws:
+        assert daemon_keys.public_key_problem(raw) is None
+        assert leaderd_config.parse(_trusting(raw))["trusted_keys"] == {"mallory": raw}
+    # The two implementations agree on a sweep of small y, both signs.
+    for y in range(64):
+        for sign in (0, 1):
+            raw = (y | sign << 255).to_bytes(32, "little")
+            try:
+                leaderd_config.parse(_trusting(raw))
+                board = None
+            except leaderd_config.ConfigError as exc:
+                board = exc.errors[0]
+            assert (board is None) == (daemon_keys.public_key_problem(raw) is None), (y, sign, board)
+
+
+_MICROPYTHON_KEY_SCRIPT = r'''
+import binascii
+import leaderd_config
+passed = 0
+for key, phrase in REFUSED:
+    raw = binascii.unhexlify(key)
+    data = {"node": {"name": "b", "bind": "127.0.0.1:7946"},
+            "election": {"trusted_keys": {"mallory": binascii.b2a_base64(raw).decode().strip()}}}
+    try:
+        leaderd_config.parse(data)
+        error = "accepted"
+    except leaderd_config.ConfigError as exc:
+        error = exc.errors[0]
+    if error.startswith("election.trusted_keys: ") and ("mallory: not a usable Ed25519 public key: " + phrase) in error:
+        passed += 1
+    else:
+        print("FAIL %s: %s" % (key, error))
+for key in ACCEPTED:
+    raw = binascii.unhexlify(key)
+    data = {"node": {"name": "b", "bind": "127.0.0.1:7946"},
+            "election": {"trusted_keys": {"ok": binascii.b2a_base64(raw).decode().strip()}}}
+    if leaderd_config.parse(data)["trusted_keys"]["ok"] == raw:
+        passed += 1
+    else:
+        print("FAIL accepted %s" % key)
+print("key checks: %d passed" % passed)
+'''
+
+
+def test_trusted_keys_are_checked_the_same_under_micropython():
+    from test_micropython import require_micropython
+    interpreter = require_micropython()
+    refused = [(v["key"], _BOARD_PHRASES[v["problem"]]) for v in PUBLIC_KEY_VECTORS["refused"]]
+    accepted = [v["key"] for v in PUBLIC_KEY_VECTORS["accepted"]]
+    script = "REFUSED = %r\nACCEPTED = %r\n" % (refused, accepted) + _MICROPYTHON_KEY_SCRIPT
+    env = dict(os.environ)
+    env["MICROPYPATH"] = ":".join((".frozen", BOARD_DIR, REPO_ROOT))
+    result = subprocess.run([interpreter, "-X", "heapsize=4m", "-c", script], cwd=REPO_ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+    assert result.returncode == 0 and "FAIL" not in result.stdout, result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "key checks: %d passed" % (len(refused) + len(accepted)), \
+        result.stdout
 
 
 def test_defaults_make_a_follower_and_say_what_is_insecure():
@@ -228,7 +327,7 @@ def test_package_json_names_every_module_and_each_file_exists():
         package = json.load(handle)
     targets = [t for t, _ in package["urls"]]
     assert sorted(t for t in targets if t.startswith("agent/core/")) == core_modules()
-    for module in ("agent/__init__.py", "leaderd.py", "leaderd_boot.py", "leaderd_config.py", "wifi.py", "ed25519.py", "sha512.py"):
+    for module in ("agent/__init__.py", "leaderd.py", "leaderd_boot.py", "leaderd_config.py", "leaderd_state.py", "wifi.py", "ed25519.py", "sha512.py"):
         assert module in targets, module
     assert "main.py" not in targets  # mip installs into /lib; main.py belongs at the root
     import agent
@@ -242,7 +341,7 @@ def test_manifest_freezes_every_core_module():
         text = handle.read()
     files = re.findall(r'"(core/[a-z_]+\.py)"', text)
     assert sorted("agent/" + f for f in files) == core_modules()
-    for module in ("leaderd.py", "leaderd_boot.py", "leaderd_config.py", "wifi.py", "ed25519.py", "sha512.py"):
+    for module in ("leaderd.py", "leaderd_boot.py", "leaderd_config.py", "leaderd_state.py", "wifi.py", "ed25519.py", "sha512.py"):
         assert 'module("%s")' % module in text, module
 
 
@@ -253,8 +352,7 @@ def test_build_lists_every_core_module():
     finally:
         sys.path.remove(BOARD_DIR)
     assert sorted(p for p in build.core_sources() if p.startswith("agent/core/")) == core_modules()
-    assert sorted(build.SHELL_MODULES) == sorted(("leaderd.py", "leaderd_boot.py", "leaderd_config.py", "wifi.py", "ed25519.py",
-                                                  "sha512.py"))
+    assert sorted(build.SHELL_MODULES) == sorted(("leaderd.py", "leaderd_boot.py", "leaderd_config.py", "leaderd_state.py", "wifi.py", "ed25519.py", "sha512.py"))
 
 
 def test_build_says_how_to_get_mpy_cross(monkeypatch, capsys):

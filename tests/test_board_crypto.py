@@ -36,7 +36,6 @@ if str(BOARD_DIR) not in sys.path:
     sys.path.insert(0, str(BOARD_DIR))
 
 import ed25519  # noqa: E402
-import leaderd_config  # noqa: E402
 import sha512  # noqa: E402
 from test_micropython import require_micropython  # noqa: E402  (skips, or fails on CI, without it)
 
@@ -381,37 +380,6 @@ def test_rejects_public_keys_that_do_not_decode():
     assert ed25519.verify((1).to_bytes(32, "little"), message, signature) is False
 
 
-PUBLIC_KEY_VECTORS = REPO_ROOT / "tests" / "vectors" / "ed25519_public_keys.json"
-
-
-def _public_key_vectors():
-    import json
-    with open(PUBLIC_KEY_VECTORS) as handle:
-        return json.load(handle)
-
-
-def test_key_problem_refuses_small_order_and_non_canonical_keys_like_the_daemon():
-    from agent import keys as daemon_keys
-    vectors = _public_key_vectors()
-    phrases = {"small order": "small order", "not canonical": "not canonical", "not a point": "not on the curve"}
-    for vector in vectors["refused"]:
-        raw = unhex(vector["key"])
-        problem = leaderd_config.key_problem(raw)
-        assert problem is not None and phrases[vector["problem"]] in problem, (vector, problem)
-        assert daemon_keys.public_key_problem(raw) is not None, vector
-    for vector in vectors["accepted"]:
-        assert leaderd_config.key_problem(unhex(vector["key"])) is None, vector
-    rng = random.Random(SEED)
-    for _ in range(20):
-        seed = bytes(rng.getrandbits(8) for _ in range(32))
-        assert leaderd_config.key_problem(_reference_public(seed)) is None
-    assert leaderd_config.key_problem(bytes(31)) == "not 32 bytes"
-    # The decoding key_problem shares with verification still verifies.
-    seed, public, message, signature = _rfc_vectors()[2]
-    ed25519._keys.clear()
-    assert ed25519.verify(public, message, signature) is True
-
-
 def test_rejects_non_canonical_r():
     seed, public, message, signature = _rfc_vectors()[0]
     r = int.from_bytes(signature[:32], "little")
@@ -628,54 +596,6 @@ def test_vectors_and_verifier_under_micropython():
     expected_checks = 1 + len(SHA512_VECTORS) + 9 + 7 * len(RFC8032_VECTORS) + len(_micropython_cases())
     assert lines[-1] == "board crypto checks: %d passed" % expected_checks, result.stdout
     assert "ok rfc8032 test 3 verify" in lines, result.stdout
-
-
-MICROPYTHON_KEY_SCRIPT = r'''
-import binascii
-import ed25519
-import leaderd_config
-passed = 0
-for key, problem in REFUSED:
-    raw = binascii.unhexlify(key)
-    found = leaderd_config.key_problem(raw)
-    try:
-        leaderd_config.parse({"node": {"name": "b", "bind": "127.0.0.1:7946"},
-                              "election": {"trusted_keys": {"mallory": binascii.b2a_base64(raw).decode().strip()}}})
-        error = "accepted"
-    except leaderd_config.ConfigError as exc:
-        error = exc.errors[0]
-    if found is None or not error.startswith("election.trusted_keys: ") or "mallory: not a usable" not in error:
-        print("FAIL %s: %r / %r" % (key, found, error))
-    else:
-        passed += 1
-for key in ACCEPTED:
-    raw = binascii.unhexlify(key)
-    cfg = leaderd_config.parse({"node": {"name": "b", "bind": "127.0.0.1:7946"},
-                                "election": {"trusted_keys": {"ok": binascii.b2a_base64(raw).decode().strip()}}})
-    if leaderd_config.key_problem(raw) is None and cfg["trusted_keys"]["ok"] == raw:
-        passed += 1
-    else:
-        print("FAIL accepted %s" % key)
-print("key checks: %d passed" % passed)
-'''
-
-
-def test_key_checks_and_board_config_refuse_bad_keys_under_micropython():
-    interpreter = require_micropython()
-    vectors = _public_key_vectors()
-    refused = [(v["key"], v["problem"]) for v in vectors["refused"]]
-    accepted = [v["key"] for v in vectors["accepted"]]
-    script = "REFUSED = %r\nACCEPTED = %r\n" % (refused, accepted) + MICROPYTHON_KEY_SCRIPT
-    env = dict(os.environ)
-    env["MICROPYPATH"] = ":".join((".frozen", str(BOARD_DIR), str(REPO_ROOT)))
-    result = subprocess.run(
-        [interpreter, "-X", "heapsize=4m", "-c", script],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
-    )
-    assert result.returncode == 0, "micropython exited %d:\n%s" % (result.returncode, result.stdout)
-    assert "FAIL" not in result.stdout, result.stdout
-    assert result.stdout.strip().splitlines()[-1] == "key checks: %d passed" % (len(refused) + len(accepted)), \
-        result.stdout
 
 
 def test_bench_runs_under_micropython():

@@ -68,8 +68,7 @@ def frozen_sources():
     core = os.path.join(REPO_ROOT, "agent", "core")
     out = [os.path.join(REPO_ROOT, "agent", "__init__.py"), os.path.join(BOARD_DIR, "manifest.py")]
     out += [os.path.join(core, n) for n in os.listdir(core) if n.endswith(".py")]
-    out += [os.path.join(BOARD_DIR, n) for n in ("leaderd.py", "leaderd_boot.py", "leaderd_config.py", "wifi.py", "ed25519.py",
-                                                  "sha512.py")]
+    out += [os.path.join(BOARD_DIR, n) for n in ("leaderd.py", "leaderd_boot.py", "leaderd_config.py", "leaderd_state.py", "wifi.py", "ed25519.py", "sha512.py")]
     return out
 
 
