@@ -81,9 +81,9 @@ _TERM_WINDOW = const(1 << 16)
 # A follower drops a leader whose last heartbeat is this many claim
 # intervals old: two lost heartbeats in a row are not a failure.
 _LEADER_TIMEOUT_INTERVALS = const(3)
-# Checks a second (and twice that at once) from the token bucket; the last
-# _RESERVE of it only the urgent ones (the leader's, the expected winner's)
-# may take.
+# Checks a second (plus one per two live members; four seconds' worth at
+# once) from the token bucket; the last _RESERVE of it only the urgent ones
+# (the leader's, the expected winner's) may take.
 _RATE = const(500)
 _RESERVE = const(40)
 # Checks that may wait for a deferring verifier (a board), and the small
@@ -140,7 +140,7 @@ class Election:
         self._pending = {}            # bytes + signature -> what waits for the check
         self._cache_size = cache_size or 64
         # The token bucket, in milli-checks: [level, last refill].
-        self._budget = [_RATE * 2000, now]
+        self._budget = [_RATE * 4000, now]
         # Best (priority, name) among the other members, cached: the table
         # can hold a thousand members and changes arrive one at a time.
         self._others_key = None
@@ -574,9 +574,13 @@ class Election:
                 return "pending"
             # Checked before the verifier runs: a shell that defers queues
             # one job per call, so this bounds its queue too.
+            # The bucket grows with the cluster: a node that joins N members
+            # checks N statements at once, and one a second per member or so
+            # after (refutations, changes of priority).
             bucket = self._budget
+            rate = _RATE + self.node.live_count() // 2
             if now > bucket[1]:
-                bucket[0] = min(bucket[0] + (now - bucket[1]) * _RATE, _RATE * 2000)
+                bucket[0] = min(bucket[0] + (now - bucket[1]) * rate, rate * 4000)
                 bucket[1] = now
             if len(self._pending) >= _MAX_PENDING + (2 if urgent else 0) \
                     or bucket[0] < (1000 if urgent else 1000 + _RESERVE * 1000):
