@@ -485,12 +485,15 @@ class Node:
                                   msg.eligible, msg.tags, msg.signature, sender, False)
         elif t == wire.T_SUSPECT or t == wire.T_DEAD:
             member = self.table.get(msg.name)
-            if msg.by == self.name or (member is not None and msg.incarnation > member.incarnation
-                                       and self.election.trusted_keys is not None
-                                       and msg.name in self.election.trusted_keys):
-                # Forged: nobody speaks for us (our own verdicts never come by
-                # wire), and news above the incarnation a trusted member
-                # signed cannot be true. Counted, dropped.
+            if msg.by == self.name:
+                # Our own suspicion, gossiped back to us, or a forgery that
+                # speaks for us: either way nothing for us to learn (our
+                # verdicts are made here, never taken from the wire).
+                pass
+            elif member is not None and msg.incarnation > member.incarnation \
+                    and self.election.trusted_keys is not None and msg.name in self.election.trusted_keys:
+                # News above the incarnation a trusted member signed cannot
+                # be true: forged. Counted, dropped.
                 self.stats["dropped_incarnation"] += 1
             else:
                 # Gossip does not bury the leader we follow: the news becomes
