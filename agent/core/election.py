@@ -465,9 +465,11 @@ class Election:
         node.stats["claims_stale"] += 1
         if leading and rank < leader_rank and claim.term >= self.leader_term and self.can_lead():
             # A rival we outrank, at a term not below ours (the other side
-            # of a healed partition): claim above it, once its claim is
-            # proved (a forged claim must not move our term).
-            if self._check(claim, now, urgent=True) is not None:
+            # of a healed partition, or a hint of a later term): claim above
+            # it, once its claim is proved (a forged claim must not move our
+            # term), even if we hold the rival dead: rank decides, so it
+            # follows us and no claim war can start.
+            if self._check(claim, now, urgent=True, own=True) is not None:
                 return
             if claim.term > self.term:
                 self.term = claim.term

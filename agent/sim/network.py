@@ -32,6 +32,10 @@ this node up and reachable from that one, without a break, since t?"
 (`steady_since`). Leadership is read after every call into a core
 (`node.leader()`): the metrics get each node's leader, the term it follows
 and whether it leads itself.
+
+Replays: a `Recorder` added to `sim.recorders` keeps a bounded, uniform
+sample of the datagrams the cores send (before any fault), for a test to
+re-inject later with `inject` (TigerBeetle's packet simulator replays too).
 """
 
 import heapq
@@ -73,6 +77,39 @@ class LinkFaults:
     def __repr__(self):
         return "LinkFaults(loss=%r, latency_ms=%r, jitter_ms=%r, duplicate=%r)" % (
             self.loss, self.latency_ms, self.jitter_ms, self.duplicate)
+
+
+class Recorder:
+    """A bounded uniform sample (reservoir) of the datagrams cores send: `kept`, a list of
+    (time_ms, src index, data, address), at most `limit` long.
+
+    keep(src index, data) -> bool, if given, says which datagrams count at
+    all. Its own seeded rng: recording changes nothing else in a run.
+    """
+
+    def __init__(self, limit, seed=0, keep=None):
+        if limit < 1:
+            raise ValueError("limit must be at least 1, got %r" % (limit,))
+        self.limit = limit
+        self.keep = keep
+        self.rng = random.Random("leaderd-sim/recorder/%d" % seed)
+        self.seen = 0  # datagrams that counted, kept or not
+        self.kept = []
+
+    def add(self, now, src, data, address):
+        """Offers one datagram sent by core src at now to the sample."""
+        if self.keep is not None and not self.keep(src, data):
+            return
+        self.seen += 1
+        entry = (now, src, data, address)
+        if len(self.kept) < self.limit:
+            self.kept.append(entry)
+        else:
+            # Algorithm R: the seen-th datagram replaces a kept one with
+            # probability limit / seen.
+            at = self.rng.randrange(self.seen)
+            if at < self.limit:
+                self.kept[at] = entry
 
 
 class Slot:
@@ -148,6 +185,7 @@ class Simulation:
         self.now = 0
         self.election = None  # decided when the first node exists: hasattr(node, "leader")
         self.trace = None  # optional callable(now, observer_name, event) for debugging
+        self.recorders = []  # Recorder objects offered every datagram a core sends
         # Reachability history: (since_ms, group, oneway), oldest first.
         self.net_history = [(0, self.group, self.oneway)]
         self.metrics = Metrics(count)
@@ -226,6 +264,8 @@ class Simulation:
         out = node.datagrams_to_send(now)
         if out:
             for data, address in out:
+                for recorder in self.recorders:
+                    recorder.add(now, slot.index, data, address)
                 self._send(slot, data, address, now)
         event = node.next_event()
         while event is not None:
