@@ -120,6 +120,7 @@ class Election:
         self.leader_counter = 0       # the last heartbeat's counter
         self.leader_seen_at = None    # when its last heartbeat was verified
         self._awaiting = None         # (candidate, since) while we wait for its claim
+        self._rival = None            # the latest claim refused for our leader's rank
         self.settled_term = 0         # claims below this term are stale...
         self.resigned_leader = None   # ...and this one's at exactly that term
         self.settled_leader = None    # the leader dropped: its spent heartbeats are stale too
@@ -356,6 +357,8 @@ class Election:
 
     def _follow(self, claim, now):
         self._awaiting = None
+        if self._rival is not None and self._rival.term <= claim.term:
+            self._rival = None
         self._hinted.pop((_PASS, claim.name), None)
         self.leader = claim.name
         self.leader_term = claim.term
@@ -394,6 +397,12 @@ class Election:
         self.leader_seen_at = None
         self.node.broadcasts.remove(_CLAIM_KEY)
         self.node.emit(events.LeaderChanged(old=old, new=None, term=self.term))
+        rival = self._rival
+        if rival is not None:
+            self._rival = None
+            if rival.name != old:
+                self._checks_left = 2
+                self.receive_claim(rival, now)
 
     def datagram_started(self):
         """Call before the claims of each datagram: at most two of them are checked."""
@@ -477,6 +486,11 @@ class Election:
             return
         # A rival that has not heard of our leader: show it our leader's
         # claim (once per rival and term), so it steps down or claims above.
+        # Kept: if we drop our leader soon after (its crash, which the rival
+        # saw first), the rival's claim is followed at once, not at its next
+        # heartbeat.
+        if not leading and claim.term > self.leader_term and (self._rival is None or claim.term >= self._rival.term):
+            self._rival = claim
         self._hint(claim, self.claim_message)
 
     def _hint(self, claim, message):
