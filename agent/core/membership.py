@@ -99,11 +99,20 @@ class Member:
 
 
 class MemberTable:
-    """All members but this node, merged by the rule in the module doc."""
+    """All members but this node, merged by the rule in the module doc.
 
-    def __init__(self):
+    Bounded: at most max_members entries (None: no cap); news of one more
+    stranger is refused, and so is any record whose address address_ok
+    rejects (a host name, say). Refusals are counted in `stats` under
+    refused_member_cap and refused_member_address.
+    """
+
+    def __init__(self, max_members=None, address_ok=None, stats=None):
         self.members = {}
         self.live_count = 0
+        self.max_members = max_members
+        self.address_ok = address_ok
+        self.stats = stats if stats is not None else {"refused_member_cap": 0, "refused_member_address": 0}
 
     def get(self, name):
         """The member named so, or None."""
@@ -119,8 +128,14 @@ class MemberTable:
         the update is a full record that may create the member.
         """
         member = self.members.get(name)
+        if address is not None and self.address_ok is not None and not self.address_ok(address):
+            self.stats["refused_member_address"] += 1
+            return IGNORED
         if member is None:
             if address is None:
+                return IGNORED
+            if self.max_members is not None and len(self.members) >= self.max_members:
+                self.stats["refused_member_cap"] += 1
                 return IGNORED
             member = Member(name, address, incarnation, state, priority, eligible, tags, now)
             self.members[name] = member

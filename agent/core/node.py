@@ -30,6 +30,7 @@ from agent.core.auth import Keyring
 from agent.core.awareness import Awareness
 from agent.core.broadcast import BroadcastQueue
 from agent.core.election import Election
+from agent.core.guard import OWED_RELAY, OWED_SYNC, Guard, MeteredCodec, sync_records_that_fit
 from agent.core.membership import (
     CONFIRMED, DIED, IGNORED, LEFT, RECORDED, RECOVERED, SUSPECTED, UPDATED,
     Member, MemberTable, supersedes,
@@ -42,12 +43,18 @@ from agent.core.wire import STATE_ALIVE, STATE_DEAD, STATE_LEFT, STATE_SUSPECT
 _NEVER = None
 _MAX_EVENTS = 4096
 _MAX_RELAYS = 64
+# PingReqs relayed at once for one requester: its probe and a few final probes.
+_MAX_RELAYS_PER_REQUESTER = 4
 _MAX_FINAL_PROBES = 1024
 _MAX_INCARNATION = 0xFFFFFFFF
 # Extra state syncs, one probe interval apart, right after joining.
 _BOOTSTRAP_SYNCS = 3
 # Sync sessions remembered to answer each once (pages of one session share it).
 _MAX_SYNC_SESSIONS = 256
+# Members this node knows, itself included: a server's default; boards pass less.
+_MAX_MEMBERS = 4096
+# Sync replies a second, to all addresses together (a burst of that many).
+_SYNC_REPLIES_PER_S = 16
 
 
 class _Probe:
@@ -74,9 +81,12 @@ class Node:
                  priority=100, eligible=True, tags=None, incarnation=0,
                  signer=None, verifier=None, trusted_keys=None, preempt=True, preempt_delay_ms=5000,
                  max_sync_sessions=_MAX_SYNC_SESSIONS, max_final_probes=_MAX_FINAL_PROBES,
-                 claim_cache_size=None, term=0, cache_records=True):
+                 claim_cache_size=None, term=0, cache_records=True, max_members=_MAX_MEMBERS,
+                 sync_replies_per_s=_SYNC_REPLIES_PER_S):
         # The max_* and claim_cache_size bounds keep memory flat over weeks;
         # the defaults suit servers, boards pass smaller ones (micropython/leaderd.py).
+        if not isinstance(max_members, int) or max_members < 2:
+            raise ValueError("max_members must be at least 2, got %r" % (max_members,))
         if not isinstance(priority, int) or priority < 0 or priority > 255:
             raise ValueError("priority must be 0..255, got %r" % (priority,))
         self.name = name
@@ -84,7 +94,6 @@ class Node:
         self.profile = profile
         self.rng = rng
         self.cluster = cluster
-        self.codec = wire.Codec(cluster, name, Keyring(keyring) if keyring else None)
         self.incarnation = incarnation
         self.priority = priority
         # What the operator (or the health check) says; the advertised flag
@@ -96,7 +105,6 @@ class Node:
         self.eligible = self.user_eligible and (trusted_keys is None or signer is not None)
         self.tags = tags
         wire.encode_tags(tags)  # raises ValueError on bad tags: a local error
-        self.table = MemberTable()
         self.awareness = Awareness(profile.awareness_max_multiplier)
         self.broadcasts = BroadcastQueue()
         self.stats = {
@@ -107,6 +115,13 @@ class Node:
             "probes": 0, "probe_failures": 0, "refutations": 0, "unexpected_ping": 0,
             "claims_stale": 0, "signature_checks": 0, "dropped_incarnation": 0,
         }
+        # Proof of address, reply credit and rate limits (guard.py); it adds
+        # its refused_* and other counters to stats.
+        self.guard = Guard(self.address, profile, rng, self.stats, max_proven=max_members,
+                           max_owed=min(32, max(4, max_members // 8)), sync_replies_per_s=sync_replies_per_s)
+        self.codec = MeteredCodec(cluster, name, Keyring(keyring) if keyring else None,
+                                  self.guard.datagram_opened)
+        self.table = MemberTable(max_members - 1, self.guard.allowed, self.stats)
         self.left = False
         self.joined = False
         self._leaving = False
@@ -413,15 +428,16 @@ class Node:
             if msg.target != self.name and msg.target != wire.ANY_TARGET:
                 self.stats["unexpected_ping"] += 1
                 return
-            self._send(addr, [wire.encode_message(wire.Ack(seq=msg.seq))])
+            # The one reply every stranger gets: no larger than its Ping.
+            self._send(addr, [wire.encode_message(wire.Ack(seq=msg.seq))], self.guard.credit)
         elif t == wire.T_ACK:
-            self._on_ack(msg.seq, now)
+            self._on_ack(msg.seq, addr, now)
         elif t == wire.T_NACK:
             probe = self._probe
             if probe is not None and probe.seq == msg.seq:
                 probe.nacks += 1
         elif t == wire.T_PING_REQ:
-            self._relay_ping(msg, addr, now)
+            self._relay_ping(msg, addr, sender, now, self.guard.credit)
         elif t == wire.T_ALIVE:
             self._merge(msg.name, msg.incarnation, STATE_ALIVE, now, msg.address, msg.priority,
                         msg.eligible, msg.tags, sender)
@@ -442,28 +458,58 @@ class Node:
                 self._merge(name, incarnation, state, now, address, priority, eligible, tags, sender,
                             from_sync=name != sender)
             if msg.reply_wanted and self._first_page_of(addr, msg.session, now):
-                self._send_sync(addr, False, False)
+                guard = self.guard
+                if guard.is_proven(addr):
+                    if guard.sync_reply_allowed(addr, now):
+                        self._send_sync(addr, False, False)
+                else:
+                    # Our whole state goes only to an address that answers:
+                    # a Ping first, the reply when its Ack comes back (_on_ack).
+                    seq = guard.owe(addr, now, OWED_SYNC, None)
+                    if not self._send(addr, [wire.encode_message(wire.Ping(seq=seq, target=sender))],
+                                      guard.credit):
+                        guard.forget(seq)
             # Any full state from a member joins us (its sync or its reply),
             # even while our seeds are down.
             if not self.joined:
                 self._joined(now)
 
-    def _on_ack(self, seq, now):
+    def _on_ack(self, seq, addr, now):
+        # An Ack from the address we pinged with that seq proves the address
+        # answers (guard.py); one relayed from elsewhere proves nothing.
         probe = self._probe
         if probe is not None and probe.seq == seq:
             if not probe.acked:
                 probe.acked = True
                 self.awareness.apply_delta(-1)
+            member = self.table.get(probe.target)
+            if member is not None and member.address == addr:
+                self.guard.prove(addr)
             return
         relay = self._relays.pop(seq, None)
         if relay is not None:
-            self._send(relay[0], [wire.encode_message(wire.Ack(seq=relay[1]))])
+            if relay[3] == addr:
+                self.guard.prove(addr)
+            self._send(relay[0], [wire.encode_message(wire.Ack(seq=relay[1]))], relay[4])
             return
         name = self._final_probes.pop(seq, None)
         if name is not None:
             suspicion = self._suspicions.get(name)
             if suspicion is not None and getattr(suspicion, "final_seq", None) == seq:
                 suspicion.final_acked = True
+            member = self.table.get(name)
+            if member is not None and member.address == addr:
+                self.guard.prove(addr)
+            return
+        owed = self.guard.answered(seq, addr)
+        if owed is None:
+            return
+        kind, payload = owed
+        if kind == OWED_SYNC:
+            if self.guard.sync_reply_allowed(addr, now):
+                self._send_sync(addr, False, False)
+        elif kind == OWED_RELAY:
+            self._relay_ping(payload[0], addr, payload[1], now, payload[2])
 
     # --- Merging news ---------------------------------------------------
 
@@ -701,18 +747,52 @@ class Node:
         # must not override); a suspect member gets our confirmation.
         self._merge(member.name, probe.incarnation, STATE_SUSPECT, now, by=self.name)
 
-    def _relay_ping(self, msg, requester, now):
-        if len(self._relays) >= _MAX_RELAYS:
+    def _relay_ping(self, msg, requester, sender, now, credit):
+        """Pings msg.target for a PingReq from requester (named sender).
+
+        credit: the bytes the PingReq's datagram leaves for replies to
+        unproven addresses (guard.py). Only a requester at a proven address
+        is served (a stranger gets a challenge, and the relay once it
+        answers), never twice for one (requester, seq), at most a few at a
+        time for one requester, and only to an allowed IP literal.
+        """
+        stats = self.stats
+        guard = self.guard
+        if not guard.allowed(msg.address):
+            stats["refused_relay_address"] += 1
             return
-        seq = self._next_seq()
-        self._relays[seq] = (requester, msg.seq, now + self.profile.probe_timeout_ms)
-        self._send(msg.address, [wire.encode_message(wire.Ping(seq=seq, target=msg.target))])
+        relays = self._relays
+        mine = 0
+        for seq in relays:
+            relay = relays[seq]
+            if relay[0] == requester:
+                if relay[1] == msg.seq:
+                    stats["refused_relay_duplicate"] += 1
+                    return
+                mine += 1
+        if mine >= _MAX_RELAYS_PER_REQUESTER or len(relays) >= _MAX_RELAYS:
+            stats["refused_relay_busy"] += 1
+            return
+        if not guard.is_proven(requester):
+            owed = [msg, sender, 0]
+            seq = guard.owe(requester, now, OWED_RELAY, owed)
+            if not self._send(requester, [wire.encode_message(wire.Ping(seq=seq, target=sender))], credit):
+                guard.forget(seq)
+                return
+            owed[2] = guard.credit  # what the PingReq leaves for the relayed Ping, sent later
+            return
+        # Random, not the probe counter: this seq's Ack proves the target's address.
+        seq = self.rng.getrandbits(30)
+        while seq in relays:
+            seq = self.rng.getrandbits(30)
+        relays[seq] = (requester, msg.seq, now + self.profile.probe_timeout_ms, msg.address, credit)
+        self._send(msg.address, [wire.encode_message(wire.Ping(seq=seq, target=msg.target))], credit)
 
     def _expire_relays(self, now):
         done = [seq for seq in self._relays if self._relays[seq][2] <= now]
         for seq in done:
-            requester, their_seq, _ = self._relays.pop(seq)
-            self._send(requester, [wire.encode_message(wire.Nack(seq=their_seq))])
+            relay = self._relays.pop(seq)
+            self._send(relay[0], [wire.encode_message(wire.Nack(seq=relay[1]))], relay[4])
 
     # --- Suspicion ------------------------------------------------------
 
@@ -797,15 +877,31 @@ class Node:
         """Queues an event for the shell."""
         self._emit(event)
 
-    def _send(self, addr, messages):
-        """Sends the messages to addr, filling the rest of the datagram with updates."""
+    def _send(self, addr, messages, limit=None):
+        """Sends the messages to addr, filling the rest of the datagram with updates.
+
+        limit: for a reply, the most bytes its datagram may have when addr
+        has not proven it answers (what the datagram that caused it left,
+        guard.credit); None for what this node sends of its own accord.
+        Returns False, sending nothing, when the messages alone exceed it.
+        """
         budget = self.profile.mtu_bytes - self.codec.overhead()
+        capped = limit is not None and not self.guard.is_proven(addr)
+        if capped and limit - self.codec.overhead() < budget:
+            budget = limit - self.codec.overhead()
         for m in messages:
             budget -= len(m)
+        if budget < 0 and capped:
+            self.stats["refused_reply_size"] += 1
+            return False
         if len(self.broadcasts) and budget > 0:
             messages = messages + self.broadcasts.get_broadcasts(
                 budget, self.live_count(), self.profile.retransmit_mult)
-        self._emit_datagram(self.codec.seal(messages), addr)
+        data = self.codec.seal(messages)
+        if capped:
+            self.guard.spend(len(data))
+        self._emit_datagram(data, addr)
+        return True
 
     def _emit_datagram(self, data, addr):
         stats = self.stats
@@ -838,10 +934,12 @@ class Node:
                 targets.append(name)
         return targets
 
-    def _encoded_records(self):
+    def _encoded_records(self, live_first=False):
         # Each member's record is encoded once per change, not once per sync.
+        # live_first: this node's record, then live members, then the rest.
         out = [wire.encode_record(wire.Record(self.name, self.incarnation, self.address, self.priority,
                                               self.eligible, self.tags, STATE_ALIVE))]
+        rest = [] if live_first else out
         for m in self.table.members.values():
             data = m.encoded
             if data is None:
@@ -849,14 +947,29 @@ class Node:
                                                       m.eligible, m.tags, m.state))
                 if self._cache_records:
                     m.encoded = data
-            out.append(data)
+            if m.state <= STATE_SUSPECT:
+                out.append(data)
+            else:
+                rest.append(data)
+        if live_first:
+            out.extend(rest)
         return out
 
     def _send_sync(self, addr, reply_wanted, join):
         budget = self.profile.mtu_bytes - self.codec.overhead()
         claim = self.election.claim_for_sync()
-        pages = wire.encode_sync_pages_raw(self._next_seq(), reply_wanted, join, self._encoded_records(),
-                                           budget - (len(claim) if claim is not None else 0))
+        if claim is not None:
+            budget -= len(claim)
+        records = self._encoded_records()
+        if sync_records_that_fit(records, budget) < len(records):
+            # More than one sync carries (255 pages): as much as fits, this
+            # node and the live members first. Never an error: forged
+            # members may have filled the table.
+            self.stats["sync_truncated"] += 1
+            room = budget - wire.MESSAGE_HEADER_BYTES - wire.SYNC_HEAD_BYTES
+            records = [data for data in self._encoded_records(True) if len(data) <= room]
+            records = records[:sync_records_that_fit(records, budget)]
+        pages = wire.encode_sync_pages_raw(self._next_seq(), reply_wanted, join, records, budget)
         last = len(pages) - 1
         for i in range(len(pages)):
             # The claim rides with the last page, after the members it names.
@@ -914,7 +1027,7 @@ class Node:
             return
         self._told_dead[member.name] = now
         self._send(addr, [wire.encode_message(
-            wire.Dead(name=member.name, incarnation=member.incarnation, by=self.name))])
+            wire.Dead(name=member.name, incarnation=member.incarnation, by=self.name))], self.guard.credit)
 
     def _reap_and_reprobe(self, now):
         reap = [m.name for m in self.table.members.values()
