@@ -76,6 +76,9 @@ _LEVELS = const(("debug", "info", "warning", "error"))
 _MAX_SYNC_SESSIONS = const(16)
 _MAX_FINAL_PROBES = const(32)
 _CLAIM_CACHE_SIZE = const(8)
+# Members the core keeps, this board included (the guidance is 32; news of
+# more strangers is refused and counted, so forged members cannot fill the heap).
+_MAX_MEMBERS = const(64)
 # Decoded public keys ed25519.py keeps (~190 B each; no precomputed tables).
 # The core caches every verdict, so this only saves the point decoding
 # when the same leader claims a new term.
@@ -254,7 +257,8 @@ class Agent:
             cluster=cfg["cluster"], keyring=cfg["keyring"], priority=cfg["priority"], tags=cfg["tags"],
             signer=signer, verifier=verifier, trusted_keys=trusted, preempt=cfg["preempt"],
             preempt_delay_ms=cfg["preempt_delay_ms"], max_sync_sessions=_MAX_SYNC_SESSIONS,
-            max_final_probes=_MAX_FINAL_PROBES, claim_cache_size=_CLAIM_CACHE_SIZE, cache_records=False)
+            max_final_probes=_MAX_FINAL_PROBES, claim_cache_size=_CLAIM_CACHE_SIZE, cache_records=False,
+            max_members=_MAX_MEMBERS)
         seeds = []
         for host, port in cfg["seeds"]:
             try:
