@@ -49,7 +49,15 @@ MULTICAST = 4
 
 # What a challenge's Ack releases (Guard.owe).
 OWED_SYNC = 1     # a state-sync reply
-OWED_RELAY = 2    # a PingReq relay: payload (PingReq, sender name, reply credit left)
+OWED_RELAY = 2    # a PingReq relay: payload [PingReq, sender name, reply credit left]
+OWED_PUSH = 3     # a state sync of our own (push-pull, dead reprobe) to an unproven address
+OWED_PROOF = 4    # nothing: the proof itself (gossip waits for it)
+
+# What a gossip round does with an unproven address (Guard.gossip_to).
+GOSSIP_FIRST = 0        # send it, and a challenge
+GOSSIP_DROP = 1         # drop it: the challenge is unanswered
+GOSSIP_RECHALLENGE = 2  # drop it, challenge again
+_RECHALLENGE_EVERY = 8
 
 _HEX = "0123456789abcdefABCDEF"
 _ZONE = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
@@ -59,6 +67,7 @@ STATS_KEYS = (
     "challenges_sent", "addresses_proven", "sync_truncated",
     "refused_reply_size", "refused_sync_rate_address", "refused_sync_rate_global",
     "refused_owed_evicted", "refused_relay_address", "refused_relay_duplicate", "refused_relay_busy",
+    "refused_gossip_unproven",
     "refused_member_address", "refused_member_cap",
 )
 
@@ -227,6 +236,16 @@ def sync_records_that_fit(encoded_records, budget, max_pages=255):
     return len(encoded_records)
 
 
+def truncate_sync_records(encoded_records, budget, max_pages=255):
+    """encoded_records cut, in place, to what one sync carries; records larger than a page left out."""
+    room = budget - wire.MESSAGE_HEADER_BYTES - wire.SYNC_HEAD_BYTES
+    for i in range(len(encoded_records) - 1, -1, -1):
+        if len(encoded_records[i]) > room:
+            del encoded_records[i]
+    del encoded_records[sync_records_that_fit(encoded_records, budget, max_pages):]
+    return encoded_records
+
+
 # --- The guard ---------------------------------------------------------------
 
 
@@ -251,7 +270,7 @@ class Guard:
     """
 
     def __init__(self, own_address, profile, rng, stats, max_proven=4096, max_owed=32,
-                 sync_replies_per_s=16):
+                 sync_replies_per_s=16, sync_reply_burst=None):
         if sync_replies_per_s < 1:
             raise ValueError("sync_replies_per_s must be at least 1, got %r" % (sync_replies_per_s,))
         self.own_loopback = is_loopback(own_address[0])
@@ -265,17 +284,22 @@ class Guard:
         self._max_proven = max_proven if max_proven > 1 else 2
         self._proven = {}        # address -> True: this generation
         self._proven_old = {}    # the previous generation
+        self._unanswered = {}    # address -> gossip datagrams dropped since its challenge
+        self._unanswered_old = {}
         self._max_owed = max_owed if max_owed > 0 else 1
-        self._owed = {}          # challenge seq -> [address, at, kind, payload]
+        self._owed = {}          # challenge seq -> [address, order, kind, payload]
+        self._owed_order = 0
         self._replied = {}       # address -> when we last sent it a sync reply
         self._replied_old = {}
         self._interval_ms = 1000 // sync_replies_per_s
-        self._burst_ms = (sync_replies_per_s - 1) * self._interval_ms
+        if sync_reply_burst is None:
+            sync_reply_burst = sync_replies_per_s
+        self._burst_ms = (sync_reply_burst - 1) * self._interval_ms
         self._replies_tat = None  # GCRA: when the next reply is due at the steady rate
         # The most sync replies the global cap lets through in one probe
         # interval, burst included: past that many, older entries of
         # _replied are stale (see sync_reply_allowed).
-        self._max_replied = sync_replies_per_s + profile.probe_interval_ms // self._interval_ms + 1
+        self._max_replied = sync_reply_burst + profile.probe_interval_ms // self._interval_ms + 1
 
     # --- Reply credit ----------------------------------------------------
 
@@ -300,6 +324,9 @@ class Guard:
 
     def prove(self, address):
         """Records that address answered a Ping we sent to it."""
+        if self._unanswered or self._unanswered_old:
+            self._unanswered.pop(address, None)
+            self._unanswered_old.pop(address, None)
         if address not in self._proven:
             if address not in self._proven_old:
                 self.stats["addresses_proven"] += 1
@@ -311,38 +338,90 @@ class Guard:
             self._proven = {}
         self._proven[address] = True
 
+    def gossip_to(self, address):
+        """GOSSIP_FIRST, GOSSIP_DROP or GOSSIP_RECHALLENGE for a gossip datagram to an unproven address.
+
+        The first one goes, with a challenge; while that is unanswered the
+        next ones are dropped, every _RECHALLENGE_EVERY-th replaced by a new
+        challenge (a lost Ping or Ack must not silence a member for long).
+        """
+        drops = self._unanswered.get(address)
+        if drops is None:
+            drops = self._unanswered_old.pop(address, None)
+        if drops is None:
+            verdict = GOSSIP_FIRST
+            drops = 0
+        else:
+            drops += 1
+            verdict = GOSSIP_RECHALLENGE if drops % _RECHALLENGE_EVERY == 0 else GOSSIP_DROP
+        if address not in self._unanswered and len(self._unanswered) >= self._max_proven // 2:
+            self._unanswered_old = self._unanswered
+            self._unanswered = {}
+        self._unanswered[address] = drops
+        return verdict
+
     def allowed(self, address):
         """Whether an address learned from the network may be used (address_allowed, for this node)."""
         return address_allowed(address, self.own_loopback)
 
+    def relay_allowed(self, relays, requester, ping_req, max_per_requester, max_relays):
+        """Whether a PingReq from requester may be relayed now; counts the refusal when not.
+
+        relays: the node's relays in flight, seq -> (requester, its seq, ...).
+        The target must be an allowed IP literal; one (requester, seq) is
+        relayed once at a time, a requester has at most max_per_requester in
+        flight, the node max_relays.
+        """
+        if not self.allowed(ping_req.address):
+            self.stats["refused_relay_address"] += 1
+            return False
+        mine = 0
+        for seq in relays:
+            relay = relays[seq]
+            if relay[0] == requester:
+                if relay[1] == ping_req.seq:
+                    self.stats["refused_relay_duplicate"] += 1
+                    return False
+                mine += 1
+        if mine >= max_per_requester or len(relays) >= max_relays:
+            self.stats["refused_relay_busy"] += 1
+            return False
+        return True
+
     # --- Challenges --------------------------------------------------------
 
-    def owe(self, address, now, kind, payload):
+    def owe(self, address, kind, payload):
         """Remembers what a challenge to address releases; returns the challenge Ping's seq.
 
         The seq is fresh random bits: the probe counter is predictable to
         anyone who saw one of our probes, and a guessed seq would prove an
-        address that never answered.
+        address that never answered. The table keeps the latest max_owed
+        challenges; an Ack that comes back late still proves its address.
         """
         owed = self._owed
         if len(owed) >= self._max_owed:
-            horizon = now - self.profile.probe_interval_ms
             oldest = None
-            for seq in list(owed):
-                at = owed[seq][1]
-                if at <= horizon:
-                    del owed[seq]
-                elif oldest is None or at < owed[oldest][1]:
+            for seq in owed:
+                if oldest is None or owed[seq][1] < owed[oldest][1]:
                     oldest = seq
-            if len(owed) >= self._max_owed:
-                del owed[oldest]
-                self.stats["refused_owed_evicted"] += 1
+            del owed[oldest]
+            self.stats["refused_owed_evicted"] += 1
         seq = self.rng.getrandbits(30)
         while seq in owed:
             seq = self.rng.getrandbits(30)
-        owed[seq] = [address, now, kind, payload]
+        self._owed_order += 1
+        owed[seq] = [address, self._owed_order, kind, payload]
         self.stats["challenges_sent"] += 1
         return seq
+
+    def owes(self, address, kind=None):
+        """Whether a challenge to address (for kind; None: any) is still unanswered (then send no other)."""
+        owed = self._owed
+        for seq in owed:
+            entry = owed[seq]
+            if entry[0] == address and (kind is None or entry[2] == kind):
+                return True
+        return False
 
     def forget(self, seq):
         """Drops an owed entry whose challenge could not be sent."""

@@ -30,7 +30,10 @@ from agent.core.auth import Keyring
 from agent.core.awareness import Awareness
 from agent.core.broadcast import BroadcastQueue
 from agent.core.election import Election
-from agent.core.guard import OWED_RELAY, OWED_SYNC, Guard, MeteredCodec, sync_records_that_fit
+from agent.core.guard import (
+    GOSSIP_DROP, GOSSIP_FIRST, OWED_PROOF, OWED_PUSH, OWED_RELAY, OWED_SYNC, Guard, MeteredCodec,
+    sync_records_that_fit, truncate_sync_records,
+)
 from agent.core.membership import (
     CONFIRMED, DIED, IGNORED, LEFT, RECORDED, RECOVERED, SUSPECTED, UPDATED,
     Member, MemberTable, supersedes,
@@ -465,7 +468,7 @@ class Node:
                 else:
                     # Our whole state goes only to an address that answers:
                     # a Ping first, the reply when its Ack comes back (_on_ack).
-                    seq = guard.owe(addr, now, OWED_SYNC, None)
+                    seq = guard.owe(addr, OWED_SYNC, None)
                     if not self._send(addr, [wire.encode_message(wire.Ping(seq=seq, target=sender))],
                                       guard.credit):
                         guard.forget(seq)
@@ -509,7 +512,10 @@ class Node:
             if self.guard.sync_reply_allowed(addr, now):
                 self._send_sync(addr, False, False)
         elif kind == OWED_RELAY:
-            self._relay_ping(payload[0], addr, payload[1], now, payload[2])
+            # The relayed Ping may take what the PingReq left and this Ack brings.
+            self._relay_ping(payload[0], addr, payload[1], now, payload[2] + self.guard.credit)
+        elif kind == OWED_PUSH:
+            self._send_sync(addr, True, False)
 
     # --- Merging news ---------------------------------------------------
 
@@ -756,26 +762,13 @@ class Node:
         answers), never twice for one (requester, seq), at most a few at a
         time for one requester, and only to an allowed IP literal.
         """
-        stats = self.stats
         guard = self.guard
-        if not guard.allowed(msg.address):
-            stats["refused_relay_address"] += 1
-            return
         relays = self._relays
-        mine = 0
-        for seq in relays:
-            relay = relays[seq]
-            if relay[0] == requester:
-                if relay[1] == msg.seq:
-                    stats["refused_relay_duplicate"] += 1
-                    return
-                mine += 1
-        if mine >= _MAX_RELAYS_PER_REQUESTER or len(relays) >= _MAX_RELAYS:
-            stats["refused_relay_busy"] += 1
+        if not guard.relay_allowed(relays, requester, msg, _MAX_RELAYS_PER_REQUESTER, _MAX_RELAYS):
             return
         if not guard.is_proven(requester):
             owed = [msg, sender, 0]
-            seq = guard.owe(requester, now, OWED_RELAY, owed)
+            seq = guard.owe(requester, OWED_RELAY, owed)
             if not self._send(requester, [wire.encode_message(wire.Ping(seq=seq, target=sender))], credit):
                 guard.forget(seq)
                 return
@@ -880,13 +873,15 @@ class Node:
     def _send(self, addr, messages, limit=None):
         """Sends the messages to addr, filling the rest of the datagram with updates.
 
-        limit: for a reply, the most bytes its datagram may have when addr
-        has not proven it answers (what the datagram that caused it left,
-        guard.credit); None for what this node sends of its own accord.
-        Returns False, sending nothing, when the messages alone exceed it.
+        To an address that has not proven it answers (guard.py), a reply
+        (limit: what the datagram that caused it left, guard.credit) is at
+        most limit bytes, and what this node sends of its own accord
+        (limit None: a probe, a claim) carries no updates. Returns False,
+        sending nothing, when the messages alone exceed the limit.
         """
         budget = self.profile.mtu_bytes - self.codec.overhead()
-        capped = limit is not None and not self.guard.is_proven(addr)
+        proven = self.guard.is_proven(addr)
+        capped = limit is not None and not proven
         if capped and limit - self.codec.overhead() < budget:
             budget = limit - self.codec.overhead()
         for m in messages:
@@ -894,16 +889,35 @@ class Node:
         if budget < 0 and capped:
             self.stats["refused_reply_size"] += 1
             return False
-        if len(self.broadcasts) and budget > 0:
+        if len(self.broadcasts) and budget > 0 and (proven or capped):
             messages = messages + self.broadcasts.get_broadcasts(
                 budget, self.live_count(), self.profile.retransmit_mult)
         data = self.codec.seal(messages)
         if capped:
             self.guard.spend(len(data))
-        self._emit_datagram(data, addr)
+        self._emit_datagram(data, addr, True)
         return True
 
-    def _emit_datagram(self, data, addr):
+    def _emit_datagram(self, data, addr, checked=False):
+        """Queues one datagram for the shell.
+
+        checked: built by _send or _send_sync, which apply the guard's rules.
+        One that is not (a gossip round's) to an address that has not proven
+        it answers goes out once, with a bare Ping whose Ack proves the
+        address; while that Ping is unanswered, later ones are dropped (a
+        Ping again every few): a forged member's address gets one gossip
+        datagram, not one a round.
+        """
+        if not checked and not self.guard.is_proven(addr):
+            verdict = self.guard.gossip_to(addr)
+            if verdict != GOSSIP_FIRST:
+                self.stats["refused_gossip_unproven"] += 1
+            if verdict != GOSSIP_DROP:
+                seq = self.guard.owe(addr, OWED_PROOF, None)
+                self._emit_datagram(self.codec.seal([wire.encode_message(
+                    wire.Ping(seq=seq, target=wire.ANY_TARGET))]), addr, True)
+            if verdict != GOSSIP_FIRST:
+                return
         stats = self.stats
         stats["sent_datagrams"] += 1
         stats["sent_bytes"] += len(data)
@@ -956,6 +970,18 @@ class Node:
         return out
 
     def _send_sync(self, addr, reply_wanted, join):
+        guard = self.guard
+        if reply_wanted and not join and not guard.is_proven(addr):
+            # A push-pull or dead reprobe, to an address learned from the
+            # network that never answered us: a bare Ping first (any name
+            # answers), the state when its Ack comes back (_on_ack). A
+            # forged member's address gets pings, never our state. Joins go
+            # to the seeds the operator configured, at once.
+            if not guard.owes(addr, OWED_PUSH):
+                seq = guard.owe(addr, OWED_PUSH, None)
+                self._emit_datagram(self.codec.seal([wire.encode_message(
+                    wire.Ping(seq=seq, target=wire.ANY_TARGET))]), addr, True)
+            return
         budget = self.profile.mtu_bytes - self.codec.overhead()
         claim = self.election.claim_for_sync()
         if claim is not None:
@@ -966,17 +992,16 @@ class Node:
             # node and the live members first. Never an error: forged
             # members may have filled the table.
             self.stats["sync_truncated"] += 1
-            room = budget - wire.MESSAGE_HEADER_BYTES - wire.SYNC_HEAD_BYTES
-            records = [data for data in self._encoded_records(True) if len(data) <= room]
-            records = records[:sync_records_that_fit(records, budget)]
+            records = None  # one list at a time on a board's heap
+            records = truncate_sync_records(self._encoded_records(True), budget)
         pages = wire.encode_sync_pages_raw(self._next_seq(), reply_wanted, join, records, budget)
         last = len(pages) - 1
         for i in range(len(pages)):
             # The claim rides with the last page, after the members it names.
             if i == last and claim is not None:
-                self._emit_datagram(self.codec.seal([pages[i], claim]), addr)
+                self._emit_datagram(self.codec.seal([pages[i], claim]), addr, True)
             else:
-                self._emit_datagram(self.codec.seal([pages[i]]), addr)
+                self._emit_datagram(self.codec.seal([pages[i]]), addr, True)
 
     def _first_page_of(self, addr, session, now):
         """True for the first page we see of a sync session: one reply per session."""
