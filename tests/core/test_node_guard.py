@@ -441,15 +441,52 @@ def test_a_forged_members_address_gets_bare_pings_and_never_our_state():
         to_victim.extend([o for o in _sent(node, now) if o[0] == VICTIM])
     assert node.member("forged").state_name == "dead", node.member("forged")
     assert to_victim, "the forged member was never probed"
+    gossip = 0
     for _, size, messages in to_victim:
+        if messages[0].type_code in (wire.T_ALIVE, wire.T_SUSPECT, wire.T_DEAD) and len(messages) > 1:
+            gossip += 1  # at most one gossip round's datagram (see the next test)
+            continue
         assert size <= 200, "a datagram of %d bytes to an address that never answered: %r" % (size, messages)
         for m in messages:
             # Pings, PingReqs (it is a relay), the Suspect a suspect's probe
             # carries, the leader's Claim: no gossip, no state.
             assert m.type_code in (wire.T_PING, wire.T_PING_REQ, wire.T_SUSPECT, wire.T_CLAIM), m
+    assert gossip <= 1, "%d gossip datagrams to an address that never answered" % gossip
     assert node.stats["refused_gossip_unproven"] > 0, node.stats
     challenges = [o for o in to_victim if o[2][0].type_code == wire.T_PING and o[2][0].target == "*"]
     assert challenges, "no challenge"
+
+
+def test_gossip_to_an_unanswering_address_goes_once_then_waits_for_its_ack():
+    node = _node()
+    node.receive_datagram(_seal(node, "feeder", [_alive("quiet", VICTIM)]), MEMBER, 0)
+    node.datagrams_to_send(0)
+    rounds = []  # per gossip round to VICTIM: (has gossip, challenge seqs)
+    now = 0
+    while len(rounds) < 17:
+        # Fresh news every round (so every round gossips), to the one member there is.
+        node.receive_datagram(_seal(node, "feeder", [_alive("quiet", VICTIM, incarnation=1 + len(rounds))]),
+                              MEMBER, now)
+        node.datagrams_to_send(now)
+        now += PROFILE.gossip_interval_ms
+        node.handle_timer(now)
+        out = [o for o in _sent(node, now) if o[0] == VICTIM]
+        gossiped = [o for o in out if o[2][0].type_code == wire.T_ALIVE]
+        challenges = [o[2][0].seq for o in out if o[2][0].type_code == wire.T_PING and o[2][0].target == "*"]
+        rounds.append((len(gossiped), challenges))
+    assert rounds[0][0] == 1 and len(rounds[0][1]) == 1, "first round: %r" % (rounds[0],)
+    for i in range(1, 17):
+        assert rounds[i][0] == 0, "round %d gossiped to an unanswering address: %r" % (i, rounds)
+        assert len(rounds[i][1]) == (1 if i % 8 == 0 else 0), "round %d: %r" % (i, rounds)
+    assert node.stats["refused_gossip_unproven"] == 16, node.stats
+    # It answers: it is proven, and the next round's gossip goes to it.
+    node.receive_datagram(_seal(node, "quiet", [wire.Ack(seq=rounds[16][1][0])]), VICTIM, now)
+    assert node.guard.is_proven(VICTIM)
+    node.receive_datagram(_seal(node, "feeder", [_alive("quiet", VICTIM, incarnation=99)]), MEMBER, now)
+    node.datagrams_to_send(now)
+    now += PROFILE.gossip_interval_ms
+    node.handle_timer(now)
+    assert _of_type(_sent(node, now), wire.T_ALIVE, VICTIM), "no gossip after the Ack"
 
 
 def test_an_address_that_answers_a_challenge_gets_the_push_pull():
