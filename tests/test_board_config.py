@@ -327,3 +327,23 @@ def test_stripped_source_drops_exactly_the_listed_functions_and_reprs():
     assert "__repr__" not in out
     with pytest.raises(RuntimeError, match="does not define"):
         build.stripped_source(rel, "class Node:\n    pass\n")
+
+
+def test_the_board_build_stubs_what_a_board_never_needs():
+    # build.BOARD_STUB: IPv6 literals (a board speaks IPv4) and the sync
+    # truncation (a board holds at most 64 members) keep their names and
+    # callers but get a one-line body.
+    build = _build_module()
+    rel = "agent/core/guard.py"
+    with open(os.path.join(REPO_ROOT, rel)) as handle:
+        text = handle.read()
+    tree = ast.parse(build.stripped_source(rel, text))
+    bodies = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef):
+            bodies[node.name] = ast.unparse(node.body[0]) if len(node.body) == 1 else None
+    for name, stub in build.BOARD_STUB[rel]:
+        assert bodies[name.split(".")[-1]] == stub, (name, bodies[name.split(".")[-1]])
+    assert bodies["address_allowed"] is None, "address_allowed itself is whole on a board"
+    with pytest.raises(RuntimeError, match="does not define"):
+        build.stripped_source(rel, "class Guard:\n    pass\n")

@@ -1,95 +1,99 @@
-"""Guards against reflection and amplification: proof of address, reply caps, rate limits.
+"""Guards against reflection and amplification: proof of address, reply budget, rate limits.
 
 Theory of operation
 -------------------
 UDP source addresses are not checked by anyone, and the cluster key sits in
 every board's flash: an attacker may forge or replay datagrams from any
 address. A reply larger than its request, sent to the request's source, is
-then an amplifier aimed at whoever owns that address. The rules here make
-every reply to an address that has not shown it wants our datagrams no
-larger than the datagram that caused it:
+an amplifier aimed at whoever owns that address. The rules here keep every
+datagram to an address that has not shown it wants ours no larger than the
+datagram that caused it (docs/PROTOCOL.md, "Reflection and amplification"):
 
-- Proof of address. An address is proven when an Ack comes back from it
-  carrying the seq of a Ping we sent to that very address: our probes of
-  members, final probes, relayed pings, and the challenges below. Proofs
-  sit in a bounded set of two generations (the older is dropped when the
-  newer fills), so memory stays flat and live members, probed again and
-  again, stay in it.
+- Proof of address. An address is proven ("known") when an Ack comes back
+  from it carrying the seq of a Ping we sent to that very address: our
+  probes of members, final probes, relayed pings, and the challenges below.
+  Proofs sit in a set bounded by the member cap (it starts over when full,
+  as the node's sync-session table does; members, probed again and again,
+  come back into it).
 - Challenges. A request that wants a large answer (a state sync asking for
   a reply, a PingReq) from an unproven address gets a Ping instead (target:
-  the sender's name, seq: fresh random bits, not the probe counter), and
-  the answer is owed, in a bounded table, until the matching Ack comes back
-  from that address. A joiner costs its seed one more round trip.
-- Reply credit. Every datagram opened gives a credit of its own size; what
+  the sender's name; seq: fresh random bits, not the probe counter, which
+  anyone who saw one probe can guess), and the answer waits in a bounded
+  table until the Ack comes back from that address. A joiner costs its seed
+  one more round trip. Our own push-pull and dead-reprobe syncs to an
+  unproven address, and gossip rounds to one, go the same way: the first
+  gets a challenge (a gossip round's datagram goes too), later ones are
+  dropped while it is unanswered, every 8th challenged again.
+- Reply budget. Every datagram opened gives a budget of its own size; what
   is sent to unproven addresses because of it (an Ack and its piggybacked
-  gossip, a challenge, a relayed Ping, a Dead) is taken from that credit,
-  and a reply that does not fit is not sent.
+  gossip, a challenge, a relayed Ping, a Dead) is taken from it, and a
+  reply that does not fit is not sent. Our own datagrams to an unproven
+  address (probes, claims) carry no piggybacked gossip.
 - Rate limits. Sync replies, even to proven addresses, go at most once per
   probe interval to one address (replayed pages of other sessions get
-  nothing more) and at most `sync_replies_per_s` a second in all (GCRA:
-  a burst of that many, then one every 1000 / rate ms).
+  nothing more) and at most 16 a second in all (GCRA: a burst of 16, then
+  one every 62 ms).
 - Address rules. An address learned from the network (Alive, state-sync
   records, PingReq targets) must be an IP literal, IPv4 dotted quad or
-  IPv6, never a host name (resolving one is a lookup an attacker picks),
-  with a port. Loopback and unspecified addresses are accepted only when
-  this node's own address is loopback (a test cluster on one machine);
-  broadcast and multicast never.
+  IPv6, never a host name (resolving one is a lookup the attacker picks),
+  with a port 1..65535. Loopback and unspecified addresses are accepted
+  only when this node's own address is loopback (a test cluster on one
+  machine); broadcast and multicast never.
 
 Every refusal is counted in the node's stats under a `refused_*` key.
+
+Boards load this module's bytecode into their heap, each function costs
+~100 bytes there, and every new identifier is an interned string that
+stays (docs/BOARDS.md): hence few functions, names the agent already has
+(known, add, pop, send, busy, budget, own, _buckets, ...), constants in
+const() and byte strings rather than short str constants. The board build
+leaves out the IPv6 parser and the sync truncation (micropython/build.py
+BOARD_STUB): a board speaks IPv4 and holds at most 64 members.
 """
 
 from agent.core import wire
 
-# Address classes (address_class).
-ORDINARY = 0
-LOOPBACK = 1
-UNSPECIFIED = 2
-BROADCAST = 3
-MULTICAST = 4
+try:
+    from micropython import const
+except ImportError:
+    def const(value):
+        return value
 
-# What a challenge's Ack releases (Guard.owe).
-OWED_SYNC = 1     # a state-sync reply
-OWED_RELAY = 2    # a PingReq relay: payload [PingReq, sender name, reply credit left]
-OWED_PUSH = 3     # a state sync of our own (push-pull, dead reprobe) to an unproven address
-OWED_PROOF = 4    # nothing: the proof itself (gossip waits for it)
+# Address classes (address_allowed, _ipv6).
+_ORDINARY = const(0)
+_LOCAL = const(1)       # loopback or unspecified: fine on a one-machine cluster only
+_FORBIDDEN = const(2)   # broadcast, multicast, or not an IP literal at all
 
-# What a gossip round does with an unproven address (Guard.gossip_to).
-GOSSIP_FIRST = 0        # send it, and a challenge
-GOSSIP_DROP = 1         # drop it: the challenge is unanswered
-GOSSIP_RECHALLENGE = 2  # drop it, challenge again
-_RECHALLENGE_EVERY = 8
+# The maps in Guard._buckets, each bounded (it starts over when full, as the
+# node's sync-session table does; the replies map keeps its recent entries).
+_PROVEN = const(0)      # address -> True
+_QUIET = const(1)       # address -> datagrams of ours it was denied since its challenge (gossip, push-pull)
+_REPLIED = const(2)     # address -> when we last sent it a sync reply
 
-_HEX = "0123456789abcdefABCDEF"
-_ZONE = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
+_MAX_OWED = const(32)               # challenges waiting for their Ack (boards: 8)
+_REPLY_INTERVAL_MS = const(62)      # the global cap: 16 sync replies a second ...
+_REPLY_BURST_MS = const(930)        # ... in bursts of 16 (15 intervals of 62 ms)
+_RECHALLENGE_EVERY = const(8)
 
-# The stats keys the guard (and the node, for relays, members and syncs) counts.
-STATS_KEYS = (
-    "challenges_sent", "addresses_proven", "sync_truncated",
-    "refused_reply_size", "refused_sync_rate_address", "refused_sync_rate_global",
-    "refused_owed_evicted", "refused_relay_address", "refused_relay_duplicate", "refused_relay_busy",
-    "refused_gossip_unproven",
-    "refused_member_address", "refused_member_cap",
-)
 
 
 # --- IP literals ------------------------------------------------------------
 
 
-def ipv4_value(text):
-    """The 32-bit value of a dotted quad ("10.0.0.1"), or None if text is not exactly one.
-
-    Four decimal parts 0..255, no signs, no leading zeros (some resolvers
-    read "010" as octal), no shorthand forms such as "10.1".
-    """
-    parts = text.split(".")
+def _ipv4(text):
+    # The 32-bit value of a dotted quad (bytes), or None: four decimal parts
+    # 0..255, no signs, no leading zeros (some resolvers read "010" as
+    # octal), no shorthand such as "10.1". (Bytes, not str, here: a board
+    # interns every short str constant for good.)
+    parts = text.split(b".")
     if len(parts) != 4:
         return None
     value = 0
     for part in parts:
-        if not part or len(part) > 3 or (len(part) > 1 and part[0] == "0"):
+        if not part or len(part) > 3 or (len(part) > 1 and part[0] == 48):
             return None
         for c in part:
-            if c < "0" or c > "9":
+            if c < 48 or c > 57:  # not 0-9
                 return None
         n = int(part)
         if n > 255:
@@ -98,367 +102,237 @@ def ipv4_value(text):
     return value
 
 
-def _hex_groups(part):
-    # "1:ab:ff" -> [1, 171, 255]; None when a group is not 1..4 hex digits.
-    if not part:
-        return []
-    out = []
-    for item in part.split(":"):
-        if not item or len(item) > 4:
-            return None
-        for c in item:
-            if c not in _HEX:
-                return None
-        out.append(int(item, 16))
-    return out
-
-
-def ipv6_groups(text):
-    """The eight 16-bit groups of an IPv6 literal ("fd00::1", "::ffff:10.0.0.1", "fe80::1%eth0"), or None."""
-    cut = text.find("%")
+def _ipv6(host):
+    # For an IPv6 literal (bytes): -1 - its class, or the IPv4 value of an
+    # IPv4-mapped (::ffff:a.b.c.d) or -compatible (::a.b.c.d) address, whose
+    # class the IPv4 rules give. Eight 16-bit groups, "::" once, an optional
+    # dotted-quad tail and an optional zone ("fe80::1%eth0", letters, digits,
+    # "-_."). Boards, IPv4 only, build this as "not an IP literal"
+    # (micropython/build.py BOARD_STUB).
+    cut = host.find(b"%")
     if cut >= 0:
-        zone = text[cut + 1:]
+        zone = host[cut + 1:]
         if not zone or len(zone) > 32:
-            return None
+            return -1 - _FORBIDDEN
         for c in zone:
-            if c not in _ZONE:
-                return None
-        text = text[:cut]
-    if len(text) < 2 or len(text) > 45 or ":" not in text:
-        return None
+            if not (97 <= c <= 122 or 65 <= c <= 90 or 48 <= c <= 57 or c in b"-_."):
+                return -1 - _FORBIDDEN
+        host = host[:cut]
+    if len(host) < 2 or len(host) > 45 or b":" not in host:
+        return -1 - _FORBIDDEN
     tail = []
-    if "." in text:
-        # An IPv4 tail: the last 32 bits written as a dotted quad.
-        cut = text.rfind(":")
-        v4 = ipv4_value(text[cut + 1:])
-        if v4 is None:
-            return None
-        tail = [v4 >> 16, v4 & 0xFFFF]
-        text = text[:cut + 1]
-        if not text.endswith("::"):
-            text = text[:-1]
-    halves = text.split("::")
+    if b"." in host:
+        cut = host.rfind(b":")
+        value = _ipv4(host[cut + 1:])
+        if value is None:
+            return -1 - _FORBIDDEN
+        tail = [value >> 16, value & 0xFFFF]
+        host = host[:cut + 1] if host[:cut + 1].endswith(b"::") else host[:cut]
+    halves = host.split(b"::")
     if len(halves) > 2:
-        return None
-    head = _hex_groups(halves[0])
-    back = _hex_groups(halves[1]) if len(halves) == 2 else []
-    if head is None or back is None:
-        return None
-    given = len(head) + len(back) + len(tail)
+        return -1 - _FORBIDDEN
+    groups = []
+    for k in range(len(halves)):
+        if k:
+            groups.append(None)  # where "::" stands
+        if halves[k]:
+            for item in halves[k].split(b":"):
+                if not item or len(item) > 4:
+                    return -1 - _FORBIDDEN
+                for c in item:
+                    if not (48 <= c <= 57 or 97 <= c <= 102 or 65 <= c <= 70):  # not a hex digit
+                        return -1 - _FORBIDDEN
+                groups.append(int(item, 16))
+    groups += tail
     if len(halves) == 2:
-        if given > 7:
-            return None
-        return head + [0] * (8 - given) + back + tail
-    if given != 8:
-        return None
-    return head + tail
+        if len(groups) > 8:
+            return -1 - _FORBIDDEN
+        k = groups.index(None)
+        groups[k:k + 1] = [0] * (9 - len(groups))
+    elif len(groups) != 8:
+        return -1 - _FORBIDDEN
+    if groups[0] & 0xFF00 == 0xFF00:
+        return -1 - _FORBIDDEN  # multicast
+    for c in groups[:5]:
+        if c:
+            return -1 - _ORDINARY
+    if groups[5] == 0 and groups[6] == 0 and groups[7] <= 1:
+        return -1 - _LOCAL  # "::" (unspecified), "::1" (loopback)
+    if groups[5] not in (0, 0xFFFF):
+        return -1 - _ORDINARY
+    return (groups[6] << 16) | groups[7]
 
 
-def _ipv4_class(value):
-    first = value >> 24
-    if first == 127:
-        return LOOPBACK
-    if first == 0:
-        return UNSPECIFIED  # 0.0.0.0/8, "this network"
-    if value == 0xFFFFFFFF:
-        return BROADCAST
-    if 224 <= first <= 239:
-        return MULTICAST
-    return ORDINARY
-
-
-def address_class(host):
-    """ORDINARY, LOOPBACK, UNSPECIFIED, BROADCAST or MULTICAST for an IP literal; None for anything else."""
-    if not isinstance(host, str):
-        return None
-    value = ipv4_value(host)
-    if value is not None:
-        return _ipv4_class(value)
-    g = ipv6_groups(host)
-    if g is None:
-        return None
-    if g[0] & 0xFF00 == 0xFF00:
-        return MULTICAST
-    if g[0] or g[1] or g[2] or g[3] or g[4]:
-        return ORDINARY
-    if g[5] == 0:
-        if not g[6] and g[7] <= 1:
-            return UNSPECIFIED if g[7] == 0 else LOOPBACK
-        return _ipv4_class((g[6] << 16) | g[7])  # IPv4-compatible (deprecated)
-    if g[5] == 0xFFFF:
-        return _ipv4_class((g[6] << 16) | g[7])  # IPv4-mapped
-    return ORDINARY
-
-
-def is_loopback(host):
-    """Whether host is a loopback IP literal (127.0.0.0/8, ::1, ::ffff:127.x.y.z)."""
-    return address_class(host) == LOOPBACK
-
-
-def address_allowed(address, own_loopback):
-    """Whether (host, port) may be sent to when learned from the network (see the module doc)."""
+def address_allowed(address, own):
+    """Whether (host, port) learned from the network may be sent to; own: this node's address is loopback."""
     try:
         host, port = address[0], address[1]
     except (TypeError, IndexError):
         return False
-    if not isinstance(port, int) or port <= 0 or port > 65535:
+    if not isinstance(host, str) or not isinstance(port, int) or port <= 0 or port > 65535:
         return False
-    cls = address_class(host)
-    if cls == ORDINARY:
-        return True
-    if cls == LOOPBACK or cls == UNSPECIFIED:
-        return own_loopback
-    return False  # a host name, broadcast or multicast
-
-
-# --- State sync sizing --------------------------------------------------------
-
-
-def sync_records_that_fit(encoded_records, budget, max_pages=255):
-    """How many of encoded_records, in order, fit one state sync of max_pages pages of budget bytes.
-
-    The paging of wire.encode_sync_pages_raw (greedy, in order); counting
-    stops at a record larger than a page, which no sync can carry.
-    """
-    room = budget - wire.MESSAGE_HEADER_BYTES - wire.SYNC_HEAD_BYTES
-    pages = 1
-    size = 0
-    for i in range(len(encoded_records)):
-        n = len(encoded_records[i])
-        if n > room:
-            return i  # wire.encode_sync_pages_raw would refuse it
-        if size + n > room:
-            pages += 1
-            if pages > max_pages:
-                return i
-            size = 0
-        size += n
-    return len(encoded_records)
-
-
-def truncate_sync_records(encoded_records, budget, max_pages=255):
-    """encoded_records cut, in place, to what one sync carries; records larger than a page left out."""
-    room = budget - wire.MESSAGE_HEADER_BYTES - wire.SYNC_HEAD_BYTES
-    for i in range(len(encoded_records) - 1, -1, -1):
-        if len(encoded_records[i]) > room:
-            del encoded_records[i]
-    del encoded_records[sync_records_that_fit(encoded_records, budget, max_pages):]
-    return encoded_records
+    host = host.encode()
+    value = _ipv4(host)
+    if value is None:
+        value = _ipv6(host)
+        if value < 0:
+            return value == -1 - _ORDINARY or (value == -1 - _LOCAL and own)
+    c = value >> 24
+    if c == 127 or c == 0:
+        return own  # loopback; 0.0.0.0/8, "this network"
+    return value != 0xFFFFFFFF and not 224 <= c <= 239  # broadcast, multicast
 
 
 # --- The guard ---------------------------------------------------------------
 
 
-class MeteredCodec(wire.Codec):
-    """A wire.Codec that tells `on_open` the size of every datagram it opens (the reply credit)."""
+class Guard(wire.Codec):
+    """The node's codec, with the rules of the module doc: it hears the size of every datagram opened.
 
-    def __init__(self, cluster, sender, keyring, on_open):
-        wire.Codec.__init__(self, cluster, sender, keyring)
-        self._on_open = on_open
-
-    def open(self, data):
-        """(sender, [messages]) from a datagram; raises WireError only."""
-        self._on_open(len(data))
-        return wire.Codec.open(self, data)
-
-
-class Guard:
-    """Proof of address, reply credit and rate limits for one node (see the module doc).
-
-    Takes the narrow things it needs: the node's own address, its profile,
-    its rng (getrandbits only) and its stats dict, which it counts into.
+    Takes the narrow things it needs besides the codec's (cluster, sender,
+    keyring): the node's own address, its profile, its rng (getrandbits
+    only), its stats (its keys are added when first counted: a board keeps
+    no zeros) and the member cap.
     """
 
-    def __init__(self, own_address, profile, rng, stats, max_proven=4096, max_owed=32,
-                 sync_replies_per_s=16, sync_reply_burst=None):
-        if sync_replies_per_s < 1:
-            raise ValueError("sync_replies_per_s must be at least 1, got %r" % (sync_replies_per_s,))
-        self.own_loopback = is_loopback(own_address[0])
+    def __init__(self, cluster, sender, keyring, address, profile, rng, stats, max_members):
+        wire.Codec.__init__(self, cluster, sender, keyring)
+        # On a one-machine cluster (loopback), loopback addresses are fine.
+        self.own = not address_allowed(address, False) and address_allowed(address, True)
         self.profile = profile
         self.rng = rng
         self.stats = stats
-        for key in STATS_KEYS:
-            stats[key] = 0
         # Bytes still allowed to unproven addresses for the datagram being handled.
-        self.credit = 0
-        self._max_proven = max_proven if max_proven > 1 else 2
-        self._proven = {}        # address -> True: this generation
-        self._proven_old = {}    # the previous generation
-        self._unanswered = {}    # address -> gossip datagrams dropped since its challenge
-        self._unanswered_old = {}
-        self._max_owed = max_owed if max_owed > 0 else 1
-        self._owed = {}          # challenge seq -> [address, order, kind, payload]
-        self._owed_order = 0
-        self._replied = {}       # address -> when we last sent it a sync reply
-        self._replied_old = {}
-        self._interval_ms = 1000 // sync_replies_per_s
-        if sync_reply_burst is None:
-            sync_reply_burst = sync_replies_per_s
-        self._burst_ms = (sync_reply_burst - 1) * self._interval_ms
-        self._replies_tat = None  # GCRA: when the next reply is due at the steady rate
-        # The most sync replies the global cap lets through in one probe
-        # interval, burst included: past that many, older entries of
-        # _replied are stale (see sync_reply_allowed).
-        self._max_replied = sync_reply_burst + profile.probe_interval_ms // self._interval_ms + 1
+        self.budget = 0
+        self._buckets = [{}, {}, {}]
+        self._cache_size = max_members
+        self._pending = {}      # challenge seq -> (address, action, args)
+        self._timer_at = None   # GCRA: when the next sync reply is due at the steady rate
 
-    # --- Reply credit ----------------------------------------------------
-
-    def datagram_opened(self, size):
-        """A datagram of size bytes is being handled: replies to it may take that much."""
-        self.credit = size
-
-    def spend(self, size):
-        """size bytes were sent to an unproven address because of the current datagram."""
-        self.credit -= size
+    def open(self, data):
+        """(sender, [messages]) from a datagram; raises WireError only. Sets the reply budget."""
+        self.budget = len(data)
+        return wire.Codec.open(self, data)
 
     # --- Proof of address ------------------------------------------------
 
-    def is_proven(self, address):
-        """Whether address has acked a Ping we sent to it (and is still remembered)."""
-        if address in self._proven:
-            return True
-        if address in self._proven_old:
-            self._remember(address)  # still in use: keep it in the newer generation
-            return True
-        return False
+    def known(self, address, confirm=False):
+        """Whether address has acked a Ping we sent to it (and is still remembered): it is proven.
 
-    def prove(self, address):
-        """Records that address answered a Ping we sent to it."""
-        if self._unanswered or self._unanswered_old:
-            self._unanswered.pop(address, None)
-            self._unanswered_old.pop(address, None)
-        if address not in self._proven:
-            if address not in self._proven_old:
-                self.stats["addresses_proven"] += 1
-            self._remember(address)
-
-    def _remember(self, address):
-        if len(self._proven) >= self._max_proven // 2:
-            self._proven_old = self._proven
-            self._proven = {}
-        self._proven[address] = True
-
-    def gossip_to(self, address):
-        """GOSSIP_FIRST, GOSSIP_DROP or GOSSIP_RECHALLENGE for a gossip datagram to an unproven address.
-
-        The first one goes, with a challenge; while that is unanswered the
-        next ones are dropped, every _RECHALLENGE_EVERY-th replaced by a new
-        challenge (a lost Ping or Ack must not silence a member for long).
+        confirm: it just did; record it.
         """
-        drops = self._unanswered.get(address)
-        if drops is None:
-            drops = self._unanswered_old.pop(address, None)
-        if drops is None:
-            verdict = GOSSIP_FIRST
-            drops = 0
-        else:
-            drops += 1
-            verdict = GOSSIP_RECHALLENGE if drops % _RECHALLENGE_EVERY == 0 else GOSSIP_DROP
-        if address not in self._unanswered and len(self._unanswered) >= self._max_proven // 2:
-            self._unanswered_old = self._unanswered
-            self._unanswered = {}
-        self._unanswered[address] = drops
-        return verdict
-
-    def allowed(self, address):
-        """Whether an address learned from the network may be used (address_allowed, for this node)."""
-        return address_allowed(address, self.own_loopback)
-
-    def relay_allowed(self, relays, requester, ping_req, max_per_requester, max_relays):
-        """Whether a PingReq from requester may be relayed now; counts the refusal when not.
-
-        relays: the node's relays in flight, seq -> (requester, its seq, ...).
-        The target must be an allowed IP literal; one (requester, seq) is
-        relayed once at a time, a requester has at most max_per_requester in
-        flight, the node max_relays.
-        """
-        if not self.allowed(ping_req.address):
-            self.stats["refused_relay_address"] += 1
-            return False
-        mine = 0
-        for seq in relays:
-            relay = relays[seq]
-            if relay[0] == requester:
-                if relay[1] == ping_req.seq:
-                    self.stats["refused_relay_duplicate"] += 1
-                    return False
-                mine += 1
-        if mine >= max_per_requester or len(relays) >= max_relays:
-            self.stats["refused_relay_busy"] += 1
-            return False
+        if not confirm:
+            return address in self._buckets[_PROVEN]
+        self._buckets[_QUIET].pop(address, None)
+        proven = self._buckets[_PROVEN]
+        if address not in proven:
+            self.stats["addresses_proven"] = self.stats.get("addresses_proven", 0) + 1
+            if len(proven) >= self._cache_size:
+                proven = self._buckets[_PROVEN] = {}  # starts over, bounded by the member cap
+            proven[address] = True
         return True
 
     # --- Challenges --------------------------------------------------------
 
-    def owe(self, address, kind, payload):
-        """Remembers what a challenge to address releases; returns the challenge Ping's seq.
+    def add(self, address, action, args):
+        """Remembers action(*args) (or nothing: None) for when address acks; returns the challenge Ping's seq.
 
-        The seq is fresh random bits: the probe counter is predictable to
-        anyone who saw one of our probes, and a guessed seq would prove an
-        address that never answered. The table keeps the latest max_owed
-        challenges; an Ack that comes back late still proves its address.
+        At most 32 challenges wait (8 on a board); past that the table starts
+        over (counted), as the sync-session table does. An Ack that comes
+        back later still proves its address, not what it would have released.
         """
-        owed = self._owed
-        if len(owed) >= self._max_owed:
-            oldest = None
-            for seq in owed:
-                if oldest is None or owed[seq][1] < owed[oldest][1]:
-                    oldest = seq
-            del owed[oldest]
-            self.stats["refused_owed_evicted"] += 1
+        pending = self._pending
+        if len(pending) >= (_MAX_OWED if self._cache_size >= 128 else 8):
+            self.stats["refused_owed_evicted"] = self.stats.get("refused_owed_evicted", 0) + len(pending)
+            pending = self._pending = {}
         seq = self.rng.getrandbits(30)
-        while seq in owed:
+        while seq in pending:
             seq = self.rng.getrandbits(30)
-        self._owed_order += 1
-        owed[seq] = [address, self._owed_order, kind, payload]
-        self.stats["challenges_sent"] += 1
+        pending[seq] = (address, action, args)
         return seq
 
-    def owes(self, address, kind=None):
-        """Whether a challenge to address (for kind; None: any) is still unanswered (then send no other)."""
-        owed = self._owed
-        for seq in owed:
-            entry = owed[seq]
-            if entry[0] == address and (kind is None or entry[2] == kind):
-                return True
-        return False
-
-    def forget(self, seq):
-        """Drops an owed entry whose challenge could not be sent."""
-        if self._owed.pop(seq, None) is not None:
-            self.stats["challenges_sent"] -= 1
-
-    def answered(self, seq, address):
-        """(kind, payload) owed for the challenge seq when its Ack came from its address, else None.
-
-        The address is proven by it.
-        """
-        entry = self._owed.get(seq)
-        if entry is None or entry[0] != address:
+    def pop(self, seq, address):
+        """(action, args) waiting for the challenge seq when its Ack came from its address (which is then
+        proven), else None. address None: forgets the challenge (it could not be sent)."""
+        entry = self._pending.get(seq)
+        if entry is None or (address is not None and entry[0] != address):
             return None
-        del self._owed[seq]
-        self.prove(address)
-        return entry[2], entry[3]
+        del self._pending[seq]
+        if address is None:
+            return None
+        self.known(address, True)
+        return entry[1], entry[2]
+
+    def send(self, address, action, args):
+        """For a datagram of our own accord to an unproven address: (whether it may go, the challenge
+        datagram to send or None). The first goes, with a challenge; while that is unanswered the next
+        ones are dropped, every 8th replaced by a challenge again. action(*args) waits for the Ack."""
+        quiet = self._buckets[_QUIET]
+        drops = quiet.get(address, -1) + 1
+        if drops == 0 and len(quiet) >= self._cache_size:
+            quiet = self._buckets[_QUIET] = {}  # starts over, bounded by the member cap
+        quiet[address] = drops
+        if drops % _RECHALLENGE_EVERY:
+            return False, None
+        self.stats["challenges_sent"] = self.stats.get("challenges_sent", 0) + 1
+        return drops == 0, self.seal([wire.encode_message(wire.Ping(seq=self.add(address, action, args),
+                                                                     target=wire.ANY_TARGET))])
+
+    # --- State sync sizing -------------------------------------------------
+
+    def truncated(self, records, budget, again):
+        """records (encoded sync records), or, when one sync of 255 pages cannot carry them, again(True)
+        (this node's record, then the live members, then the rest) cut to what it can, counted.
+
+        The paging of wire.encode_sync_pages_raw (greedy, in order); a record
+        larger than a page, which no sync can carry, is left out.
+        """
+        room = budget - wire.MESSAGE_HEADER_BYTES - wire.SYNC_HEAD_BYTES
+        for k in range(2):
+            n = len(records)
+            for i in range(n - 1, -1, -1):
+                if len(records[i]) > room:
+                    del records[i]
+            pages = 1
+            size = 0
+            for i in range(len(records)):
+                if size + len(records[i]) > room:
+                    pages += 1
+                    if pages > 255:
+                        del records[i:]
+                        break
+                    size = 0
+                size += len(records[i])
+            if len(records) == n:
+                return records
+            if not k:
+                self.stats["sync_truncated"] = self.stats.get("sync_truncated", 0) + 1
+                records = None  # one list at a time on a board's heap
+                records = again(True)
+        return records
 
     # --- Rate limits -------------------------------------------------------
 
-    def sync_reply_allowed(self, address, now):
-        """Whether a sync reply may go to address now; records it when so, counts the refusal when not."""
-        last = self._replied.get(address)
-        if last is None:
-            last = self._replied_old.get(address)
-        if last is not None and now - last < self.profile.probe_interval_ms:
-            self.stats["refused_sync_rate_address"] += 1
-            return False
-        tat = self._replies_tat
-        if tat is not None and now < tat - self._burst_ms:
-            self.stats["refused_sync_rate_global"] += 1
-            return False
-        self._replies_tat = (tat if tat is not None and tat > now else now) + self._interval_ms
-        # Two generations, swapped when the newer holds more than the global
-        # cap lets through in a probe interval: the older is then all stale.
-        if len(self._replied) >= self._max_replied:
-            self._replied_old = self._replied
-            self._replied = {}
-        self._replied[address] = now
-        return True
+    def busy(self, address, now):
+        """Whether a sync reply to address must wait (counted); when not, the reply is recorded as sent."""
+        interval = self.profile.probe_interval_ms
+        replied = self._buckets[_REPLIED]
+        last = replied.get(address)
+        if last is not None and now - last < interval:
+            self.stats["refused_sync_rate_address"] = self.stats.get("refused_sync_rate_address", 0) + 1
+            return True
+        due = self._timer_at
+        if due is not None and now < due - _REPLY_BURST_MS:
+            self.stats["refused_sync_rate_global"] = self.stats.get("refused_sync_rate_global", 0) + 1
+            return True
+        self._timer_at = (due if due is not None and due > now else now) + _REPLY_INTERVAL_MS
+        if len(replied) > 16 + interval // _REPLY_INTERVAL_MS:
+            # More than the global cap lets through in a probe interval:
+            # keep the recent ones only.
+            fresh = {}
+            for a in replied:
+                if now - replied[a] < interval:
+                    fresh[a] = replied[a]
+            replied = self._buckets[_REPLIED] = fresh
+        replied[address] = now
+        return False

@@ -30,10 +30,7 @@ from agent.core.auth import Keyring
 from agent.core.awareness import Awareness
 from agent.core.broadcast import BroadcastQueue
 from agent.core.election import Election
-from agent.core.guard import (
-    GOSSIP_DROP, GOSSIP_FIRST, OWED_PROOF, OWED_PUSH, OWED_RELAY, OWED_SYNC, Guard, MeteredCodec,
-    sync_records_that_fit, truncate_sync_records,
-)
+from agent.core.guard import Guard, address_allowed
 from agent.core.membership import (
     CONFIRMED, DIED, IGNORED, LEFT, RECORDED, RECOVERED, SUSPECTED, UPDATED,
     Member, MemberTable, supersedes,
@@ -46,18 +43,12 @@ from agent.core.wire import STATE_ALIVE, STATE_DEAD, STATE_LEFT, STATE_SUSPECT
 _NEVER = None
 _MAX_EVENTS = 4096
 _MAX_RELAYS = 64
-# PingReqs relayed at once for one requester: its probe and a few final probes.
-_MAX_RELAYS_PER_REQUESTER = 4
 _MAX_FINAL_PROBES = 1024
 _MAX_INCARNATION = 0xFFFFFFFF
 # Extra state syncs, one probe interval apart, right after joining.
 _BOOTSTRAP_SYNCS = 3
 # Sync sessions remembered to answer each once (pages of one session share it).
 _MAX_SYNC_SESSIONS = 256
-# Members this node knows, itself included: a server's default; boards pass less.
-_MAX_MEMBERS = 4096
-# Sync replies a second, to all addresses together (a burst of that many).
-_SYNC_REPLIES_PER_S = 16
 
 
 class _Probe:
@@ -84,10 +75,10 @@ class Node:
                  priority=100, eligible=True, tags=None, incarnation=0,
                  signer=None, verifier=None, trusted_keys=None, preempt=True, preempt_delay_ms=5000,
                  max_sync_sessions=_MAX_SYNC_SESSIONS, max_final_probes=_MAX_FINAL_PROBES,
-                 claim_cache_size=None, term=0, cache_records=True, max_members=_MAX_MEMBERS,
-                 sync_replies_per_s=_SYNC_REPLIES_PER_S):
+                 claim_cache_size=None, term=0, cache_records=True, max_members=4096):
         # The max_* and claim_cache_size bounds keep memory flat over weeks;
         # the defaults suit servers, boards pass smaller ones (micropython/leaderd.py).
+        # max_members: members this node keeps, itself included.
         if not isinstance(max_members, int) or max_members < 2:
             raise ValueError("max_members must be at least 2, got %r" % (max_members,))
         if not isinstance(priority, int) or priority < 0 or priority > 255:
@@ -118,13 +109,11 @@ class Node:
             "probes": 0, "probe_failures": 0, "refutations": 0, "unexpected_ping": 0,
             "claims_stale": 0, "signature_checks": 0, "dropped_incarnation": 0,
         }
-        # Proof of address, reply credit and rate limits (guard.py); it adds
-        # its refused_* and other counters to stats.
-        self.guard = Guard(self.address, profile, rng, self.stats, max_proven=max_members,
-                           max_owed=min(32, max(4, max_members // 8)), sync_replies_per_s=sync_replies_per_s)
-        self.codec = MeteredCodec(cluster, name, Keyring(keyring) if keyring else None,
-                                  self.guard.datagram_opened)
-        self.table = MemberTable(max_members - 1, self.guard.allowed, self.stats)
+        # The codec, which also keeps the proof of address, reply budget and
+        # rate limits (guard.py); it adds its refused_* and other counters to stats.
+        self.codec = self.guard = Guard(cluster, name, Keyring(keyring) if keyring else None, self.address,
+                                        profile, rng, self.stats, max_members)
+        self.table = MemberTable(max_members - 1, self.guard.own, self.stats)
         self.left = False
         self.joined = False
         self._leaving = False
@@ -432,7 +421,7 @@ class Node:
                 self.stats["unexpected_ping"] += 1
                 return
             # The one reply every stranger gets: no larger than its Ping.
-            self._send(addr, [wire.encode_message(wire.Ack(seq=msg.seq))], self.guard.credit)
+            self._send(addr, [wire.encode_message(wire.Ack(seq=msg.seq))], self.guard.budget)
         elif t == wire.T_ACK:
             self._on_ack(msg.seq, addr, now)
         elif t == wire.T_NACK:
@@ -440,7 +429,7 @@ class Node:
             if probe is not None and probe.seq == msg.seq:
                 probe.nacks += 1
         elif t == wire.T_PING_REQ:
-            self._relay_ping(msg, addr, sender, now, self.guard.credit)
+            self._relay_ping(msg, addr, sender, now, self.guard.budget)
         elif t == wire.T_ALIVE:
             self._merge(msg.name, msg.incarnation, STATE_ALIVE, now, msg.address, msg.priority,
                         msg.eligible, msg.tags, sender)
@@ -462,16 +451,16 @@ class Node:
                             from_sync=name != sender)
             if msg.reply_wanted and self._first_page_of(addr, msg.session, now):
                 guard = self.guard
-                if guard.is_proven(addr):
-                    if guard.sync_reply_allowed(addr, now):
-                        self._send_sync(addr, False, False)
+                if guard.known(addr):
+                    self._send_sync(addr, False, False, now)
                 else:
                     # Our whole state goes only to an address that answers:
                     # a Ping first, the reply when its Ack comes back (_on_ack).
-                    seq = guard.owe(addr, OWED_SYNC, None)
-                    if not self._send(addr, [wire.encode_message(wire.Ping(seq=seq, target=sender))],
-                                      guard.credit):
-                        guard.forget(seq)
+                    seq = guard.add(addr, self._send_sync, (addr, False, False, now))
+                    if self._send(addr, [wire.encode_message(wire.Ping(seq=seq, target=sender))], guard.budget):
+                        self.stats["challenges_sent"] = self.stats.get("challenges_sent", 0) + 1
+                    else:
+                        guard.pop(seq, None)
             # Any full state from a member joins us (its sync or its reply),
             # even while our seeds are down.
             if not self.joined:
@@ -485,37 +474,27 @@ class Node:
             if not probe.acked:
                 probe.acked = True
                 self.awareness.apply_delta(-1)
-            member = self.table.get(probe.target)
-            if member is not None and member.address == addr:
-                self.guard.prove(addr)
-            return
-        relay = self._relays.pop(seq, None)
-        if relay is not None:
-            if relay[3] == addr:
-                self.guard.prove(addr)
-            self._send(relay[0], [wire.encode_message(wire.Ack(seq=relay[1]))], relay[4])
-            return
-        name = self._final_probes.pop(seq, None)
-        if name is not None:
+            name = probe.target
+        else:
+            relay = self._relays.pop(seq, None)
+            if relay is not None:
+                if relay[3] == addr:
+                    self.guard.known(addr, True)
+                self._send(relay[0], [wire.encode_message(wire.Ack(seq=relay[1]))], relay[4])
+                return
+            name = self._final_probes.pop(seq, None)
+            if name is None:
+                # A challenge's Ack: what it held back goes now.
+                owed = self.guard.pop(seq, addr)
+                if owed is not None and owed[0] is not None:
+                    owed[0](*owed[1])
+                return
             suspicion = self._suspicions.get(name)
             if suspicion is not None and getattr(suspicion, "final_seq", None) == seq:
                 suspicion.final_acked = True
-            member = self.table.get(name)
-            if member is not None and member.address == addr:
-                self.guard.prove(addr)
-            return
-        owed = self.guard.answered(seq, addr)
-        if owed is None:
-            return
-        kind, payload = owed
-        if kind == OWED_SYNC:
-            if self.guard.sync_reply_allowed(addr, now):
-                self._send_sync(addr, False, False)
-        elif kind == OWED_RELAY:
-            # The relayed Ping may take what the PingReq left and this Ack brings.
-            self._relay_ping(payload[0], addr, payload[1], now, payload[2] + self.guard.credit)
-        elif kind == OWED_PUSH:
-            self._send_sync(addr, True, False)
+        member = self.table.get(name)
+        if member is not None and member.address == addr:
+            self.guard.known(addr, True)
 
     # --- Merging news ---------------------------------------------------
 
@@ -753,33 +732,46 @@ class Node:
         # must not override); a suspect member gets our confirmation.
         self._merge(member.name, probe.incarnation, STATE_SUSPECT, now, by=self.name)
 
-    def _relay_ping(self, msg, requester, sender, now, credit):
+    def _relay_ping(self, msg, requester, sender, now, limit):
         """Pings msg.target for a PingReq from requester (named sender).
 
-        credit: the bytes the PingReq's datagram leaves for replies to
+        limit: the bytes the PingReq's datagram leaves for replies to
         unproven addresses (guard.py). Only a requester at a proven address
         is served (a stranger gets a challenge, and the relay once it
-        answers), never twice for one (requester, seq), at most a few at a
-        time for one requester, and only to an allowed IP literal.
+        answers: then only the target may be unproven, and its Ping fits
+        the PingReq), never twice for one (requester, seq) at a time, at
+        most 4 at a time for one requester (its probe and a few final
+        probes), and only to an allowed IP literal.
         """
         guard = self.guard
         relays = self._relays
-        if not guard.relay_allowed(relays, requester, msg, _MAX_RELAYS_PER_REQUESTER, _MAX_RELAYS):
+        if not address_allowed(msg.address, guard.own):
+            self.stats["refused_relay_address"] = self.stats.get("refused_relay_address", 0) + 1
             return
-        if not guard.is_proven(requester):
-            owed = [msg, sender, 0]
-            seq = guard.owe(requester, OWED_RELAY, owed)
-            if not self._send(requester, [wire.encode_message(wire.Ping(seq=seq, target=sender))], credit):
-                guard.forget(seq)
-                return
-            owed[2] = guard.credit  # what the PingReq leaves for the relayed Ping, sent later
+        busy = 0
+        for seq in relays:
+            relay = relays[seq]
+            if relay[0] == requester:
+                if relay[1] == msg.seq:
+                    self.stats["refused_relay_duplicate"] = self.stats.get("refused_relay_duplicate", 0) + 1
+                    return
+                busy += 1
+        if busy >= 4 or len(relays) >= _MAX_RELAYS:
+            self.stats["refused_relay_busy"] = self.stats.get("refused_relay_busy", 0) + 1
+            return
+        if not guard.known(requester):
+            seq = guard.add(requester, self._relay_ping, (msg, requester, sender, now, limit))
+            if self._send(requester, [wire.encode_message(wire.Ping(seq=seq, target=sender))], limit):
+                self.stats["challenges_sent"] = self.stats.get("challenges_sent", 0) + 1
+            else:
+                guard.pop(seq, None)
             return
         # Random, not the probe counter: this seq's Ack proves the target's address.
         seq = self.rng.getrandbits(30)
         while seq in relays:
             seq = self.rng.getrandbits(30)
-        relays[seq] = (requester, msg.seq, now + self.profile.probe_timeout_ms, msg.address, credit)
-        self._send(msg.address, [wire.encode_message(wire.Ping(seq=seq, target=msg.target))], credit)
+        relays[seq] = (requester, msg.seq, now + self.profile.probe_timeout_ms, msg.address, limit)
+        self._send(msg.address, [wire.encode_message(wire.Ping(seq=seq, target=msg.target))], limit)
 
     def _expire_relays(self, now):
         done = [seq for seq in self._relays if self._relays[seq][2] <= now]
@@ -874,49 +866,46 @@ class Node:
         """Sends the messages to addr, filling the rest of the datagram with updates.
 
         To an address that has not proven it answers (guard.py), a reply
-        (limit: what the datagram that caused it left, guard.credit) is at
+        (limit: what the datagram that caused it left, guard.budget) is at
         most limit bytes, and what this node sends of its own accord
         (limit None: a probe, a claim) carries no updates. Returns False,
         sending nothing, when the messages alone exceed the limit.
         """
         budget = self.profile.mtu_bytes - self.codec.overhead()
-        proven = self.guard.is_proven(addr)
+        proven = self.guard.known(addr)
         capped = limit is not None and not proven
         if capped and limit - self.codec.overhead() < budget:
             budget = limit - self.codec.overhead()
         for m in messages:
             budget -= len(m)
         if budget < 0 and capped:
-            self.stats["refused_reply_size"] += 1
+            self.stats["refused_reply_size"] = self.stats.get("refused_reply_size", 0) + 1
             return False
         if len(self.broadcasts) and budget > 0 and (proven or capped):
             messages = messages + self.broadcasts.get_broadcasts(
                 budget, self.live_count(), self.profile.retransmit_mult)
         data = self.codec.seal(messages)
         if capped:
-            self.guard.spend(len(data))
+            self.guard.budget -= len(data)
         self._emit_datagram(data, addr, True)
         return True
 
-    def _emit_datagram(self, data, addr, checked=False):
+    def _emit_datagram(self, data, addr, ok=False):
         """Queues one datagram for the shell.
 
-        checked: built by _send or _send_sync, which apply the guard's rules.
+        ok: built by _send or _send_sync, which apply the guard's rules.
         One that is not (a gossip round's) to an address that has not proven
         it answers goes out once, with a bare Ping whose Ack proves the
         address; while that Ping is unanswered, later ones are dropped (a
         Ping again every few): a forged member's address gets one gossip
         datagram, not one a round.
         """
-        if not checked and not self.guard.is_proven(addr):
-            verdict = self.guard.gossip_to(addr)
-            if verdict != GOSSIP_FIRST:
-                self.stats["refused_gossip_unproven"] += 1
-            if verdict != GOSSIP_DROP:
-                seq = self.guard.owe(addr, OWED_PROOF, None)
-                self._emit_datagram(self.codec.seal([wire.encode_message(
-                    wire.Ping(seq=seq, target=wire.ANY_TARGET))]), addr, True)
-            if verdict != GOSSIP_FIRST:
+        if not ok and not self.guard.known(addr):
+            first, challenge = self.guard.send(addr, None, None)
+            if challenge is not None:
+                self._emit_datagram(challenge, addr, True)
+            if not first:
+                self.stats["refused_gossip_unproven"] = self.stats.get("refused_gossip_unproven", 0) + 1
                 return
         stats = self.stats
         stats["sent_datagrams"] += 1
@@ -948,12 +937,12 @@ class Node:
                 targets.append(name)
         return targets
 
-    def _encoded_records(self, live_first=False):
+    def _encoded_records(self, is_live=False):
         # Each member's record is encoded once per change, not once per sync.
-        # live_first: this node's record, then live members, then the rest.
+        # is_live: this node's record, then live members, then the rest.
         out = [wire.encode_record(wire.Record(self.name, self.incarnation, self.address, self.priority,
                                               self.eligible, self.tags, STATE_ALIVE))]
-        rest = [] if live_first else out
+        rest = [] if is_live else out
         for m in self.table.members.values():
             data = m.encoded
             if data is None:
@@ -965,35 +954,34 @@ class Node:
                 out.append(data)
             else:
                 rest.append(data)
-        if live_first:
+        if is_live:
             out.extend(rest)
         return out
 
-    def _send_sync(self, addr, reply_wanted, join):
+    def _send_sync(self, addr, reply_wanted, join, now=None):
+        # now: given for a reply, which the guard rate-limits (guard.py).
         guard = self.guard
-        if reply_wanted and not join and not guard.is_proven(addr):
+        if now is not None and guard.busy(addr, now):
+            return
+        if reply_wanted and not join and not guard.known(addr):
             # A push-pull or dead reprobe, to an address learned from the
             # network that never answered us: a bare Ping first (any name
-            # answers), the state when its Ack comes back (_on_ack). A
+            # answers), the state when its Ack comes back (_on_ack); while
+            # it is unanswered, nothing more (a Ping again now and then). A
             # forged member's address gets pings, never our state. Joins go
             # to the seeds the operator configured, at once.
-            if not guard.owes(addr, OWED_PUSH):
-                seq = guard.owe(addr, OWED_PUSH, None)
-                self._emit_datagram(self.codec.seal([wire.encode_message(
-                    wire.Ping(seq=seq, target=wire.ANY_TARGET))]), addr, True)
+            challenge = guard.send(addr, self._send_sync, (addr, True, False))[1]
+            if challenge is not None:
+                self._emit_datagram(challenge, addr, True)
             return
         budget = self.profile.mtu_bytes - self.codec.overhead()
         claim = self.election.claim_for_sync()
         if claim is not None:
             budget -= len(claim)
-        records = self._encoded_records()
-        if sync_records_that_fit(records, budget) < len(records):
-            # More than one sync carries (255 pages): as much as fits, this
-            # node and the live members first. Never an error: forged
-            # members may have filled the table.
-            self.stats["sync_truncated"] += 1
-            records = None  # one list at a time on a board's heap
-            records = truncate_sync_records(self._encoded_records(True), budget)
+        # More than one sync carries (255 pages) is cut, this node and the
+        # live members first: never an error (forged members may have filled
+        # the table).
+        records = guard.truncated(self._encoded_records(), budget, self._encoded_records)
         pages = wire.encode_sync_pages_raw(self._next_seq(), reply_wanted, join, records, budget)
         last = len(pages) - 1
         for i in range(len(pages)):
@@ -1052,7 +1040,7 @@ class Node:
             return
         self._told_dead[member.name] = now
         self._send(addr, [wire.encode_message(
-            wire.Dead(name=member.name, incarnation=member.incarnation, by=self.name))], self.guard.credit)
+            wire.Dead(name=member.name, incarnation=member.incarnation, by=self.name))], self.guard.budget)
 
     def _reap_and_reprobe(self, now):
         reap = [m.name for m in self.table.members.values()
