@@ -385,7 +385,10 @@ def test_a_program_on_the_board_asks_the_agent(runtime, tmp_path):
     script = tmp_path / "program" / "program.py"
     script.parent.mkdir()
     script.write_text(_BOARD_PROGRAM)
-    argv, env = runtime.script_command(str(script), [board.config_path])
+    # 136k: with the guard, the agent leaves a program 8 KB less of 128k
+    # than it did (docs/BOARDS.md, "The guard's cost").
+    argv, env = runtime.script_command(str(script), [board.config_path],
+                                       heapsize="136k" if runtime.kind == "mpy" else None)
     with cluster:
         cluster.start_all()
         info = cluster.wait_leader(timeout=TIMEOUT)
@@ -403,7 +406,10 @@ def test_a_program_on_the_board_asks_the_agent(runtime, tmp_path):
 
 
 # Heap in use when the compiled agent has started, on the 64-bit unix port.
-START_HEAP_LIMIT = 96 * 1024
+# 96 KB until the reflection guard (agent/core/guard.py) took 4.8 KB of it:
+# see docs/BOARDS.md, "The guard's cost". A decision for the budget, not a
+# measurement error: lower it again only with code taken off the board.
+START_HEAP_LIMIT = 100 * 1024
 
 
 def test_build_then_the_compiled_port_joins(tmp_path):
@@ -432,9 +438,9 @@ def test_build_then_the_compiled_port_joins(tmp_path):
             cluster.wait_member([0], "board-m", "alive", timeout=TIMEOUT)
             started = board.records(event="started")
             assert started and started[0]["authenticated"] and not started[0]["insecure"], board.describe()
-            # The budget's guard: 32 members need ~16 KB more and some room
-            # to spare (docs/BOARDS.md: 93.7 KB at start holds them at 128k,
-            # 120k fails). More code on the board must not eat that room: a
+            # The budget's guard: 32 members need ~17 KB more and some room
+            # to spare (docs/BOARDS.md: 98.2 KB at start holds them at 136k,
+            # 128k fails). More code on the board must not eat that room: a
             # new qstr pool alone would cost 7 KB.
             assert started[0]["heap_alloc"] <= START_HEAP_LIMIT, (started[0]["heap_alloc"], START_HEAP_LIMIT)
         finally:
