@@ -814,6 +814,10 @@ def load_runtime(config, find_host=find_advertise_host):
             elif trusted[node.name] != public_key:
                 errors.append("election.signing_key_file: %s does not match the trusted public key of node %s"
                               % (election.signing_key_file, node.name))
+        elif node.name in trusted:
+            warnings.append("no election.signing_key_file, but %s is in the trust list: nodes that trust "
+                            "the name drop this node's unsigned membership news (it will not appear among "
+                            "their members); set the key, or remove %s.pub from the trust lists" % (node.name, node.name))
         elif node.priority > 0:
             warnings.append("no election.signing_key_file: this node cannot sign claims, so it never leads")
     elif signer is not None:
