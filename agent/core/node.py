@@ -491,7 +491,7 @@ class Node:
                 # verdicts are made here, never taken from the wire).
                 pass
             elif member is not None and msg.incarnation > member.incarnation \
-                    and self.election.trusted_keys is not None and msg.name in self.election.trusted_keys:
+                    and self._trusted(msg.name):
                 # News above the incarnation a trusted member signed cannot
                 # be true: forged. Counted, dropped.
                 self.stats["dropped_incarnation"] += 1
@@ -505,7 +505,7 @@ class Node:
         elif t == wire.T_LEFT:
             if msg.name == self.name or self._known(msg.name, msg.incarnation, STATE_LEFT):
                 self._merge(msg.name, msg.incarnation, STATE_LEFT, now, by=msg.name)
-            elif not (self.election.trusted_keys is not None and msg.name in self.election.trusted_keys) or self._statement_checked(
+            elif not self._trusted(msg.name) or self._statement_checked(
                     msg.name, wire.left_signed_bytes(self.codec.cluster_tag, msg.name, msg.incarnation),
                     msg.signature, (msg.name, msg.incarnation, STATE_LEFT, now, None, 0, True, None, msg.name), now):
                 # A trusted member's leave is believed only as it signed it.
@@ -517,7 +517,7 @@ class Node:
                 # so the member gets a chance to refute before we bury it;
                 # so does a trusted member's "left", which a record cannot
                 # prove (its signature is over its Alive, not its Left).
-                if state == STATE_DEAD or (state == STATE_LEFT and (self.election.trusted_keys is not None and name in self.election.trusted_keys)):
+                if state == STATE_DEAD or (state == STATE_LEFT and self._trusted(name)):
                     state = STATE_SUSPECT
                 # The sender's own record is first-hand news, and is gossiped
                 # on like an Alive: that is how a joiner becomes known.
@@ -560,6 +560,11 @@ class Node:
     # member suspect or dead; only the election's own rules (election.py)
     # decide who leads.
 
+    def _trusted(self, name):
+        """Whether name is in the trust list (signed mode): its metadata must be its own signed word."""
+        keys = self.election.trusted_keys
+        return keys is not None and name in keys
+
     def _statement_checked(self, name, data, signature, token, now):
         """Whether `name`'s own signature over `data` checks out (False while it waits: token)."""
         election = self.election
@@ -574,7 +579,7 @@ class Node:
     def _merge_statement(self, name, incarnation, state, now, address, priority, eligible, tags,
                          signature, sender, from_sync):
         """Merges an Alive or a sync record, checking a trusted member's signature first."""
-        if name == self.name or self._known(name, incarnation, state) or not (self.election.trusted_keys is not None and name in self.election.trusted_keys):
+        if name == self.name or self._known(name, incarnation, state) or not self._trusted(name):
             self._merge(name, incarnation, state, now, address, priority, eligible, tags, sender,
                         from_sync, signature)
             return
