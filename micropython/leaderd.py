@@ -208,7 +208,7 @@ class Agent:
         try:
             self.sock, self.node, self._state, verifier = leaderd_boot.start(
                 self.config, self._tuples, self.now(), self._sign, self._defer_verification, self._address,
-                self.log)
+                self.log, ((Agent, "__init__"), (Agent, "start")))
         finally:
             del leaderd_boot
             del sys.modules["leaderd_boot"]

@@ -13,6 +13,13 @@ import time
 
 from micropython import const
 
+from agent.core import wire
+from agent.core.auth import HmacKey, Keyring
+from agent.core.awareness import Awareness
+from agent.core.broadcast import BroadcastQueue
+from agent.core.election import Election
+from agent.core.membership import MemberTable
+from agent.core.nameset import NameSet
 from agent.core.node import Node
 
 # The core's long-lived caches, bounded for a board's heap. They grow with
@@ -31,13 +38,19 @@ _KEY_TABLES = const(1)
 _EPOCH_2026_UNIX = const(1767225600)
 _EPOCH_2026_2000 = const(820540800)
 
+# (class or module, function) that runs once on a board, by start(): see there.
+ONCE = ((Node, "join"), (Node, "__init__"), (Election, "__init__"), (wire.Codec, "__init__"),
+        (MemberTable, "__init__"), (Awareness, "__init__"), (BroadcastQueue, "__init__"), (Keyring, "__init__"),
+        (HmacKey, "__init__"), (NameSet, "__init__"), (wire, "cluster_tag"))
 
-def start(cfg, tuples, now, sign, defer_verification, address, log):
+
+def start(cfg, tuples, now, sign, defer_verification, address, log, once=()):
     """Binds the socket, makes the node and joins it through the seeds.
 
     cfg: the config dict; tuples: whether sockets take (host, port) tuples;
     sign, defer_verification: the Agent's signer and verifier for the core;
-    address(raw) -> (host, port); log(level, text). Returns (socket, node,
+    address(raw) -> (host, port); log(level, text); once: more (class, function)
+    that will not run again (the Agent's own start). Returns (socket, node,
     the leaderd_state.State of election.term_file or None, verifier or None). Raises OSError
     (bind) or ValueError (a signing key its trust list contradicts).
     """
@@ -72,13 +85,13 @@ def start(cfg, tuples, now, sign, defer_verification, address, log):
         raise OSError("cannot bind %s:%d: %s" % (bind[0], bind[1], exc))
     sock.setblocking(False)
     try:
-        return _start(cfg, sock, now, signer, verifier, trusted, address, log)
+        return _start(cfg, sock, now, signer, verifier, trusted, address, log, once)
     except BaseException:
         sock.close()
         raise
 
 
-def _start(cfg, sock, now, signer, verifier, trusted, address, log):
+def _start(cfg, sock, now, signer, verifier, trusted, address, log, once):
     import os
     import random
     # The core calls only getrandbits(n), n <= 32: the random module itself will do.
@@ -115,4 +128,13 @@ def _start(cfg, sock, now, signer, verifier, trusted, address, log):
         except OSError as exc:
             log("warning", "seed %s:%d: cannot resolve: %s" % (host, port, exc))
     node.join(seeds, now)
+    # What has run for the last time on a board: the node's join and the
+    # constructors of the node and its parts, each made once, by Node()
+    # (tests/test_board_config.py checks that nothing else makes them).
+    # Their bytecode is heap to win back, as this module's is. The value
+    # goes first: MicroPython's del leaves it in the table (map.c keeps a
+    # removed slot's value), where the collector still sees it.
+    for owner, name in ONCE + once:
+        setattr(owner, name, None)
+        delattr(owner, name)
     return sock, node, state, verifier

@@ -477,3 +477,59 @@ def test_inlined_constructors_make_the_same_objects():
                 values = dict(("v%d" % i, "value-%d" % i) for i in range(len(given)))
                 values[module_name] = module
                 assert eval(inlined, values) == eval(source, values), (source, inlined)
+
+
+def _once_list():
+    # leaderd_boot.ONCE, read from the source: [(owner name, function name)].
+    with open(os.path.join(REPO_ROOT, "micropython", "leaderd_boot.py")) as handle:
+        tree = ast.parse(handle.read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "ONCE":
+            return [(ast.unparse(pair.elts[0]).split(".")[-1], pair.elts[1].value) for pair in node.value.elts]
+    raise AssertionError("leaderd_boot.py has no ONCE")
+
+
+def test_what_a_board_drops_after_its_start_runs_nowhere_else():
+    # leaderd_boot drops the functions in ONCE once the node is made and
+    # joined (their bytecode is heap to win back). On a board, calling one
+    # afterwards would fail: each constructor may only be called from
+    # another dropped constructor or from leaderd_boot itself, and
+    # Node.join and wire.cluster_tag likewise.
+    build = _build_module()
+    once = _once_list()
+    classes = set(owner for owner, name in once if name == "__init__")
+    functions = set(name for owner, name in once if name != "__init__")
+    assert {"Node", "Election", "MemberTable", "NameSet"} <= classes and {"join", "cluster_tag"} <= functions, once
+    rels = build.core_sources() + ["micropython/" + name for name in build.SHELL_MODULES] + ["micropython/main.py"]
+    wrong = []
+    for rel in rels:
+        with open(os.path.join(REPO_ROOT, rel)) as handle:
+            text = handle.read()
+        tree = ast.parse(build.stripped_source(rel, text) if rel.startswith("agent/") else text)
+
+        def visit(node, where):
+            for child in ast.iter_child_nodes(node):
+                inner = where
+                if isinstance(child, ast.ClassDef):
+                    inner = child.name
+                elif isinstance(child, ast.FunctionDef):
+                    inner = "%s.%s" % (where, child.name) if where else child.name
+                if isinstance(child, ast.Call):
+                    func = child.func
+                    called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+                    from_once = where.endswith(".__init__") and where.split(".")[0] in classes
+                    if rel == "micropython/leaderd_boot.py" or from_once:
+                        pass
+                    elif called in classes or (called == "cluster_tag") \
+                            or (called == "join" and len(child.args) == 2):
+                        wrong.append("%s: %s calls %s" % (rel, where or "<module>", ast.unparse(child)))
+                visit(child, inner)
+
+        visit(tree, "")
+    assert wrong == [], wrong
+    # The Agent's own start and constructor, dropped too (leaderd.py passes
+    # them): start() is called only by run(), once.
+    with open(os.path.join(REPO_ROOT, "micropython", "leaderd.py")) as handle:
+        shell = handle.read()
+    assert '((Agent, "__init__"), (Agent, "start"))' in shell
+    assert len(re.findall(r"\.start\(\)", shell)) == 1 and "self.start()" in shell
