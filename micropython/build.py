@@ -105,7 +105,17 @@ STRIP_EVERYWHERE = ("__repr__",)
 # without keeping anything (tests/test_wire_properties.py holds the two to
 # the same results); on a board it costs ~0.8 KB of heap as a copy, and a
 # board merges a few dozen records, not a thousand.
+# NameSet's index (name -> position) is for a server's thousand members; a
+# board's few dozen are found in the list itself, with the same order and
+# the same picks (tests/test_board_config.py), and ~0.7 KB less heap.
 BOARD_REPLACE = {
+    "agent/core/nameset.py": {
+        "NameSet.__init__": "self.names = []",
+        "NameSet.__contains__": "return name in self.names",
+        "NameSet.add": "if name not in self.names:\n    self.names.append(name)",
+        "NameSet.discard": ("names = self.names\nif name in names:\n    i = names.index(name)\n"
+                            "    last = names.pop()\n    if i < len(names):\n        names[i] = last"),
+    },
     "agent/core/wire.py": {"_skip_member": "return _read_member(data, pos, end)[1]"},
 }
 
@@ -203,8 +213,10 @@ def without_functions(text, names):
 
 
 def stripped_source(rel, text):
-    """text (the source of rel) without the BOARD_STRIP functions and methods and every __repr__."""
+    """text (the source of rel) without the BOARD_STRIP functions and methods and every __repr__,
+    and with the BOARD_REPLACE functions' and methods' bodies replaced."""
     names = BOARD_STRIP.get(rel, ())
+    replace = BOARD_REPLACE.get(rel, {})
     tree = ast.parse(text)
 
     def keep(node, prefix):
@@ -217,6 +229,8 @@ def stripped_source(rel, text):
         for node in kept:
             if isinstance(node, ast.ClassDef):
                 node.body = strip(node.body, node.name + ".") or [ast.Pass()]
+            elif isinstance(node, ast.FunctionDef) and prefix + node.name in replace:
+                node.body = ast.parse(replace[prefix + node.name]).body
         return kept
 
     found = set()
@@ -225,14 +239,11 @@ def stripped_source(rel, text):
             found.update(node.name + "." + f.name for f in node.body if isinstance(f, ast.FunctionDef))
         elif isinstance(node, ast.Module):
             found.update(f.name for f in node.body if isinstance(f, ast.FunctionDef))
-    missing = [name for name in names if name not in found]
+    missing = [name for name in tuple(names) + tuple(replace) if name not in found]
     if missing:
-        raise RuntimeError("BOARD_STRIP names what %s does not define: %s" % (rel, ", ".join(missing)))
+        raise RuntimeError("BOARD_STRIP or BOARD_REPLACE names what %s does not define: %s"
+                           % (rel, ", ".join(missing)))
     tree.body = strip(tree.body, "")
-    replace = BOARD_REPLACE.get(rel, {})
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name in replace:
-            node.body = ast.parse(replace[node.name]).body
     return ast.unparse(tree) + "\n"
 
 
@@ -338,6 +349,8 @@ def shortened_source(text, keep=frozenset()):
             node.attr = mapping[node.attr]
         elif isinstance(node, ast.keyword) and node.arg in mapping:
             node.arg = mapping[node.arg]
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            node.names = [mapping.get(name, name) for name in node.names]
     return ast.unparse(tree) + "\n"
 
 

@@ -433,3 +433,14 @@ def sign(seed, message):
 def public_key(seed):
     """The 32-byte Ed25519 public key of a 32-byte private seed."""
     return _run(_sign(seed, None))
+
+
+def drop_signing():
+    """Frees the signing code (a board with no key of its own only verifies): its bytecode is heap.
+
+    Afterwards Signer, sign and public_key are None. (Each is replaced, not
+    deleted: MicroPython's del leaves the value in the module's table,
+    where the collector still sees it.)
+    """
+    global _sign, _secret_cache, Signer, sign, public_key, drop_signing
+    _sign = _secret_cache = Signer = sign = public_key = drop_signing = None

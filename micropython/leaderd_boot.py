@@ -61,6 +61,8 @@ def start(cfg, tuples, now, sign, defer_verification, address, log, once=()):
     if trusted is not None or seed is not None:
         import ed25519
         ed25519.KEY_CACHE_SIZE = _KEY_TABLES
+        if seed is None:
+            ed25519.drop_signing()  # it only verifies: the signing code's heap is won back
     if seed is not None:
         signer = sign
         public = ed25519.public_key(seed)

@@ -533,3 +533,33 @@ def test_what_a_board_drops_after_its_start_runs_nowhere_else():
         shell = handle.read()
     assert '((Agent, "__init__"), (Agent, "start"))' in shell
     assert len(re.findall(r"\.start\(\)", shell)) == 1 and "self.start()" in shell
+
+
+def test_the_board_nameset_keeps_the_same_order_and_picks():
+    # build.BOARD_REPLACE gives a board a NameSet without its index: the
+    # same list after every add and discard, so the same random picks.
+    from agent.core import nameset, rand
+    build = _build_module()
+    rel = "agent/core/nameset.py"
+    with open(os.path.join(REPO_ROOT, rel)) as handle:
+        board_source = build.stripped_source(rel, handle.read())
+    assert "_index" not in board_source, board_source
+    space = {"randbelow": rand.randbelow}
+    exec(compile(board_source.replace("from agent.core.rand import randbelow", ""), rel, "exec"), space)
+    import random
+    chooser = random.Random(7)
+    source_set, board_set = nameset.NameSet(), space["NameSet"]()
+    for step in range(3000):
+        name = "n%d" % chooser.randrange(40)
+        if chooser.random() < 0.55:
+            source_set.add(name)
+            board_set.add(name)
+        else:
+            source_set.discard(name)
+            board_set.discard(name)
+        assert source_set.names == board_set.names, step
+        assert (name in source_set) == (name in board_set)
+        seed = chooser.randrange(1 << 30)
+        picks = [s.pick_distinct(random.Random(seed), 3, exclude=name) for s in (source_set, board_set)]
+        assert picks[0] == picks[1], (step, picks)
+        assert len(source_set) == len(board_set)

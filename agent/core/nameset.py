@@ -41,7 +41,7 @@ class NameSet:
     def pick_distinct(self, rng, k, exclude=None):
         """Up to k distinct random names, none equal to `exclude`."""
         n = len(self.names)
-        available = n - (1 if exclude is not None and exclude in self._index else 0)
+        available = n - (1 if exclude is not None and exclude in self else 0)
         if k >= available:
             return [name for name in self.names if name != exclude]
         chosen = {}
