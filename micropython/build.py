@@ -35,8 +35,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DEFAULT_OUT = os.path.join(ROOT, "build", "micropython")
 # The board modules of micropython/ (main.py is copied as source).
-SHELL_MODULES = ("leaderd.py", "leaderd_boot.py", "leaderd_config.py", "leaderd_state.py", "wifi.py", "ed25519.py",
-                 "sha512.py")
+SHELL_MODULES = ("leaderd.py", "leaderd_boot.py", "leaderd_main.py", "leaderd_config.py", "leaderd_state.py",
+                 "wifi.py", "ed25519.py", "sha512.py")
 ENTRY = "main.py"
 
 

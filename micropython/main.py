@@ -17,7 +17,6 @@ compiler interns every name in it for good: it keeps to few names, most of
 them ones the agent has anyway.
 """
 
-import gc
 import sys
 
 
@@ -36,44 +35,19 @@ def main(argv):
         if path not in sys.path:
             sys.path.append(path)
     path = argv[1] if len(argv) > 1 else "leaderd.json"
-    host = None
-    try:
-        import network  # noqa: F401  only to know whether this port has WiFi (the unix port has not)
-    except ImportError:
-        network = None
-    if network is not None:
-        import wifi
-        try:
-            host = wifi.connect()
-        except (OSError, ValueError) as exc:
-            error("cannot join the WiFi: %s" % (exc,))
-            return 1
-    import leaderd_config
-    try:
-        config = leaderd_config.load(path, default_host=host)
-    except leaderd_config.ConfigError as exc:
-        for line in exc.errors:
-            error("%s: %s" % (exc.source, line))
-        return 2
-    # The config is a plain dict: the checker's bytecode can go.
-    # The checker and the timing profiles have done their job: their
-    # bytecode is heap to win back (the config holds plain values only).
-    del leaderd_config
-    del sys.modules["leaderd_config"]
-    del sys.modules["agent.core.profile"]
-    import agent.core
-    del agent.core.profile
-    gc.collect()
+    # WiFi, config and Agent: leaderd_main's work, dropped after it.
+    import leaderd_main
+    ready = leaderd_main.prepare(path, error)
+    del leaderd_main
+    del sys.modules["leaderd_main"]
+    if isinstance(ready, int):
+        return ready
+    agent, host = ready
     import asyncio
-    import leaderd
-    try:
-        agent = leaderd.Agent(config)
-    except ValueError as exc:
-        error("%s: %s" % (path, exc))
-        return 2
 
     async def run():
         if host is not None:
+            import wifi
             asyncio.create_task(wifi.keep_connected(log=lambda text: agent.log("warning", text)))
         await agent.run()
 

@@ -36,6 +36,7 @@ package(
 )
 module("leaderd.py")
 module("leaderd_boot.py")
+module("leaderd_main.py")
 module("leaderd_config.py")
 module("leaderd_state.py")
 module("wifi.py")
