@@ -16,12 +16,7 @@ import traceback
 
 from agent import commands
 from agent.durations import format_duration, parse_duration
-
-# Exit codes (like supervisor's LSBInitExitStatuses: names, not magic numbers).
-EXIT_OK = 0
-EXIT_FAILURE = 1  # the command ran and failed
-EXIT_USAGE = 2  # bad arguments or input: nothing was done (argparse uses 2 too)
-EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+from agent.exitcodes import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 PROG = "leaderd"
 

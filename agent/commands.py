@@ -11,13 +11,7 @@ import sys
 import time
 
 from agent.demo import add_demo
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-# is-leader: 0 leads, 1 does not, 2 the agent cannot be reached or errs.
-EXIT_NOT_LEADER = 1
-EXIT_UNREACHABLE = 2
+from agent.exitcodes import EXIT_FAILURE, EXIT_NOT_LEADER, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
 
 
 def _add_socket(parser):

@@ -22,6 +22,7 @@ from agent import state as state_file
 from agent.api import ApiServer, ApiStartError
 from agent.core.node import Node
 from agent.durations import format_duration
+from agent.exitcodes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from agent.health import HealthChecker
 from agent.hooks import HookRunner
 from agent.sdnotify import Notifier, watchdog_interval_s
@@ -156,7 +157,7 @@ class Agent:
         if wd_task is not None:
             wd_task.cancel()
         await self.shutdown()
-        return 0
+        return EXIT_OK
 
     async def shutdown(self):
         """Leaves gracefully (a leader resigns first), then closes everything."""
@@ -535,7 +536,7 @@ def run(config_path=None):
         rt = config_mod.load_runtime(cfg)
     except (OSError, ValueError) as exc:
         print("leaderd: configuration error:\n%s" % exc, file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     setup_logging(cfg.log.level, cfg.log.format)
 
     async def main():
@@ -547,6 +548,6 @@ def run(config_path=None):
             # without it here the daemon died with a traceback and no leave.
             log.error("cannot start: %s", exc)
             await agent.shutdown()
-            return 1
+            return EXIT_FAILURE
 
     return asyncio.run(main())
