@@ -14,16 +14,11 @@ import sys
 import textwrap
 import traceback
 
-from agent import commands
+from agent import __version__, commands
 from agent.durations import format_duration, parse_duration
 from agent.exitcodes import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 PROG = "leaderd"
-
-
-def _version():
-    import agent
-    return agent.__version__
 
 
 # -- argument types (each raises ArgumentTypeError with a clear message) ----
@@ -261,7 +256,7 @@ def build_parser():
         description="leaderd: leader election for fleets of small machines "
                     "(SWIM + Lifeguard gossip, signed claims).",
     )
-    parser.add_argument("--version", action="version", version="%s %s" % (PROG, _version()))
+    parser.add_argument("--version", action="version", version="%s %s" % (PROG, __version__))
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for _name, add in COMMANDS:
         add(subparsers)

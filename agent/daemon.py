@@ -17,6 +17,7 @@ import socket
 import sys
 import time
 
+from agent import __version__
 from agent import config as config_mod
 from agent import state as state_file
 from agent.api import ApiServer, ApiStartError
@@ -125,7 +126,7 @@ class Agent:
         self.api = ApiServer(cfg.api.socket, self, mode=cfg.api.mode, group=cfg.api.group)
         await self.api.start()
         log.info("leaderd %s up: node %s at %s:%d, cluster %r, profile %s, socket %s",
-                 _version(), cfg.node.name, advertise[0], advertise[1], cfg.cluster.name,
+                 __version__, cfg.node.name, advertise[0], advertise[1], cfg.cluster.name,
                  cfg.gossip.profile.name, cfg.api.socket)
         self._pump()
         self.notifier.notify("READY=1")
@@ -442,7 +443,7 @@ class Agent:
         stats.update(self.stats)
         return {
             "self": node.name, "cluster": node.cluster, "address": "%s:%d" % node.address,
-            "version": _version(), "pid": os.getpid(), "uptime_s": round(time.time() - self.started, 1),
+            "version": __version__, "pid": os.getpid(), "uptime_s": round(time.time() - self.started, 1),
             "incarnation": node.incarnation, "priority": node.priority, "eligible": node.eligible,
             "healthy": self.health.healthy if self.health is not None else None,
             "health": None if self.health is None else {
@@ -484,11 +485,6 @@ def _get(cfg, dotted):
 
 def _fields(data):
     return " ".join("%s=%s" % (k, data[k]) for k in sorted(data) if k != "event")
-
-
-def _version():
-    import agent
-    return agent.__version__
 
 
 class _JsonFormatter(logging.Formatter):
