@@ -12,12 +12,13 @@ import time
 
 from agent.demo import add_demo
 from agent.exitcodes import EXIT_FAILURE, EXIT_NOT_LEADER, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+from agent.paths import SYSTEM_SOCKET_PATH, USER_SOCKET_PATH_TEXT
 
 
 def _add_socket(parser):
     parser.add_argument("--socket", metavar="PATH", default=None,
-                        help="the agent's API socket (default: $LEADERD_SOCKET, "
-                             "$XDG_RUNTIME_DIR/leaderd/leaderd.sock, /run/leaderd/leaderd.sock)")
+                        help="the agent's API socket (default: $LEADERD_SOCKET, %s, %s)"
+                             % (USER_SOCKET_PATH_TEXT, SYSTEM_SOCKET_PATH))
 
 
 def _add_json(parser):
