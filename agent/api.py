@@ -24,6 +24,8 @@ import logging
 import os
 import stat
 
+from agent import __version__
+
 __all__ = [
     "API_VERSION",
     "COMMANDS",
@@ -52,8 +54,7 @@ class _RequestError(Exception):
 
 def agent_version() -> str:
     """leaderd's version (agent.__version__; importlib.metadata costs 2 MiB of RSS)."""
-    import agent
-    return agent.__version__
+    return __version__
 
 
 def _encode(obj: dict) -> bytes:

@@ -14,21 +14,11 @@ import sys
 import textwrap
 import traceback
 
-from agent import commands
+from agent import __version__, commands
 from agent.durations import format_duration, parse_duration
-
-# Exit codes (like supervisor's LSBInitExitStatuses: names, not magic numbers).
-EXIT_OK = 0
-EXIT_FAILURE = 1  # the command ran and failed
-EXIT_USAGE = 2  # bad arguments or input: nothing was done (argparse uses 2 too)
-EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+from agent.exitcodes import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 PROG = "leaderd"
-
-
-def _version():
-    import agent
-    return agent.__version__
 
 
 # -- argument types (each raises ArgumentTypeError with a clear message) ----
@@ -266,7 +256,7 @@ def build_parser():
         description="leaderd: leader election for fleets of small machines "
                     "(SWIM + Lifeguard gossip, signed claims).",
     )
-    parser.add_argument("--version", action="version", version="%s %s" % (PROG, _version()))
+    parser.add_argument("--version", action="version", version="%s %s" % (PROG, __version__))
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for _name, add in COMMANDS:
         add(subparsers)

@@ -18,6 +18,7 @@ import socket
 import time
 
 from agent.api import API_VERSION
+from agent.paths import SYSTEM_SOCKET_PATH, socket_in
 
 __all__ = [
     "API_VERSION",
@@ -32,7 +33,6 @@ __all__ = [
     "default_socket_path",
 ]
 
-SYSTEM_SOCKET_PATH = "/run/leaderd/leaderd.sock"
 DEFAULT_TIMEOUT = 5.0  # seconds for connect, request and reply together
 # Replies grow with the cluster ("members"); this bounds memory, not the cluster.
 MAX_REPLY_BYTES = 16 * 1024 * 1024
@@ -61,7 +61,7 @@ def default_socket_path() -> str:
         return explicit
     runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
     if runtime_dir:
-        candidate = os.path.join(runtime_dir, "leaderd", "leaderd.sock")
+        candidate = socket_in(runtime_dir)
         if os.path.exists(candidate):
             return candidate
     return SYSTEM_SOCKET_PATH

@@ -11,19 +11,14 @@ import sys
 import time
 
 from agent.demo import add_demo
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-# is-leader: 0 leads, 1 does not, 2 the agent cannot be reached or errs.
-EXIT_NOT_LEADER = 1
-EXIT_UNREACHABLE = 2
+from agent.exitcodes import EXIT_FAILURE, EXIT_NOT_LEADER, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+from agent.paths import SYSTEM_SOCKET_PATH, USER_SOCKET_PATH_TEXT
 
 
 def _add_socket(parser):
     parser.add_argument("--socket", metavar="PATH", default=None,
-                        help="the agent's API socket (default: $LEADERD_SOCKET, "
-                             "$XDG_RUNTIME_DIR/leaderd/leaderd.sock, /run/leaderd/leaderd.sock)")
+                        help="the agent's API socket (default: $LEADERD_SOCKET, %s, %s)"
+                             % (USER_SOCKET_PATH_TEXT, SYSTEM_SOCKET_PATH))
 
 
 def _add_json(parser):

@@ -17,11 +17,13 @@ import socket
 import sys
 import time
 
+from agent import __version__
 from agent import config as config_mod
 from agent import state as state_file
 from agent.api import ApiServer, ApiStartError
 from agent.core.node import Node
 from agent.durations import format_duration
+from agent.exitcodes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from agent.health import HealthChecker
 from agent.hooks import HookRunner
 from agent.sdnotify import Notifier, watchdog_interval_s
@@ -124,7 +126,7 @@ class Agent:
         self.api = ApiServer(cfg.api.socket, self, mode=cfg.api.mode, group=cfg.api.group)
         await self.api.start()
         log.info("leaderd %s up: node %s at %s:%d, cluster %r, profile %s, socket %s",
-                 _version(), cfg.node.name, advertise[0], advertise[1], cfg.cluster.name,
+                 __version__, cfg.node.name, advertise[0], advertise[1], cfg.cluster.name,
                  cfg.gossip.profile.name, cfg.api.socket)
         self._pump()
         self.notifier.notify("READY=1")
@@ -156,7 +158,7 @@ class Agent:
         if wd_task is not None:
             wd_task.cancel()
         await self.shutdown()
-        return 0
+        return EXIT_OK
 
     async def shutdown(self):
         """Leaves gracefully (a leader resigns first), then closes everything."""
@@ -441,7 +443,7 @@ class Agent:
         stats.update(self.stats)
         return {
             "self": node.name, "cluster": node.cluster, "address": "%s:%d" % node.address,
-            "version": _version(), "pid": os.getpid(), "uptime_s": round(time.time() - self.started, 1),
+            "version": __version__, "pid": os.getpid(), "uptime_s": round(time.time() - self.started, 1),
             "incarnation": node.incarnation, "priority": node.priority, "eligible": node.eligible,
             "healthy": self.health.healthy if self.health is not None else None,
             "health": None if self.health is None else {
@@ -483,11 +485,6 @@ def _get(cfg, dotted):
 
 def _fields(data):
     return " ".join("%s=%s" % (k, data[k]) for k in sorted(data) if k != "event")
-
-
-def _version():
-    import agent
-    return agent.__version__
 
 
 class _JsonFormatter(logging.Formatter):
@@ -535,7 +532,7 @@ def run(config_path=None):
         rt = config_mod.load_runtime(cfg)
     except (OSError, ValueError) as exc:
         print("leaderd: configuration error:\n%s" % exc, file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     setup_logging(cfg.log.level, cfg.log.format)
 
     async def main():
@@ -547,6 +544,6 @@ def run(config_path=None):
             # without it here the daemon died with a traceback and no leave.
             log.error("cannot start: %s", exc)
             await agent.shutdown()
-            return 1
+            return EXIT_FAILURE
 
     return asyncio.run(main())

@@ -1,6 +1,7 @@
 """Tests for agent.core.broadcast (run under CPython pytest and MicroPython)."""
 
 from agent.core.broadcast import BroadcastQueue, retransmit_limit
+from core_harness import XorShift
 
 
 def test_retransmit_limit_table():
@@ -208,21 +209,6 @@ def test_remove_and_clear():
     assert q.get_broadcasts(1400, 1, 4) == []
     q.enqueue("a", b"again")
     assert q.get_broadcasts(1400, 1, 4) == [b"again"]
-
-
-class XorShift:
-    """A tiny deterministic rng with only getrandbits(n)."""
-
-    def __init__(self, seed):
-        self.state = seed or 1
-
-    def getrandbits(self, n):
-        x = self.state
-        x ^= (x << 13) & 0xFFFFFFFF
-        x ^= x >> 17
-        x ^= (x << 5) & 0xFFFFFFFF
-        self.state = x
-        return x >> (32 - n)
 
 
 class ReferenceQueue:

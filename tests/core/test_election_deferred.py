@@ -13,33 +13,13 @@ now) brings that claim's signature, and ignores one for a claim it no
 longer wants to make.
 
 Plain functions and asserts: runs under CPython (pytest) and MicroPython
-(tests/mp_runner.py). Signatures are a stand-in (SHA-256 based), not
-Ed25519: what is tested is the flow, not the crypto.
+(tests/mp_runner.py). Signatures are core_harness's stand-ins (SHA-256
+based), not Ed25519: what is tested is the flow, not the crypto.
 """
-
-import hashlib
 
 from agent.core import events, wire
 from agent.core.node import Node
-from test_node import PROFILE, Net, XorShift
-
-
-def key_of(name):
-    """The stand-in public key of a node."""
-    return hashlib.sha256(b"key:" + name.encode()).digest()
-
-
-def fake_sign(name):
-    key = key_of(name)
-
-    def signer(data):
-        return hashlib.sha256(key + data).digest() * 2
-    return signer
-
-
-def fake_check(key, data, signature):
-    """What a real verifier would answer for the stand-in signatures."""
-    return signature == hashlib.sha256(key + data).digest() * 2
+from core_harness import PROFILE, Net, XorShift, fake_check, fake_sign, key_of
 
 
 class DeferringVerifier:

@@ -6,13 +6,12 @@ signed cluster of cores moved by hand: a forger that holds the cluster key
 could, and the leader, its term and the followers must not move.
 
 Plain functions and asserts: runs under CPython (pytest) and MicroPython
-(tests/mp_runner.py). Signatures are the stand-ins of
-test_election_deferred (SHA-256 based): the flow is tested, not the crypto.
+(tests/mp_runner.py). Signatures are core_harness's stand-ins (SHA-256
+based): the flow is tested, not the crypto.
 """
 
 from agent.core import wire
-from test_election_deferred import fake_check, fake_sign, key_of
-from test_node import PROFILE, Net
+from core_harness import PROFILE, Net, fake_check, fake_sign, key_of
 
 NAMES = ("a", "b", "c")
 PRIORITIES = {"a": 200, "b": 150, "c": 100, "d": 90, "e": 80}

@@ -4,12 +4,12 @@ Node(join_timeout_ms=...): with no seed answering by then, the node emits
 JoinTimedOut and takes part in the election with the members it has, alone
 if need be, while it keeps trying the seeds until one of them is a live
 member. Without a timeout (None) it waits for a seed forever. Driven by
-hand with tests/core/test_node.py's Net.
+hand with the Net of tests/core/core_harness.py.
 
 Plain functions and plain asserts only: see tests/mp_runner.py.
 """
 
-from test_node import PROFILE, Net
+from core_harness import PROFILE, Net
 
 TIMEOUT_MS = 3000
 

@@ -1,24 +1,7 @@
 """Tests for agent.core.rand (run under CPython pytest and MicroPython)."""
 
 from agent.core import rand
-
-
-class XorShift:
-    """A tiny deterministic rng with only getrandbits(n), checking 1 <= n <= 32."""
-
-    def __init__(self, seed):
-        self.state = (seed & 0xFFFFFFFF) or 1
-        self.calls = 0
-
-    def getrandbits(self, n):
-        assert 1 <= n <= 32, n
-        self.calls += 1
-        x = self.state
-        x ^= (x << 13) & 0xFFFFFFFF
-        x ^= x >> 17
-        x ^= (x << 5) & 0xFFFFFFFF
-        self.state = x
-        return x >> (32 - n)
+from core_harness import XorShift
 
 
 class Scripted:
