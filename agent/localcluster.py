@@ -256,21 +256,6 @@ class Cluster:
         names = list(names) if names is not None else ["%s-%d" % (name_prefix, i) for i in range(n)]
         if len(names) != n or (priorities is not None and len(priorities) != n):
             raise ValueError("names and priorities: expected %d of each" % n)
-        self.owns_root = root is None
-        self.root = _short_tmp_dir(prefix) if root is None else os.path.abspath(os.fspath(root))
-        self.keep = keep
-        self._short_dir = None
-        self._ever_started = []     # every Popen this cluster made, for stop_all
-        try:
-            self._make_files(n, names, profile, keys, keyring, priorities, extra_config, preempt_delay,
-                             cluster_name, log_level, comments, header, parent_death_signal)
-        except BaseException:
-            self.close()
-            raise
-
-    def _make_files(self, n, names, profile, keys, keyring, priorities, extra_config, preempt_delay,
-                    cluster_name, log_level, comments, header, parent_death_signal):
-        os.makedirs(self.root, exist_ok=True)
         self.n = n
         self.profile = profile
         self.priorities = list(priorities) if priorities is not None else [max(1, 200 - 10 * i) for i in range(n)]
@@ -281,10 +266,24 @@ class Cluster:
         self.comments = comments
         self.header = header
         self.parent_death_signal = parent_death_signal
-        ports = free_udp_ports(n)
-        self.nodes = [Node(i, names[i], self.priorities[i], ports[i], self.root, self._socket_path(names[i]))
-                      for i in range(n)]
+        self.keep = keep
+        self.owns_root = root is None
+        self.root = _short_tmp_dir(prefix) if root is None else os.path.abspath(os.fspath(root))
+        self._short_dir = None
+        self._ever_started = []     # every Popen this cluster made, for stop_all
+        self.nodes = []
         self.key_dir = self.trusted_dir = self.keyring_path = None
+        try:
+            self._write_files(names, keys, keyring)
+        except BaseException:
+            self.close()  # no half-made directory of ours stays behind
+            raise
+
+    def _write_files(self, names, keys, keyring):
+        os.makedirs(self.root, exist_ok=True)
+        ports = free_udp_ports(self.n)
+        self.nodes = [Node(i, name, self.priorities[i], ports[i], self.root, self._socket_path(name))
+                      for i, name in enumerate(names)]
         if keys:
             self.key_dir = os.path.join(self.root, "keys")
             self.trusted_dir = os.path.join(self.root, "trusted")
