@@ -1,11 +1,11 @@
 """`leaderd demo`: a real cluster on loopback that shows election and failover live.
 
-What a newcomer runs first. It writes Ed25519 keys, a trust directory, a
-cluster keyring and one config per node into a temporary directory, starts N
-real agents (`python -m agent.cli run --config FILE`) on 127.0.0.1 with the
-`local` profile, and asks every agent over its UNIX socket, many times a
-second, who leads. Nothing on screen is simulated: the table is what the
-agents answer.
+What a newcomer runs first. A local cluster (agent/localcluster.py) writes
+Ed25519 keys, a trust directory, a cluster keyring and one config per node
+into a temporary directory and starts N real agents (`python -m agent.cli run
+--config FILE`) on 127.0.0.1 with the `local` profile; the demo asks every
+agent over its UNIX socket, many times a second, who leads. Nothing on screen
+is simulated: the table is what the agents answer.
 
 The schedule is in DESCRIPTION (`leaderd demo --help`).
 
@@ -16,14 +16,10 @@ unless --keep. Signal handlers only record the signal; the polling loop acts.
 
 import argparse
 import collections
-import json
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -42,7 +38,8 @@ CLIENT_TIMEOUT_S = 0.5   # one API call: a dead agent refuses at once, a hung on
 STOP_TIMEOUT_S = 3.0     # SIGTERM, then SIGKILL after this
 UP_TIMEOUT_S = 20.0      # the cluster forms within this
 CHANGE_TIMEOUT_S = 15.0  # a failover, rejoin or preempt completes within this
-LOG_TAIL_LINES = 15
+LOG_TAIL_LINES = 15      # of each agent's log, when the demo fails
+LOG_TAIL_BYTES = 16384
 
 # (steady state before the crash, pause between steps); --fast is for tests.
 SCHEDULE = (5.0, 3.0)
@@ -132,120 +129,34 @@ def cmd_demo(args):
     return demo.main()
 
 
-# -- the cluster's files and processes ------------------------------------------
+# -- the cluster ------------------------------------------------------------------
 
-def free_udp_ports(count, host="127.0.0.1"):
-    """count distinct UDP ports that were free on host a moment ago (bound to port 0 together)."""
-    socks = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            socks.append(sock)
-            sock.bind((host, 0))
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
+# Beside the keys of each node's config, for whoever reads it (--keep).
+CONFIG_HEADER = "leaderd demo: {name} of a {n}-node cluster on loopback."
+CONFIG_COMMENTS = {
+    "node.priority": "the highest live priority leads",
+    "cluster.keyring_file": "HMAC key authenticating every packet",
+    "election.preempt_delay": "a returning higher-priority node takes over after this",
+    "election.signing_key_file": "this node signs its claims",
+    "election.trusted_keys_dir": "claims are accepted from these keys only",
+    "gossip.profile": "probes every 200 ms: one host, tiny RTT",
+}
 
 
-def _parent_death_signal():
-    """A preexec_fn asking Linux to SIGTERM the child if the demo itself dies (even by SIGKILL)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
+def make_cluster(count, root=None, keep=False):
+    """The demo's cluster, files written, nothing started (agent/localcluster.py).
 
-    def preexec():
-        prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # the demo died before prctl took effect
-            os._exit(1)
-
-    return preexec
-
-
-class DemoNode:
-    """One agent of the demo: its name, priority, files, and its process if started."""
-
-    def __init__(self, name, priority, port, workdir):
-        self.name = name
-        self.priority = priority
-        self.port = port
-        self.config_path = os.path.join(workdir, name + ".yaml")
-        self.log_path = os.path.join(workdir, name + ".log")
-        self.socket_path = os.path.join(workdir, name + ".sock")
-        self.process = None
-        self.state = "not started"  # starting | up | killed | stopping | stopped | exited N
-
-    @property
-    def running(self):
-        """Started and not known to have exited (it may be leaving)."""
-        return self.state in ("starting", "up", "stopping")
-
-    @property
-    def serving(self):
-        """Started and not being stopped: a member that should answer and agree."""
-        return self.state in ("starting", "up")
-
-
-def write_config(node, nodes, workdir):
-    """node's YAML config: loopback, every other node a seed, signed claims, authenticated packets."""
-    seeds = ["127.0.0.1:%d" % other.port for other in nodes if other is not node]
-    q = json.dumps  # a JSON string is a YAML string
-    text = """\
-# leaderd demo: %(name)s of a %(count)d-node cluster on loopback.
-node:
-  name: %(name)s
-  priority: %(priority)d            # the highest live priority leads
-  bind: 127.0.0.1:%(port)d
-cluster:
-  name: demo
-  seeds: [%(seeds)s]
-  keyring_file: %(keyring)s   # HMAC key authenticating every packet
-election:
-  signing_key_file: %(key)s   # this node signs its claims
-  trusted_keys_dir: %(trusted)s   # claims are accepted from these keys only
-  preempt: true
-  preempt_delay: %(delay)s            # a returning higher-priority node takes over after this
-gossip:
-  profile: local                # probes every 200 ms: one host, tiny RTT
-api:
-  socket: %(socket)s
-  mode: "0600"
-log:
-  level: info
-""" % {"name": node.name, "count": len(nodes), "priority": node.priority, "port": node.port,
-       "seeds": ", ".join(seeds), "keyring": q(os.path.join(workdir, "keyring")),
-       "key": q(os.path.join(workdir, "keys", node.name + ".key")),
-       "trusted": q(os.path.join(workdir, "trusted")), "delay": PREEMPT_DELAY,
-       "socket": q(node.socket_path)}
-    with open(node.config_path, "w") as handle:
-        handle.write(text)
-
-
-def make_workdir():
-    """A fresh private temporary directory whose socket paths fit sockaddr_un (107 bytes)."""
-    workdir = tempfile.mkdtemp(prefix="leaderd-demo-")
-    if len(os.path.join(workdir, "node-20.sock")) > 100 and os.path.isdir("/tmp"):
-        os.rmdir(workdir)
-        workdir = tempfile.mkdtemp(prefix="leaderd-demo-", dir="/tmp")
-    return workdir
-
-
-def log_tail(path, lines=LOG_TAIL_LINES):
-    """The last lines of a log file ([] if it cannot be read)."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - 16384))
-            text = handle.read().decode("utf-8", "replace")
-    except OSError:
-        return []
-    return text.splitlines()[-lines:]
+    node-1..node-N with priorities 100, 110, ... (node-N leads), profile
+    local, signed claims, an authenticated keyring, preempt after
+    PREEMPT_DELAY; in a new temporary directory unless root is given. The
+    agents get SIGTERM if the demo itself dies (even by SIGKILL).
+    """
+    from agent import localcluster  # not at import: `leaderd` loads this module for every subcommand
+    return localcluster.Cluster(
+        root, count, names=["node-%d" % (i + 1) for i in range(count)],
+        priorities=[BASE_PRIORITY + PRIORITY_STEP * i for i in range(count)], cluster_name="demo",
+        profile="local", preempt_delay=PREEMPT_DELAY, comments=CONFIG_COMMENTS, header=CONFIG_HEADER,
+        prefix="leaderd-demo-", keep=keep, parent_death_signal=signal.SIGTERM)
 
 
 # -- what the agents answer ------------------------------------------------------
@@ -273,25 +184,6 @@ class Snapshot:
         return all(name in self.members and self.members[name].get(member) in states for name in names)
 
 
-def poll(nodes):
-    """One round: asks every running agent who leads and which members it sees."""
-    from agent.client import Client, ClientError
-    leaders, members = {}, {}
-    for node in nodes:
-        if not node.running:
-            continue
-        client = Client(node.socket_path, timeout=CLIENT_TIMEOUT_S)
-        try:
-            reply = client.leader()
-            leaders[node.name] = (reply.get("leader"), reply.get("term"))
-            members[node.name] = {m["name"]: m["state"] for m in client.members()["members"]}
-        except (ClientError, KeyError, TypeError):
-            continue
-        if node.state == "starting":
-            node.state = "up"
-    return Snapshot(time.monotonic(), leaders, members)
-
-
 # -- the demo -------------------------------------------------------------------
 
 class Demo:
@@ -304,8 +196,10 @@ class Demo:
         self.steady_s, self.settle_s = schedule
         self.out = out or sys.stdout
         self.color = tty and "NO_COLOR" not in os.environ
+        self.cluster = None         # the agent/localcluster.py Cluster, once its files exist
         self.workdir = None
         self.nodes = []
+        self.phase = {}             # name -> not started | starting | up | killed | stopping | stopped | exited N
         self.observer = None
         self.started_at = time.monotonic()
         self.snapshot = Snapshot(self.started_at, {}, {})
@@ -325,6 +219,7 @@ class Demo:
 
     def main(self):
         """Runs the schedule, always cleans up; returns the exit code."""
+        from agent.localcluster import WaitTimeout
         code, failure, stopped = EXIT_OK, None, 0
         self._install_signal_handlers()
         try:
@@ -333,7 +228,7 @@ class Demo:
             except Interrupted as exc:
                 code = 128 + exc.signum
                 self.set_status("interrupted (%s): stopping the agents" % exc)
-            except (DemoError, OSError) as exc:  # OSError: files or processes could not be made
+            except (DemoError, WaitTimeout, OSError) as exc:  # OSError: files or processes could not be made
                 code, failure = EXIT_FAILURE, exc
                 self.set_status("failed: %s" % exc)
             finally:
@@ -382,57 +277,39 @@ class Demo:
 
     def setup(self):
         """Writes keys, trust directory, keyring and configs into a new temporary directory."""
-        from agent import keys
-        self.workdir = make_workdir()
-        self.event("files in %s%s" % (self.workdir, " (kept at exit)" if self.keep else " (removed at exit)"))
-        ports = free_udp_ports(self.count)
-        self.nodes = [DemoNode("node-%d" % (i + 1), BASE_PRIORITY + PRIORITY_STEP * i, ports[i], self.workdir)
-                      for i in range(self.count)]
+        self.cluster = make_cluster(self.count, keep=self.keep)
+        self.workdir = self.cluster.root
+        self.nodes = self.cluster.nodes
+        self.phase = {node.name: "not started" for node in self.nodes}
         self.observer = self.nodes[0]  # the lowest priority: never the leader, never stopped
-        key_dir = os.path.join(self.workdir, "keys")
-        trusted = os.path.join(self.workdir, "trusted")
-        os.mkdir(key_dir, 0o700)
-        os.mkdir(trusted, 0o755)
-        for node in self.nodes:
-            _, pub_path = keys.keygen(node.name, key_dir)
-            shutil.copyfile(pub_path, os.path.join(trusted, node.name + ".pub"))
-        fd = os.open(os.path.join(self.workdir, "keyring"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(keys.generate_cluster_key() + "\n")
-        for node in self.nodes:
-            write_config(node, self.nodes, self.workdir)
+        self.event("files in %s%s" % (self.workdir, " (kept at exit)" if self.keep else " (removed at exit)"))
 
     def start(self, node):
         """Starts node's agent as a subprocess logging to its node-K.log."""
-        import agent
-        package_root = os.path.dirname(os.path.dirname(os.path.abspath(agent.__file__)))
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-        env.pop("NOTIFY_SOCKET", None)  # the agents are not the demo's systemd service
-        with open(node.log_path, "ab") as log:
-            log.write(("--- leaderd demo: starting %s at %s ---\n"
-                       % (node.name, time.strftime("%H:%M:%S"))).encode())
-            log.flush()
-            node.process = subprocess.Popen(
-                [sys.executable, "-m", "agent.cli", "run", "--config", node.config_path],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                cwd=self.workdir, start_new_session=True,  # Ctrl-C reaches the demo only
-                preexec_fn=_parent_death_signal())
-        node.state = "starting"
+        proc = self.cluster.start(node.index, wait=False)
+        self.phase[node.name] = "starting"
         self.event("started %s pid %d (priority %d, 127.0.0.1:%d)"
-                   % (node.name, node.process.pid, node.priority, node.port))
+                   % (node.name, proc.pid, node.priority, node.port))
+
+    def running(self, node):
+        """Started and not known to have exited (it may be leaving)."""
+        return self.phase[node.name] in ("starting", "up", "stopping")
+
+    def serving(self, node):
+        """Started and not being stopped: a member that should answer and agree."""
+        return self.phase[node.name] in ("starting", "up")
 
     # --- the steps -----------------------------------------------------------
 
     def crash(self, leader):
         """SIGKILL the leader; time until the survivors agree on a new one and mark it dead."""
-        survivors = [n.name for n in self.nodes if n.serving and n is not leader]
+        survivors = [n.name for n in self.nodes if self.serving(n) and n is not leader]
         old_term = self.agreed[1]
-        leader.process.kill()
+        self.cluster.kill(leader.index, wait=False)
         killed_at = time.monotonic()
-        leader.state = "killed"
-        leader.process.wait()
-        self.event("killed %s (the leader, pid %d) with SIGKILL" % (leader.name, leader.process.pid))
+        self.phase[leader.name] = "killed"
+        self.cluster.wait_exit(leader.index)
+        self.event("killed %s (the leader, pid %d) with SIGKILL" % (leader.name, leader.proc.pid))
         self.set_status("%s was killed: waiting until %s agree on a new leader"
                         % (leader.name, _span(survivors)))
 
@@ -454,7 +331,7 @@ class Demo:
         """Start node again (same name, config and port); time its rejoin and its preempt."""
         self.start(node)
         started_at = time.monotonic()
-        others = [n.name for n in self.nodes if n.serving and n is not node]
+        others = [n.name for n in self.nodes if self.serving(n) and n is not node]
         everyone = others + [node.name]
         self.set_status("%s restarted: it rejoins, then takes the lead back after preempt_delay %s"
                         % (node.name, PREEMPT_DELAY))
@@ -472,13 +349,13 @@ class Demo:
 
     def handover(self, leader):
         """SIGTERM the leader: it resigns and leaves; time until the others agree on a new leader."""
-        survivors = [n.name for n in self.nodes if n.serving and n is not leader]
+        survivors = [n.name for n in self.nodes if self.serving(n) and n is not leader]
         old_term = self.agreed[1]
-        leader.process.terminate()
+        self.cluster.send_signal(leader.index, signal.SIGTERM)
         signalled_at = time.monotonic()
-        leader.state = "stopping"
+        self.phase[leader.name] = "stopping"
         self.event("sent SIGTERM to %s (the leader, pid %d): it resigns, then leaves"
-                   % (leader.name, leader.process.pid))
+                   % (leader.name, leader.proc.pid))
         self.set_status("%s resigns and leaves: waiting until %s agree on a new leader"
                         % (leader.name, _span(survivors)))
 
@@ -486,14 +363,14 @@ class Demo:
             view = snap.agreed(survivors)
             return view is not None and view[0] != leader.name and view[1] > old_term
 
-        marks = self.wait_for({"handover": handed_over, "exited": lambda s: leader.process.poll() is not None},
+        marks = self.wait_for({"handover": handed_over, "exited": lambda s: not self.cluster.running(leader.index)},
                               CHANGE_TIMEOUT_S, "the others to take over from %s" % leader.name)
         new = self.agreed
         self.result("planned handover", marks["handover"] - signalled_at,
                     "SIGTERM to %s until %s agreed on %s (term %d)" % (leader.name, _span(survivors), new[0], new[1]))
         self.event("%s exited with code %d, %.3f s after SIGTERM"
-                   % (leader.name, leader.process.returncode, marks["exited"] - signalled_at))
-        leader.state = "stopped"
+                   % (leader.name, leader.proc.returncode, marks["exited"] - signalled_at))
+        self.phase[leader.name] = "stopped"
         self.set_status("%s leads; %s has left" % (new[0], leader.name))
         self.hold(self.settle_s)
 
@@ -505,20 +382,23 @@ class Demo:
         Returns {label: time.monotonic() of the first round where it held};
         raises DemoError naming `what` and the missing conditions on timeout.
         """
+        from agent import localcluster
         marks = {}
-        deadline = time.monotonic() + timeout_s
-        while True:
+
+        def all_seen():
             snap = self.step()
             for label, holds in conditions.items():
                 if label not in marks and holds(snap):
                     marks[label] = snap.at
-            if len(marks) == len(conditions):
-                return marks
-            if snap.at > deadline:
-                missing = ", ".join(label for label in conditions if label not in marks)
-                raise DemoError("waited %.0f s for %s (not seen: %s); last seen: %s"
-                                % (timeout_s, what, missing, self.view_line(snap)))
-            self.pause(FAST_POLL_S if fast else SLOW_POLL_S, snap.at)
+            return len(marks) == len(conditions)
+        try:
+            localcluster.wait_for(all_seen, timeout_s, what, interval=FAST_POLL_S if fast else SLOW_POLL_S,
+                                  pause=self.pause, errors=())
+        except localcluster.WaitTimeout:
+            missing = ", ".join(label for label in conditions if label not in marks)
+            raise DemoError("waited %.0f s for %s (not seen: %s); last seen: %s"
+                            % (timeout_s, what, missing, self.view_line(self.snapshot))) from None
+        return marks
 
     def hold(self, seconds):
         """Keeps polling and showing for `seconds`."""
@@ -527,13 +407,14 @@ class Demo:
             snap = self.step()
             if snap.at >= deadline:
                 return
-            self.pause(min(SLOW_POLL_S, deadline - snap.at), snap.at)
+            self.pause(min(SLOW_POLL_S, deadline - snap.at))
 
-    def pause(self, interval, since):
-        """Sleeps until since + interval, in slices, acting on a signal at once."""
+    def pause(self, interval):
+        """Sleeps interval seconds in slices, acting on a signal at once."""
+        until = time.monotonic() + interval
         while True:
             self._check_signals()
-            left = since + interval - time.monotonic()
+            left = until - time.monotonic()
             if left <= 0:
                 return
             time.sleep(min(left, 0.05))
@@ -542,13 +423,13 @@ class Demo:
         """One round: signals, unexpected exits, a poll, the display."""
         self._check_signals()
         for node in self.nodes:
-            if node.serving and node.process.poll() is not None:
-                node.state = "exited %d" % node.process.returncode
+            if self.serving(node) and not self.cluster.running(node.index):
+                self.phase[node.name] = "exited %d" % node.proc.returncode
                 raise DemoError("%s (pid %d) exited unexpectedly with code %d"
-                                % (node.name, node.process.pid, node.process.returncode))
-        snap = poll(self.nodes)
+                                % (node.name, node.proc.pid, node.proc.returncode))
+        snap = self.poll()
         self.snapshot = snap
-        serving = [n.name for n in self.nodes if n.serving]
+        serving = [n.name for n in self.nodes if self.serving(n)]
         view = snap.agreed(serving)
         if view is not None and view != self.agreed:
             if self.agreed is None:
@@ -565,6 +446,24 @@ class Demo:
                 self.last_view = line
                 self._print("view  " + line)
         return snap
+
+    def poll(self):
+        """One round: asks every running agent who leads and which members it sees."""
+        from agent.client import ClientError
+        leaders, members = {}, {}
+        for node in self.nodes:
+            if not self.running(node):
+                continue
+            client = self.cluster.client(node.index, timeout=CLIENT_TIMEOUT_S)
+            try:
+                reply = client.leader()
+                leaders[node.name] = (reply.get("leader"), reply.get("term"))
+                members[node.name] = {m["name"]: m["state"] for m in client.members()["members"]}
+            except (ClientError, KeyError, TypeError):
+                continue
+            if self.phase[node.name] == "starting":
+                self.phase[node.name] = "up"
+        return Snapshot(time.monotonic(), leaders, members)
 
     # --- signals -------------------------------------------------------------
 
@@ -594,26 +493,15 @@ class Demo:
         A second Ctrl-C while it waits skips straight to SIGKILL. Returns how
         many agents it stopped.
         """
-        running = [n for n in self.nodes if n.process is not None and n.process.poll() is None]
-        for node in running:
-            try:
-                node.process.terminate()
-            except OSError:
-                pass
+        if self.cluster is None:
+            return 0
         seen = len(self.signals)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while any(n.process.poll() is None for n in running):
-            if time.monotonic() > deadline or len(self.signals) > seen:
-                break
-            time.sleep(0.02)
-        for node in running:
-            if node.process.poll() is None:
-                node.process.kill()
-            node.process.wait()
-            node.state = "stopped"
-        if self.workdir is not None and not self.keep:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-        return len(running)
+        stopped = self.cluster.stop_all(STOP_TIMEOUT_S, interrupted=lambda: len(self.signals) > seen)
+        for node in self.nodes:
+            if self.running(node):
+                self.phase[node.name] = "stopped"
+        self.cluster.close()  # removes the directory unless --keep
+        return stopped
 
     # --- output --------------------------------------------------------------
 
@@ -654,8 +542,8 @@ class Demo:
             "%s %s" % (n.name, seen.get(n.name, "unknown")) for n in self.nodes)
         groups = collections.OrderedDict()
         for node in self.nodes:
-            if not node.running:
-                key = node.state
+            if not self.running(node):
+                key = self.phase[node.name]
             elif node.name not in snap.leaders:
                 key = "no answer"
             else:
@@ -677,16 +565,17 @@ class Demo:
         seen = snap.members.get(self.observer.name, {}) if self.observer else {}
         rows = [("NODE", "PRIO", "PROCESS", "STATE*", "LEADER", "TERM")]
         for node in self.nodes:
-            process = "up, pid %d" % node.process.pid if node.state == "up" else node.state
-            if node.state == "killed":
+            state = self.phase[node.name]
+            process = "up, pid %d" % node.proc.pid if state == "up" else state
+            if state == "killed":
                 process = "killed (SIGKILL)"
-            elif node.state == "stopping":
+            elif state == "stopping":
                 process = "leaving (SIGTERM)"
             if node.name in snap.leaders:
                 leader, term = snap.leaders[node.name]
                 leader, term = leader or "none", str(term)
             else:
-                leader, term = ("no answer" if node.running else "-"), "-"
+                leader, term = ("no answer" if self.running(node) else "-"), "-"
             rows.append((node.name, str(node.priority), process, seen.get(node.name, "-"), leader, term))
         widths = [max(len(row[i]) for row in rows) for i in range(6)]
         state_colors = {"alive": "32", "suspect": "33", "dead": "31", "left": "90"}
@@ -744,9 +633,9 @@ class Demo:
         """Prints what failed and the tail of every agent's log (before the files go)."""
         print("leaderd demo: error: %s" % exc, file=sys.stderr)
         for node in self.nodes:
-            tail = log_tail(node.log_path)
+            tail = self.cluster.log_text(node.index, LOG_TAIL_BYTES).splitlines()[-LOG_TAIL_LINES:]
             if tail:
-                print("--- last lines of %s (%s) ---" % (node.log_path, node.state), file=sys.stderr)
+                print("--- last lines of %s (%s) ---" % (node.log_path, self.phase[node.name]), file=sys.stderr)
                 for line in tail:
                     print("    " + line, file=sys.stderr)
         sys.stderr.flush()

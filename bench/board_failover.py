@@ -2,7 +2,7 @@
 
     python bench/board_failover.py [--trials 10] [--profile local]
 
-Three `leaderd run` agents (tests/daemon_harness.py; priorities 200, 190,
+Three `leaderd run` agents (agent/localcluster.py; priorities 200, 190,
 180, signed claims, an authenticated keyring) and two boards (the unix port,
 as tests/test_board_harness.py runs it: frozen at 128k when built): board-f
 (priority 0) and board-c (priority 5, a signing key). Each trial kill -9s the
@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,7 +28,7 @@ for _path in (ROOT, os.path.join(ROOT, "tests")):
         sys.path.insert(0, _path)
 
 from agent import keys as keyfiles  # noqa: E402
-from daemon_harness import Cluster, free_udp_port, wait_for  # noqa: E402
+from agent.localcluster import Cluster, free_udp_port, wait_for  # noqa: E402
 from test_board_harness import BoardProcess, board_config, board_runtime  # noqa: E402
 
 TIMEOUT_S = 30
@@ -44,9 +43,7 @@ def percentile(values, fraction):
 
 
 def make_boards(cluster, runtime, workdir, profile):
-    key_path, pub_path = keyfiles.keygen("board-c", os.path.join(cluster.root, "keys"))
-    with open(pub_path) as src, open(os.path.join(cluster.trusted_dir, "board-c.pub"), "w") as dst:
-        dst.write(src.read())
+    key_path, _ = cluster.add_key("board-c")
     with open(key_path) as handle:
         import base64
         seed = base64.b64decode(handle.read().strip())
@@ -75,9 +72,13 @@ def main(argv=None):
         print("no micropython interpreter", file=sys.stderr)
         return 2
     print("board runtime: %r, profile %s" % (runtime, args.profile), flush=True)
-    workdir = tempfile.mkdtemp(prefix="leaderd-board-failover-")
-    cluster = Cluster(os.path.join(workdir, "cluster"), 3, profile=args.profile)
-    boards = make_boards(cluster, runtime, workdir, args.profile)
+    # The cluster's temporary directory holds the boards' as well: closing the cluster removes all.
+    cluster = Cluster(None, 3, profile=args.profile, prefix="leaderd-board-failover-")
+    try:
+        boards = make_boards(cluster, runtime, cluster.root, args.profile)
+    except BaseException:
+        cluster.close()
+        raise
 
     def describe():
         return "\n".join([b.describe() for b in boards] + [cluster.logs()])

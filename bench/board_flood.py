@@ -2,7 +2,7 @@
 
     python bench/board_flood.py [--trials 3] [--profile local] [--batch 17]
 
-Three `leaderd run` agents (tests/daemon_harness.py; priorities 200, 190,
+Three `leaderd run` agents (agent/localcluster.py; priorities 200, 190,
 180, signed claims, an authenticated keyring) and board-f (micropython/main.py
 on the unix port as tests/test_board_harness.py runs it, 128k heap; priority
 0: it only follows, and checks every claim it follows). A forger that holds
@@ -51,7 +51,6 @@ import signal
 import socket
 import statistics
 import sys
-import tempfile
 import threading
 import time
 
@@ -66,7 +65,7 @@ from agent import keys as keyfiles  # noqa: E402
 from agent.core import profile as profiles  # noqa: E402
 from agent.core import wire  # noqa: E402
 from agent.core.auth import Keyring  # noqa: E402
-from daemon_harness import Cluster, free_udp_port  # noqa: E402
+from agent.localcluster import Cluster, free_udp_port  # noqa: E402
 from test_board_harness import BoardProcess, BoardTimeout, board_config, board_runtime  # noqa: E402
 
 # Setup waits (the cluster agreeing, a restarted agent leading again).
@@ -360,8 +359,9 @@ def main(argv=None):
     load_start = os.getloadavg()
     print("board runtime: %r, profile %s, %d CPUs, load average %.2f %.2f %.2f" % (
         runtime, args.profile, os.cpu_count() or 0, *load_start), flush=True)
-    workdir = tempfile.mkdtemp(prefix="leaderd-board-flood-")
-    cluster = Cluster(os.path.join(workdir, "cluster"), 3, profile=args.profile)
+    # The cluster's temporary directory holds the boards' as well: closing the cluster removes all.
+    cluster = Cluster(None, 3, profile=args.profile, prefix="leaderd-board-flood-")
+    workdir = cluster.root
     mtu = profiles.make(args.profile).mtu_bytes
     port = free_udp_port()
 

@@ -24,15 +24,16 @@ Prints one line per run and a JSON summary at the end. Never pass/fail.
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from board_members import (  # noqa: E402
-    BoardProcess, SimCluster, board_runtime, format_heapsize, free_udp_ports, parse_heapsize,
-)
+from board_members import BoardProcess, SimCluster, board_runtime, format_heapsize, parse_heapsize  # noqa: E402
+
+from agent.localcluster import free_udp_port  # noqa: E402  (board_members put the repository on sys.path)
 
 STEP_TIMEOUT_S = 40
 
@@ -41,7 +42,7 @@ def run_scenario(n, runtime, heapsize, seed=1):
     """One run with n members (the board included); a dict of figures, "ok" False on any failure."""
     cluster = SimCluster(n - 1, seed=seed).start_thread()
     workdir = tempfile.mkdtemp(prefix="leaderd-heap-")
-    cfg = cluster.board_config("board-heap", free_udp_ports(1)[0], heap_interval="250ms")
+    cfg = cluster.board_config("board-heap", free_udp_port(), heap_interval="250ms")
     board = BoardProcess(runtime, cfg, workdir, heapsize=heapsize).start()
     result = {"members": n, "heapsize": heapsize, "runtime": runtime.kind, "ok": False, "failed": None}
     started = time.monotonic()
@@ -73,6 +74,7 @@ def run_scenario(n, runtime, heapsize, seed=1):
     finally:
         board.kill()
         cluster.stop_thread()
+        shutil.rmtree(workdir, ignore_errors=True)
     heaps = [r["heap"] for r in board.records("heap")]
     start = board.records(event="started")
     result["seconds"] = round(time.monotonic() - started, 1)

@@ -15,7 +15,6 @@ import asyncio
 import base64
 import os
 import random
-import socket
 import sys
 import threading
 
@@ -27,22 +26,9 @@ for _path in (ROOT, os.path.join(ROOT, "tests")):
 from agent import keys as keyfiles  # noqa: E402
 from agent.core import profile as profiles  # noqa: E402
 from agent.core.node import Node  # noqa: E402
+from agent.localcluster import free_udp_ports  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 from test_board_harness import BoardProcess, BoardRuntime, board_runtime  # noqa: E402,F401
-
-
-def free_udp_ports(count, host="127.0.0.1"):
-    """count distinct UDP ports that were free a moment ago."""
-    socks = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            sock.bind((host, 0))
-            socks.append(sock)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 def b64(raw):

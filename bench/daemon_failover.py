@@ -25,7 +25,7 @@ trial starts.
 (the agent pushes each leader change): no polling load and no poll lag, a
 reference for how much of a figure is the pollers' own.
 
-Clusters come from tests/daemon_harness.py: signed claims (Ed25519 key per
+Clusters come from agent/localcluster.py: signed claims (Ed25519 key per
 node, trust list), an authenticated keyring, profile lan or local.
 Percentiles interpolate linearly between the two nearest trials (with 10
 trials, p95 lies between the 9th and the 10th). Prints figures; asserts on
@@ -35,21 +35,18 @@ nothing.
 import argparse
 import json
 import os
-import shutil
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for _path in (os.path.join(ROOT, "tests"), ROOT):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
 
 from agent.client import Client, ClientError  # noqa: E402
-from daemon_harness import Cluster, HarnessTimeout  # noqa: E402
+from agent.localcluster import Cluster, WaitTimeout, wait_for  # noqa: E402
 
 # Seconds a trial may take before it counts as failed (no agreement).
 TRIAL_TIMEOUT_S = 30
@@ -148,15 +145,8 @@ class Watcher(threading.Thread):
 OBSERVERS = {"poll": Poller, "watch": Watcher}
 
 
-def settle(cluster, timeout=SETTLE_TIMEOUT_S):
-    """Starts what is down; waits until all see each other alive and follow node-0."""
-    cluster.start_all(timeout=timeout)
-    cluster.wait_converged(timeout)
-    return cluster.wait_leader(leader=0, timeout=timeout)
-
-
 def one_trial(cluster, sig, poll_s, quiet_s, observer=Poller):
-    """Kills the leader with sig; returns (all_s, first_s, new_leader, term) or raises HarnessTimeout."""
+    """Kills the leader with sig; returns (all_s, first_s, new_leader, term) or raises WaitTimeout."""
     # A quiet spell after settling: the restart's join and claim gossip has
     # drained, so the kill hits a steady cluster (part of the setup, not the figure).
     time.sleep(quiet_s)
@@ -169,11 +159,8 @@ def one_trial(cluster, sig, poll_s, quiet_s, observer=Poller):
     for poller in pollers:
         poller.start()
     try:
-        deadline = time.monotonic() + 10
-        while any(p.state[0] is None for p in pollers):   # every poller has one answer
-            if time.monotonic() > deadline:
-                raise HarnessTimeout("pollers got no answer within 10 s")
-            time.sleep(0.002)
+        wait_for(lambda: all(p.state[0] is not None for p in pollers), 10, "every poller's first answer",
+                 interval=0.002)
         t0 = time.monotonic()
         cluster.send_signal(victim, sig)
         deadline = t0 + TRIAL_TIMEOUT_S
@@ -187,7 +174,7 @@ def one_trial(cluster, sig, poll_s, quiet_s, observer=Poller):
                     first_at = min(since for _, since in states)
                     return all_at - t0, first_at - t0, leader, term
             if time.monotonic() > deadline:
-                raise HarnessTimeout("no agreement on a new leader %d s after the signal: %s"
+                raise WaitTimeout("no agreement on a new leader %d s after the signal: %s"
                                      % (TRIAL_TIMEOUT_S, sorted(values, key=str)))
             time.sleep(0.002)
     finally:
@@ -200,19 +187,19 @@ def one_trial(cluster, sig, poll_s, quiet_s, observer=Poller):
 def run_cell(kind, profile, n, trials, poll_s, quiet_s, keep=False, observer=Poller):
     """Runs `trials` trials of one (kind, profile, n); returns a result dict."""
     sig = signal.SIGKILL if kind == "crash" else signal.SIGTERM
-    root = tempfile.mkdtemp(prefix="leaderd-bench-")
     result = {"kind": kind, "profile": profile, "n": n, "all": [], "first": [], "failures": 0,
               "leaders": {}}
-    cluster = Cluster(root, n, profile=profile, cluster_name="bench-" + os.urandom(3).hex())
+    cluster = Cluster(None, n, profile=profile, cluster_name="bench-" + os.urandom(3).hex(),
+                      prefix="leaderd-bench-", keep=keep)
     try:
         started = time.monotonic()
-        settle(cluster)
+        cluster.settle(timeout=SETTLE_TIMEOUT_S)
         print("  %s %s N=%d: cluster settled in %.1f s" % (kind, profile, n, time.monotonic() - started),
               flush=True)
         for trial in range(trials):
             try:
                 all_s, first_s, leader, term = one_trial(cluster, sig, poll_s, quiet_s, observer)
-            except HarnessTimeout as exc:
+            except WaitTimeout as exc:
                 result["failures"] += 1
                 print("  trial %d: FAILED: %s" % (trial + 1, str(exc).splitlines()[0]), flush=True)
             else:
@@ -221,16 +208,14 @@ def run_cell(kind, profile, n, trials, poll_s, quiet_s, keep=False, observer=Pol
                 result["leaders"][leader] = result["leaders"].get(leader, 0) + 1
                 print("  trial %2d: all agree on %s (term %d) after %6.3f s (first %6.3f s)"
                       % (trial + 1, leader, term, all_s, first_s), flush=True)
-            settle(cluster)
-    except HarnessTimeout as exc:
+            cluster.settle(timeout=SETTLE_TIMEOUT_S)
+    except WaitTimeout as exc:
         print("  cell aborted: %s" % str(exc).splitlines()[0], flush=True)
-        keep = True
+        cluster.keep = True
     finally:
-        cluster.stop_all()
-        if keep:
-            print("  logs kept in %s" % root)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+        cluster.close()
+        if cluster.keep:
+            print("  logs kept in %s" % cluster.root)
     return result
 
 

@@ -6,7 +6,7 @@ From the repository root, with the venv's Python:
     python bench/daemon_idle.py                     # N = 20, profile lan, 60 s
     python bench/daemon_idle.py --nodes 20 --profile lan --seconds 60 --settle 10
 
-Starts N agents (tests/daemon_harness.py: signed claims, an authenticated
+Starts N agents (agent/localcluster.py: signed claims, an authenticated
 keyring), waits until every node sees every node alive and all follow
 node-0, lets them run --settle seconds more (the joins' gossip drains),
 then measures each agent over --seconds:
@@ -35,18 +35,15 @@ also re-asserts its claim). Asserts on nothing.
 
 import argparse
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for _path in (os.path.join(ROOT, "tests"), ROOT):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
 
-from daemon_harness import Cluster  # noqa: E402
+from agent.localcluster import Cluster  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 IPV4_UDP_HEADER_BYTES = 28
@@ -178,14 +175,14 @@ def main(argv=None):
     print("leaderd idle cost: N = %d, profile %s, window %.0f s; %s, %d CPUs, Python %s; load average %s" % (
         args.nodes, args.profile, args.seconds, os.uname().release, os.cpu_count(),
         sys.version.split()[0], loadavg()), flush=True)
-    root = tempfile.mkdtemp(prefix="leaderd-idle-")
-    cluster = Cluster(os.path.join(root, "cluster"), args.nodes, profile=args.profile,
-                      cluster_name="idle-" + os.urandom(3).hex())
+    cluster = Cluster(None, args.nodes, profile=args.profile, cluster_name="idle-" + os.urandom(3).hex(),
+                      prefix="leaderd-idle-", keep=args.keep)
+    pycache = os.path.join(cluster.root, "pycache")
     if args.bytecode_cache:
-        cache_env = {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": os.path.join(root, "pycache")}
+        cache_env = {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": pycache}
         for node in cluster.nodes:
             node.env = dict(cache_env)
-    print("bytecode: %s" % ("a cache in %s" % os.path.join(root, "pycache") if args.bytecode_cache else
+    print("bytecode: %s" % ("a cache in %s" % pycache if args.bytecode_cache else
                             "as inherited (PYTHONDONTWRITEBYTECODE=%s)"
                             % (os.environ.get("PYTHONDONTWRITEBYTECODE") or "unset")), flush=True)
     try:
@@ -193,9 +190,7 @@ def main(argv=None):
             cluster.start(0, timeout=60)    # fills the cache: every module the agent imports
             cluster.kill(0, signal.SIGTERM)
         started = time.monotonic()
-        cluster.start_all(timeout=60)
-        cluster.wait_converged(60)
-        cluster.wait_leader(leader=0, timeout=60)
+        cluster.settle(timeout=60)
         print("converged in %.1f s; settling %.0f s, then measuring %.0f s" % (
             time.monotonic() - started, args.settle, args.seconds), flush=True)
         time.sleep(args.settle)
@@ -204,11 +199,9 @@ def main(argv=None):
         print()
         print("load average at the end: %s" % loadavg())
     finally:
-        cluster.stop_all()
+        cluster.close()
         if args.keep:
-            print("logs kept in %s" % root)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
+            print("logs kept in %s" % cluster.root)
     return 0
 
 

@@ -6,7 +6,7 @@ From the repository root, with the venv's Python:
     python bench/daemon_ready.py              # 10 runs (after 1 warm-up run)
     python bench/daemon_ready.py --runs 20 --warmup 0
 
-Each run spawns one agent (tests/daemon_harness.py's config: Ed25519
+Each run spawns one agent (agent/localcluster.py's config: Ed25519
 signing key, trust list, authenticated keyring, profile lan, seeds that are
 not running) with NOTIFY_SOCKET pointing at an AF_UNIX datagram socket this
 bench binds. The clock starts just before the spawn; "READY=1" is when that
@@ -36,12 +36,11 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for _path in (os.path.join(ROOT, "tests"), ROOT):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
 
 from agent.client import Client, ClientError  # noqa: E402
-from daemon_harness import Cluster  # noqa: E402
+from agent.localcluster import Cluster  # noqa: E402
 
 RUN_TIMEOUT_S = 30
 

@@ -34,7 +34,7 @@ settled, even if a flap passed through agreement first). Every agent's
 `watch --json` stream is recorded for the whole run. Between cycles the
 cluster settles (all alive, node-0 leading) and runs --quiet seconds.
 
-Clusters come from tests/daemon_harness.py (profile `local` unless
+Clusters come from agent/localcluster.py (profile `local` unless
 --profile says otherwise). Prints figures and, last, one JSON summary;
 asserts on nothing.
 """
@@ -57,7 +57,7 @@ for _path in (os.path.join(ROOT, "tests"), ROOT):
 from agent import keys as keyfiles  # noqa: E402
 from agent.core import wire  # noqa: E402
 from agent.core.auth import Keyring  # noqa: E402
-from daemon_harness import Cluster, HarnessTimeout  # noqa: E402
+from agent.localcluster import Cluster, WaitTimeout  # noqa: E402
 from partition_harness import (LoopbackPartition, WatchRecorder, leader_changes,  # noqa: E402
                                nft_unavailable_reason)
 
@@ -90,10 +90,8 @@ def _num(v):
 
 
 def settle(c, quiet_s=0.0):
-    """Starts what is down, waits until all see all alive and follow node-0; its leader reply."""
-    c.start_all(timeout=SETTLE_TIMEOUT_S)
-    c.wait_converged(SETTLE_TIMEOUT_S)
-    info = c.wait_leader(leader=0, timeout=SETTLE_TIMEOUT_S)
+    """Cluster.settle(), then quiet_s seconds more (node-0 still leading); its leader reply."""
+    info = c.settle(timeout=SETTLE_TIMEOUT_S)
     if quiet_s:
         time.sleep(quiet_s)  # lets the join's gossip drain before a measurement
         info = c.wait_leader(leader=0, timeout=SETTLE_TIMEOUT_S)
@@ -168,7 +166,7 @@ def forged_dead_run(c, label, incarnation_of, window_s):
     try:
         c.wait_member(range(c.n), leader, "alive", timeout=10)
         alive = True
-    except HarnessTimeout:
+    except WaitTimeout:
         alive = False
     dropped = {}
     for i in followers:
@@ -197,7 +195,7 @@ def run_forged(args, work):
                                       ("current incarnation", lambda m: m["incarnation"])):
             try:
                 result = forged_dead_run(c, label, incarnation_of, args.window)
-            except HarnessTimeout as exc:
+            except WaitTimeout as exc:
                 result = {"scenario": label, "error": str(exc).splitlines()[0]}
             results.append(result)
             print_forged(result)
@@ -293,7 +291,7 @@ def run_partition(args, work):
             for number in range(1, args.cycles + 1):
                 try:
                     row = partition_cycle(c, recorders, number, args)
-                except HarnessTimeout as exc:
+                except WaitTimeout as exc:
                     row = {"cycle": number, "error": str(exc).splitlines()[0]}
                     print("    %5d could not measure: %s" % (number, row["error"]))
                     cycles.append(row)

@@ -1,7 +1,7 @@
 """Faults for real agents on 127.0.0.1: loopback partitions (nftables) and watch recorders.
 
 Used by tests/test_integrity_agents.py and bench/integrity_agents.py, next to
-tests/daemon_harness.py (which starts the agents).
+agent/localcluster.py (which starts the agents).
 
 - LoopbackPartition drops UDP between groups of ports on 127.0.0.1 with an
   nftables table of its own (a unique name; `heal()` and `close()` delete
@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 
-from daemon_harness import HarnessTimeout, _die_with_parent, wait_for
+from agent.localcluster import WaitTimeout, child_env, die_with_parent, wait_for
 
 __all__ = ["LoopbackPartition", "WatchRecorder", "nft_unavailable_reason", "leader_changes"]
 
@@ -203,19 +203,16 @@ class WatchRecorder:
 
     def start(self, timeout=10):
         """Starts the watch and waits for its first event; returns that event."""
-        env = dict(os.environ)
-        env.pop("LEADERD_SOCKET", None)
-        env["PYTHONUNBUFFERED"] = "1"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "agent.cli", "watch", "--json", "--socket", self.socket_path],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-            preexec_fn=_die_with_parent)
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=child_env(), preexec_fn=die_with_parent())
         self._reader = threading.Thread(target=self._read, name="watch " + self.label, daemon=True)
         self._reader.start()
 
         def first():
             if self.ended and not self.events():
-                raise HarnessTimeout("watch of %s ended before its first event: %s" % (self.label, self.stderr))
+                raise WaitTimeout("watch of %s ended before its first event: %s" % (self.label, self.stderr))
             events = self.events()
             return events[0][1] if events else None
         return wait_for(first, timeout, "the first watch event of %s" % self.label)

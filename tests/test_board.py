@@ -18,7 +18,6 @@ x86_64 Linux CI, where there must be one (tests/test_micropython.py).
 import base64
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -63,9 +62,7 @@ def _raw_seed(key_path):
 
 def _add_board_key(cluster, name):
     """An Ed25519 key for board `name`, its public key trusted by the cluster; returns the raw seed."""
-    key_dir = os.path.join(cluster.root, "keys")
-    key_path, pub_path = keyfiles.keygen(name, key_dir)
-    shutil.copyfile(pub_path, os.path.join(cluster.trusted_dir, name + ".pub"))
+    key_path, _ = cluster.add_key(name)
     return _raw_seed(key_path)
 
 

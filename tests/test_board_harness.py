@@ -20,6 +20,7 @@ lines (each with its arrival time) in a reader thread. It only ever signals
 the process it started. Waits poll conditions with deadlines.
 """
 
+import atexit
 import base64
 import json
 import os
@@ -172,7 +173,9 @@ def board_runtime(prefer=None):
     if frozen is not None and prefer in (None, "frozen"):
         runtime = BoardRuntime(frozen, FROZEN_HEAPSIZE, "frozen")
     elif stock is not None and have_mpy_cross() and prefer in (None, "mpy"):
-        out = os.path.join(tempfile.mkdtemp(prefix="leaderd-board-build-"), "micropython")
+        build_dir = tempfile.mkdtemp(prefix="leaderd-board-build-")
+        atexit.register(shutil.rmtree, build_dir, True)  # the build lives as long as this process
+        out = os.path.join(build_dir, "micropython")
         build_board(out)
         runtime = BoardRuntime(stock, MPY_HEAPSIZE, "mpy", out)
     elif stock is not None and prefer in (None, "source"):

@@ -568,7 +568,7 @@ def test_terms_keep_growing_across_a_restart_of_the_whole_cluster(tmp_path):
 def _life(c, i, start_number):
     """The part of node i's log written by its start number start_number (the harness marks each start)."""
     text = c.log_text(i)
-    at = text.find("=== harness: start #%d of " % start_number)
+    at = text.find("=== start #%d of " % start_number)
     assert at >= 0, text[-2000:]
     return text[at:]
 

@@ -221,11 +221,6 @@ def test_bad_node_counts_are_usage_errors(value, capsys):
     assert "--nodes" in capsys.readouterr().err
 
 
-def test_free_udp_ports_are_distinct():
-    ports = demo.free_udp_ports(20)
-    assert len(set(ports)) == 20 and all(0 < port < 65536 for port in ports)
-
-
 def test_snapshot_agreement():
     snap = demo.Snapshot(0.0, {"a": ("c", 3), "b": ("c", 3), "c": ("c", 3), "d": (None, 3)},
                          {"a": {"a": "alive", "c": "dead"}, "b": {"c": "dead"}})
@@ -238,25 +233,19 @@ def test_snapshot_agreement():
 
 
 def test_config_written_for_a_node_is_valid(tmp_path):
-    from agent import config, keys
-    workdir = str(tmp_path)
-    nodes = [demo.DemoNode("node-%d" % i, 100 + 10 * (i - 1), 40000 + i, workdir) for i in (1, 2)]
-    os.mkdir(os.path.join(workdir, "keys"))
-    os.mkdir(os.path.join(workdir, "trusted"))
-    for node in nodes:
-        _, pub = keys.keygen(node.name, os.path.join(workdir, "keys"))
-        os.link(pub, os.path.join(workdir, "trusted", node.name + ".pub"))
-    fd = os.open(os.path.join(workdir, "keyring"), os.O_WRONLY | os.O_CREAT, 0o600)
-    os.write(fd, (keys.generate_cluster_key() + "\n").encode())
-    os.close(fd)
-    demo.write_config(nodes[1], nodes, workdir)
-    cfg = config.load_config(nodes[1].config_path)
+    from agent import config
+    cluster = demo.make_cluster(2, root=tmp_path)  # files only: nothing starts
+    node = cluster.nodes[1]
+    cfg = config.load_config(node.config_path)
     config.load_runtime(cfg)
     assert cfg.node.name == "node-2" and cfg.node.priority == 110
-    assert list(cfg.cluster.seeds) == [("127.0.0.1", 40001)]  # every other node
+    assert list(cfg.cluster.seeds) == [("127.0.0.1", cluster.port(0))]  # every other node
     assert cfg.election.preempt and cfg.election.preempt_delay_ms == 2000
     assert cfg.gossip.profile.name == "local"
-    assert cfg.api.socket == nodes[1].socket_path
+    assert cfg.api.socket == node.socket_path == str(tmp_path / "node-2.sock")
+    text = open(node.config_path).read()
+    assert text.startswith("# leaderd demo: node-2 of a 2-node cluster on loopback.\n"), text
+    assert "priority: 110  # the highest live priority leads\n" in text, text
 
 
 def test_clip_keeps_colour_codes_and_cuts_visible_text():

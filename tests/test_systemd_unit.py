@@ -23,13 +23,11 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import stat
 import struct
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
@@ -281,85 +279,34 @@ def test_the_mdwe_emulation_refuses_what_systemd_refuses():
     assert proc.stdout.strip() == "filter active"
 
 
-def _wait_for_socket(path, proc, log_path, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        if os.path.exists(path):
-            return
-        time.sleep(0.05)
-    pytest.fail("the agent did not open %s (exit %s); its log:\n%s"
-                % (path, proc.poll(), open(log_path).read()[-4000:]))
-
-
 @pytest.mark.slow
 def test_the_agent_runs_under_memory_deny_write_execute(tmp_path):
     """The real agent with a signing key, trusted keys, a keyring, a hook and a
     health check: it signs, verifies, authenticates packets, parses YAML and
     starts programs, all under the W^X rules of MemoryDenyWriteExecute=yes."""
     prelude = _mdwe_prelude()
-    from agent import keys
-    from agent.client import Client
+    from agent.localcluster import Cluster
 
-    trusted = tmp_path / "trusted"
-    trusted.mkdir()
-    keys.keygen("solo", str(tmp_path))
-    os.replace(tmp_path / "solo.pub", trusted / "solo.pub")
-    keyring = tmp_path / "keyring"
-    keyring.write_text(keys.generate_cluster_key() + "\n")
-    keyring.chmod(0o640)
     hook_out = tmp_path / "hook.out"
     hook = tmp_path / "hook.sh"
     hook.write_text('#!/bin/sh\necho "$LEADERD_EVENT $LEADERD_TERM" >> "%s"\n' % hook_out)
     hook.chmod(0o755)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    sock_path = str(tmp_path / "api.sock")
-    cfg = tmp_path / "leaderd.yaml"
-    cfg.write_text(textwrap.dedent("""\
-        node: {name: solo, priority: 100, bind: "127.0.0.1:%d"}
-        cluster: {name: mdwe, keyring_file: %s}
-        election: {signing_key_file: %s, trusted_keys_dir: %s}
-        gossip: {profile: local}
-        api: {socket: %s}
-        hooks: {on_elected: [%s]}
-        health: {command: [/bin/true], interval: 1s, timeout: 1s}
-        log: {level: debug}
-        """) % (port, keyring, tmp_path / "solo.key", trusted, sock_path, hook))
-
-    code = prelude + "from agent.cli import main\nsys.exit(main(['run', '--config', %r]))\n" % str(cfg)
-    log_path = tmp_path / "agent.log"
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT,
-                                cwd=str(tmp_path), env=env)
-    try:
-        _wait_for_socket(sock_path, proc, log_path, timeout=20)
-        deadline = time.monotonic() + 20
-        leader = None
-        while time.monotonic() < deadline:
-            leader = Client(sock_path).leader()
-            if leader.get("is_leader") and hook_out.exists():
-                break
-            time.sleep(0.1)
-        assert leader and leader["is_leader"] and leader["leader"] == "solo", (
-            leader, open(log_path).read()[-4000:])
-        assert leader["insecure"] is False
+    extra = {"hooks": {"on_elected": [str(hook)]},
+             "health": {"command": ["/bin/true"], "interval": "1s", "timeout": "1s"},
+             "log": {"level": "debug"}}
+    with Cluster(tmp_path / "agent", 1, names=["solo"], priorities=[100], cluster_name="mdwe",
+                 extra_config=extra) as c:
+        os.chmod(c.keyring_path, 0o640)  # as the package installs it: root:leaderd
+        code = prelude + "from agent.cli import main\nsys.exit(main(['run', '--config', %r]))\n" % c.config_path(0)
+        c.start(0, argv=[sys.executable, "-c", code], timeout=20)
+        c.wait_for(lambda: hook_out.exists() and c.client(0).leader()["is_leader"], 20,
+                   "solo to lead and run its on_elected hook")
+        leader = c.client(0).leader()
+        assert leader["leader"] == "solo" and leader["insecure"] is False, leader
         assert hook_out.read_text().startswith("on_elected ")
-        status = Client(sock_path).status()
-        assert status["authenticated"] is True
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise
-    text = open(log_path).read()
+        assert c.client(0).status()["authenticated"] is True
+        rc = c.kill(0, signal.SIGTERM, timeout=20)
+        text = c.log_text(0)
     assert rc == 0, text[-4000:]
     assert "Traceback" not in text, text[-4000:]
 
