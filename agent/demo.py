@@ -23,8 +23,7 @@ import sys
 import threading
 import time
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
+from agent.exitcodes import EXIT_FAILURE, EXIT_OK
 
 MIN_NODES, MAX_NODES, DEFAULT_NODES = 2, 20, 5
 BASE_PRIORITY, PRIORITY_STEP = 100, 10  # node-K: 100 + 10 (K - 1), so node-N leads

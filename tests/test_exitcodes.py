@@ -14,13 +14,10 @@ def test_the_documented_exit_codes():
 
 def test_one_exit_code_table():
     # The shells import the table; none assigns an EXIT_ name of its own.
-    # agent/demo.py still does (it is being reworked elsewhere): the one
-    # exception, until it imports agent.exitcodes.
-    not_yet = {"demo.py"}
     agent_dir = Path(__file__).resolve().parent.parent / "agent"
     own = []
     for path in sorted(agent_dir.rglob("*.py")):
-        if path.name == "exitcodes.py" or path.relative_to(agent_dir).as_posix() in not_yet:
+        if path.name == "exitcodes.py":
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
