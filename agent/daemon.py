@@ -245,15 +245,11 @@ class Agent:
                 failed.append(what)
                 log.exception("SIGHUP: cannot apply %s; it keeps its running value", what)
 
-        def preemption():
-            election = node.election
-            election.preempt = cfg.election.preempt
-            election.preempt_delay_ms = cfg.election.preempt_delay_ms
-
         apply("cluster.keyring_file", lambda: node.set_keyring(args["keyring"]))
         apply("the signing key and trusted keys",
               lambda: node.set_election_keys(rt.signer, rt.verifier, args["trusted_keys"], now))
-        apply("election.preempt and preempt_delay", preemption)
+        apply("election.preempt and preempt_delay",
+              lambda: node.set_preempt(cfg.election.preempt, cfg.election.preempt_delay_ms))
         apply("node.priority", lambda: node.set_priority(cfg.node.priority, now))
         apply("hooks", lambda: self.hooks.update(_hook_table(cfg), cfg.hooks.timeout_s))
         try:
@@ -361,7 +357,12 @@ class Agent:
             level = logging.WARNING if kind == "claim_rejected" else logging.INFO
         else:
             level = logging.INFO if kind in ("member_joined", "member_died", "member_left") else logging.DEBUG
-        if kind != "join_timed_out":
+        if kind == "internal_error":
+            # A bug in the core, contained there (it goes on); the traceback is for the bug report.
+            error = self.node.last_error
+            log.error("internal error in %s (the agent goes on): %s", event.where, event.error,
+                      exc_info=(type(error), error, error.__traceback__) if error is not None else None)
+        elif kind != "join_timed_out":
             log.log(level, "%s %s", kind, _fields(data))
         if kind in ("leader_changed", "elected") and event.term is not None and event.term > self._term:
             self._term = event.term
@@ -373,7 +374,8 @@ class Agent:
         elif kind == "elected":
             self.hooks.submit("on_elected", self.node.name, event.term)
         elif kind == "demoted":
-            self.hooks.submit("on_demoted", self.node.election.leader, event.term)
+            current = self.node.leader()
+            self.hooks.submit("on_demoted", current[0] if current else None, event.term)
         if self.api is not None:
             self.api.publish(data)
 
@@ -418,7 +420,7 @@ class Agent:
             if member is not None:
                 address = "%s:%d" % member.address
         return {"leader": current[0] if current else None,
-                "term": current[1] if current else node.election.term,
+                "term": current[1] if current else node.term(),
                 "address": address, "self": node.name, "is_leader": node.is_leader(),
                 "insecure": node.insecure}
 
@@ -439,7 +441,7 @@ class Agent:
         counts = {}
         for m in node.members():
             counts[m.state_name] = counts.get(m.state_name, 0) + 1
-        stats = dict(node.stats)
+        stats = node.counters()
         stats.update(self.stats)
         return {
             "self": node.name, "cluster": node.cluster, "address": "%s:%d" % node.address,
@@ -449,10 +451,10 @@ class Agent:
             "health": None if self.health is None else {
                 "command": self.health.argv[0], "healthy": self.health.healthy, "checks": self.health.checks,
                 "passes": self.health.passes, "rise": self.health.rise, "errors": self.health.errors},
-            "profile": node.profile.name, "awareness": node.awareness.score(),
+            "profile": node.profile.name, "awareness": node.awareness_score(),
             "joined": node.joined, "waiting_for_seeds": node.waiting_for_seeds(),
             "seeds": self._seed_names(sorted(self.seeds)) + self.unresolved,
-            "authenticated": node.codec.keyring is not None,
+            "authenticated": node.authenticated,
             "leader": self.leader(), "members": counts, "stats": stats,
         }
 

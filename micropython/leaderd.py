@@ -216,7 +216,7 @@ class Agent:
         cfg = self.config
         gc.collect()
         self.emit({"event": "started", "name": node.name, "address": "%s:%d" % cfg["advertise"],
-                   "incarnation": node.incarnation, "term": node.election.term,
+                   "incarnation": node.incarnation, "term": node.term(),
                    "cluster": cfg["cluster"], "priority": cfg["priority"], "version": __version__,
                    "insecure": node.insecure, "authenticated": cfg["keyring"] is not None,
                    "heap_alloc": gc.mem_alloc(), "heap_free": gc.mem_free()})

@@ -108,3 +108,11 @@ def JoinTimedOut(seeds=None, after_ms=None):
     election with the members it has (alone if need be) and keeps trying `seeds`
     ("host:port" strings)."""
     return Event("join_timed_out", ("seeds", "after_ms"), (seeds, after_ms))
+
+
+def InternalError(where=None, error=None):
+    """A bug, not bad input: an exception escaped the handling of a datagram or a
+    timer (`where`: "receive_datagram" or "handle_timer"; `error`: its type and
+    message). The node counted it, dropped the rest of that work and goes on;
+    the exception itself, traceback and all, is the node's `last_error`."""
+    return Event("internal_error", ("where", "error"), (where, error))

@@ -115,8 +115,11 @@ class Node:
             "dropped_truncated": 0, "dropped_version": 0, "dropped_cluster": 0,
             "dropped_auth": 0, "dropped_malformed": 0, "dropped_oversized": 0,
             "probes": 0, "probe_failures": 0, "refutations": 0, "unexpected_ping": 0,
-            "claims_stale": 0, "signature_checks": 0, "dropped_incarnation": 0,
+            "claims_stale": 0, "signature_checks": 0, "dropped_incarnation": 0, "internal_errors": 0,
         }
+        # The exception of the last internal error (_contain), or None.
+        self.last_error = None
+        self._stalled_until = None
         self.left = False
         self.joined = False
         self._leaving = False
@@ -305,10 +308,32 @@ class Node:
         """Whether this node holds the leadership now."""
         return self.election.leader == self.name
 
+    def term(self):
+        """The highest term this node has seen (its own claims included): the fencing token to beat."""
+        return self.election.term
+
     @property
     def insecure(self):
         """True when claims are unsigned (no trust list configured)."""
         return self.election.insecure
+
+    @property
+    def authenticated(self):
+        """True when datagrams carry the cluster key's tag (a keyring is set)."""
+        return self.codec.keyring is not None
+
+    def awareness_score(self):
+        """Lifeguard's local health: 0 when this node keeps up, higher when it misses its own deadlines."""
+        return self.awareness.score()
+
+    def set_preempt(self, preempt, preempt_delay_ms):
+        """Whether a better node takes the role from a sitting leader, and after how long (ms)."""
+        self.election.preempt = preempt
+        self.election.preempt_delay_ms = preempt_delay_ms
+
+    def counters(self):
+        """A copy of the node's counters (received, sent, dropped by reason, ...)."""
+        return dict(self.stats)
 
     def has_seeds(self):
         """Whether the node has seeds to wait for: join() was given some (other than
@@ -378,10 +403,32 @@ class Node:
         s = self.election.get_timer()
         if s is not None and s < t:
             t = s
+        if self._stalled_until is not None and t is not None and t < self._stalled_until:
+            t = self._stalled_until
         return t
 
     def handle_timer(self, now):
-        """Runs every deadline that is due at `now`."""
+        """Runs every deadline that is due at `now` (an internal error is contained: _contain)."""
+        try:
+            self._run_timers(now)
+        except MemoryError:
+            raise  # the shell's to handle (a board counts it and gives its heap a moment)
+        except Exception as exc:
+            self._contain("handle_timer", exc, now)
+
+    def _contain(self, where, exc, now):
+        # An exception from our own code (a bug, not bad input, which is
+        # counted and dropped where it is read): counted, reported, kept for
+        # the shell to log with its traceback, and the rest of that work
+        # dropped, as a lost datagram or a late timer would be. The timers
+        # then wait one probe interval, so a fault that repeats costs a
+        # report a second, never a busy loop.
+        self.stats["internal_errors"] += 1
+        self.last_error = exc
+        self._emit(events.InternalError(where=where, error="%s: %s" % (type(exc).__name__, exc)))
+        self._stalled_until = now + self.profile.probe_interval_ms
+
+    def _run_timers(self, now):
         if self._leaving:
             return
         if self._join_at is not None and now >= self._join_at:
@@ -419,7 +466,18 @@ class Node:
             self.election.evaluate(now)
 
     def receive_datagram(self, data, addr, now):
-        """Handles one datagram from addr; bad datagrams are counted and dropped."""
+        """Handles one datagram from addr; bad datagrams are counted and dropped.
+
+        An internal error while handling it is contained (_contain).
+        """
+        try:
+            self._receive(data, addr, now)
+        except MemoryError:
+            raise  # the shell's to handle (a board counts it and gives its heap a moment)
+        except Exception as exc:
+            self._contain("receive_datagram", exc, now)
+
+    def _receive(self, data, addr, now):
         stats = self.stats
         stats["received_datagrams"] += 1
         stats["received_bytes"] += len(data)

@@ -269,6 +269,10 @@ class Simulation:
                 self._send(slot, data, address, now)
         event = node.next_event()
         while event is not None:
+            if event.kind == "internal_error":
+                # A bug in the core: the simulation stops on it (no figure
+                # or test may go on past one), with the original traceback.
+                raise node.last_error
             self._observe(slot, event, now)
             event = node.next_event()
         if self.election:
@@ -278,7 +282,7 @@ class Simulation:
                 metrics.set_leader(slot.index, None, now)
             else:
                 metrics.set_leader(slot.index, leader[0], now, leader[1], leader[0] == slot.name)
-            if metrics.forged_floor is not None and node.election.term >= metrics.forged_floor:
+            if metrics.forged_floor is not None and node.term() >= metrics.forged_floor:
                 metrics.forged_term_adopted += 1
         if slot.leaving and node.left:
             self._depart(slot, now)

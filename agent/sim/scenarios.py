@@ -339,12 +339,13 @@ def forged(sim, plan):
             return
         codec = state.get("codec")
         if codec is None:
-            # A codec of its own, as a hand-made tool would have: same cluster and keyring.
-            codec = state["codec"] = wire.Codec(node.cluster, FORGER_NAME, node.codec.keyring)
+            # A codec of its own, as a hand-made tool would have: the same
+            # cluster, and no keyring (the simulated nodes run without one).
+            codec = state["codec"] = wire.Codec(node.cluster, FORGER_NAME, None)
         top = 0
         for slot in sim.slots:
             if slot.node is not None and slot.index != forger:
-                top = max(top, slot.node.election.term)
+                top = max(top, slot.node.term())
         term = top + FORGED_TERM_JUMP
         sim.metrics.forged_term(term, FORGER_NAME)
         datagrams = []
