@@ -602,7 +602,7 @@ class Node:
         name = self._final_probes.pop(seq, None)
         if name is not None:
             suspicion = self._suspicions.get(name)
-            if suspicion is not None and getattr(suspicion, "final_seq", None) == seq:
+            if suspicion is not None and suspicion.final_seq == seq:
                 suspicion.final_acked = True
 
     # --- Merging news ---------------------------------------------------
@@ -942,7 +942,7 @@ class Node:
     # verdict: do not convict on rumour alone when a direct check is cheap.
 
     def _suspicion_due(self, suspicion):
-        verdict_at = getattr(suspicion, "verdict_at", None)
+        verdict_at = suspicion.verdict_at
         return verdict_at if verdict_at is not None else suspicion.deadline_ms()
 
     def _next_suspicion_deadline(self):
@@ -968,7 +968,7 @@ class Node:
             if member is None or member.state != STATE_SUSPECT:
                 del self._suspicions[name]
                 continue
-            if getattr(suspicion, "verdict_at", None) is None:
+            if suspicion.verdict_at is None:
                 self._final_probe(member, suspicion, now)
                 continue
             del self._suspicions[name]

@@ -70,6 +70,12 @@ class Suspicion:
         # confirmer. Looked up only, never iterated (dict order differs on
         # MicroPython).
         self._seen = {by: True}
+        # The final probe the suspecting node sends once the deadline comes
+        # (node.py): its seq, whether it was answered, and when its verdict
+        # is due (None: not sent yet).
+        self.final_seq = None
+        self.final_acked = False
+        self.verdict_at = None
 
     def confirm(self, name):
         """Counts `name` as a confirmer; True if it was new and shortened the deadline."""
