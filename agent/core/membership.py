@@ -56,10 +56,24 @@ def supersedes(new_incarnation, new_state, incarnation, state):
 
 
 class Member:
-    """One member as this node knows it (mutable inside the table only)."""
+    """One member as this node knows it (mutable inside the table only).
 
-    __slots__ = ("name", "address", "incarnation", "state", "priority", "eligible",
-                 "tags", "since_ms", "encoded", "signature")
+    Three attributes are usually at their class default and then not kept
+    on the member at all: tags (None), encoded (None: the daemon's cache of
+    the member's sync record; a board keeps none) and signature (b"":
+    unsigned). On a board each attribute kept costs every member heap for
+    good (an instance's table grows in steps of two slots); so they are set
+    only when they differ, and no __slots__, which would forbid the class
+    defaults.
+    """
+
+    # This member's tags, when it has some.
+    tags = None
+    # Its state-sync record, encoded, while it does not change (servers only).
+    encoded = None
+    # Its own signature over its Alive statement at this incarnation,
+    # passed on in state syncs.
+    signature = b""
 
     def __init__(self, name, address, incarnation, state, priority, eligible, tags, since_ms, signature=b""):
         self.name = name
@@ -68,13 +82,11 @@ class Member:
         self.state = state
         self.priority = priority
         self.eligible = eligible
-        self.tags = tags
         self.since_ms = since_ms
-        # This member's state-sync record, encoded; None when it changed.
-        self.encoded = None
-        # Its own signature over its Alive statement at this incarnation
-        # (b"" when unsigned), passed on in state syncs.
-        self.signature = signature
+        if tags is not None:
+            self.tags = tags
+        if signature:
+            self.signature = signature
 
     @property
     def state_name(self):
@@ -139,14 +151,17 @@ class MemberTable:
             return IGNORED
         newer = incarnation > member.incarnation
         member.incarnation = incarnation
-        member.encoded = None
+        if member.encoded is not None:
+            member.encoded = None
         if address is not None and newer:
             member.address = address
             member.priority = priority
             member.eligible = eligible
-            member.tags = tags
-            member.signature = signature
-        elif newer:
+            if tags is not member.tags:
+                member.tags = tags
+            if signature != member.signature:
+                member.signature = signature
+        elif newer and member.signature:
             member.signature = b""  # it signed an older incarnation
         if state != old:
             member.since_ms = now
