@@ -56,7 +56,7 @@ ALLOWED_BUILTINS = frozenset((
     "sorted", "staticmethod", "str", "sum", "super", "tuple", "type", "zip",
     "NotImplemented", "Ellipsis",
     "ArithmeticError", "AssertionError", "AttributeError", "Exception", "ImportError",
-    "IndexError", "KeyError", "LookupError", "NotImplementedError", "OverflowError",
+    "IndexError", "KeyError", "LookupError", "MemoryError", "NotImplementedError", "OverflowError",
     "RuntimeError", "StopIteration", "TypeError", "UnicodeError", "ValueError",
     "ZeroDivisionError",
 ))

@@ -9,7 +9,7 @@ method on one node for a while. Plain functions and plain asserts only.
 
 from agent.core import wire
 
-from test_node import PROFILE, Net
+from core_harness import PROFILE, Net
 
 
 class Fault(Exception):
