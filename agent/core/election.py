@@ -101,9 +101,30 @@ _PASS = const(4)
 class Election:
     """The election state of one node (owned and driven by Node)."""
 
-    def __init__(self, node, now, signer=None, verifier=None, trusted_keys=None,
-                 preempt=True, preempt_delay_ms=5000, cache_size=None):
-        self.node = node
+    def __init__(self, name, profile, cluster_tag, table, live, broadcasts, stats, calls, now, signer=None,
+                 verifier=None, trusted_keys=None, preempt=True, preempt_delay_ms=5000, cache_size=None,
+                 member_checks=True):
+        # What it works with, never the node itself: its own name, profile
+        # and cluster tag (for the signed bytes), the member table and the
+        # live names (read only), the broadcast queue its claims ride on,
+        # the counters, and, as callables (see Node): send(addr, messages)
+        # and emit(event), the node's way out, and three questions only the
+        # node can answer: alive_message(), waiting_for_seeds() and
+        # tell_dead(member, addr, now). The node's own priority, incarnation
+        # and operator eligibility come in through set_local() whenever
+        # they change.
+        self.name = name
+        self.profile = profile
+        self.cluster_tag = cluster_tag
+        self.table = table
+        self.live = live
+        self.broadcasts = broadcasts
+        self.stats = stats
+        self._send, self._emit, self._alive_message, self._waiting_for_seeds, self._tell_dead = calls
+        self.member_checks = member_checks
+        self.priority = 0
+        self.incarnation = 0
+        self.user_eligible = True
         self.signer = signer
         self.verifier = verifier
         self.trusted_keys = trusted_keys
@@ -147,16 +168,26 @@ class Election:
         self._others_key = None
         self._others_valid = False
 
+    def set_local(self, priority, incarnation, user_eligible):
+        """The node's own priority, incarnation and operator eligibility, as they are now."""
+        self.priority = priority
+        self.incarnation = incarnation
+        self.user_eligible = user_eligible
+
+    def _send_to_all(self, messages):
+        # To every live member directly (send fills in updates).
+        for name in self.live.names:
+            self._send(self.table.get(name).address, messages)
+
     # --- The rule -------------------------------------------------------
 
     def can_lead(self):
         """Whether this node may claim: priority > 0, eligible, able to sign."""
-        node = self.node
-        if node.priority == 0 or not node.user_eligible:
+        if self.priority == 0 or not self.user_eligible:
             return False
         if self.insecure:
             return True
-        return self.signer is not None and node.name in self.trusted_keys
+        return self.signer is not None and self.name in self.trusted_keys
 
     def _eligible(self, member):
         if member.priority == 0 or not member.eligible or not member.is_live():
@@ -167,12 +198,11 @@ class Election:
 
     def candidate(self):
         """The name of the best eligible live member (this node included), or None."""
-        node = self.node
         best = None
         best_key = None
         if self.can_lead():
-            best = node.name
-            best_key = (node.priority, node.name)
+            best = self.name
+            best_key = (self.priority, self.name)
         if not self._others_valid:
             self._scan_others()
         if self._others_key is not None and (best_key is None or self._others_key > best_key):
@@ -181,7 +211,7 @@ class Election:
 
     def _scan_others(self):
         best_key = None
-        for member in self.node.table.members.values():
+        for member in self.table.members.values():
             if self._eligible(member):
                 key = (member.priority, member.name)
                 if best_key is None or key > best_key:
@@ -212,10 +242,9 @@ class Election:
 
     def evaluate(self, now):
         """Re-applies the rule after a change of membership, eligibility or time."""
-        node = self.node
         self.wake_at = None
-        if self.leader is not None and self.leader != node.name:
-            member = node.table.get(self.leader)
+        if self.leader is not None and self.leader != self.name:
+            member = self.table.get(self.leader)
             if member is None or not member.is_live():
                 # Only a death this node saw for itself, or a signed Left:
                 # node.py never lets gossip alone bury the leader it follows.
@@ -225,35 +254,35 @@ class Election:
                 # cannot lead any more (metadata older than the heartbeat is
                 # no reason: the heartbeat says it was eligible later).
                 self._drop_leader(now)
-            elif now - self.leader_seen_at >= _LEADER_TIMEOUT_INTERVALS * node.profile.claim_interval_ms:
+            elif now - self.leader_seen_at >= _LEADER_TIMEOUT_INTERVALS * self.profile.claim_interval_ms:
                 # No fresh signed heartbeat: crashed, paused, or an impostor
                 # under its name that answers probes but cannot sign.
                 self._drop_leader(now)
-        if self.leader == node.name and not self.can_lead():
+        if self.leader == self.name and not self.can_lead():
             # Tell everyone at once, with our new metadata, so the next
             # candidate claims without waiting for gossip.
-            node.send_to_all([node.alive_message(), self._resign(now, "ineligible")])
-        if self.can_lead() and not node.waiting_for_seeds():
+            self._send_to_all([self._alive_message(), self._resign(now, "ineligible")])
+        if self.can_lead() and not self._waiting_for_seeds():
             if self.candidate_since is None:
                 self.candidate_since = now
         else:
             self.candidate_since = None
-        if self.leader is not None and self.leader != node.name:
-            self.wake_at = self.leader_seen_at + _LEADER_TIMEOUT_INTERVALS * node.profile.claim_interval_ms
-        if self.leader == node.name:
+        if self.leader is not None and self.leader != self.name:
+            self.wake_at = self.leader_seen_at + _LEADER_TIMEOUT_INTERVALS * self.profile.claim_interval_ms
+        if self.leader == self.name:
             return
         best = self.candidate()
-        if best != node.name:
+        if best != self.name:
             if self.leader is None and best is not None:
                 self._await(best, now)
             return
         # The hold-down grows with the cluster (log10 n), as convergence does.
-        n = node.live_count()
-        holddown = node.profile.startup_holddown_ms
+        n = self.table.live_count + 1
+        holddown = self.profile.startup_holddown_ms
         if n > 10:
             holddown = holddown * (len(str(n)) - 1)
         ready_at = self.started_ms + holddown
-        if node.waiting_for_seeds():
+        if self._waiting_for_seeds():
             ready_at = None
         if self.leader is None:
             if ready_at is not None and now >= ready_at:
@@ -262,7 +291,7 @@ class Election:
                 self.wake_at = ready_at
             return
         if self.preempt and ready_at is not None and self.candidate_since is not None \
-                and (node.priority, node.name) > (self._leader_priority_now(), self.leader):
+                and (self.priority, self.name) > (self._leader_priority_now(), self.leader):
             # The delay counts from when this node could lead (alive, joined,
             # eligible), not from its start: one that comes back after a
             # pause, a partition or a failed health check waits it again.
@@ -279,11 +308,11 @@ class Election:
         # claim within its hold-down. One that does not in a leader timeout
         # (an impostor under a trusted name answers probes but cannot sign)
         # is passed over until it claims or signs new metadata.
-        timeout = _LEADER_TIMEOUT_INTERVALS * self.node.profile.claim_interval_ms
+        timeout = _LEADER_TIMEOUT_INTERVALS * self.profile.claim_interval_ms
         if self._awaiting is None or self._awaiting[0] != best:
             self._awaiting = (best, now)
         elif now - self._awaiting[1] >= timeout:
-            self._note((_PASS, best), self.node.table.get(best).incarnation)
+            self._note((_PASS, best), self.table.get(best).incarnation)
             self._others_valid = False
             self._awaiting = None
             self.evaluate(now)
@@ -294,7 +323,7 @@ class Election:
 
     def _leader_priority_now(self):
         """The leader's priority: from its member entry, unless the heartbeat is newer."""
-        member = self.node.table.get(self.leader)
+        member = self.table.get(self.leader)
         if member is not None and member.incarnation > self.leader_incarnation \
                 and (self.insecure or len(member.signature) > 0):
             return member.priority
@@ -310,28 +339,27 @@ class Election:
     def handle_timer(self, now):
         """Sends the heartbeat when due and re-evaluates after a hold-down or timeout."""
         if self.reassert_at is not None and now >= self.reassert_at:
-            self.reassert_at = now + self.node.profile.claim_interval_ms
-            if self.leader == self.node.name:
+            self.reassert_at = now + self.profile.claim_interval_ms
+            if self.leader == self.name:
                 self.heartbeat(now)
         if self.wake_at is not None and now >= self.wake_at:
             self.evaluate(now)
 
     def heartbeat(self, now):
         """As leader: re-asserts the claim at once, counter one higher, signed afresh."""
-        if self.leader != self.node.name or self.leader_counter >= _MAX_TERM:
+        if self.leader != self.name or self.leader_counter >= _MAX_TERM:
             return
         self._claim(now, self.leader_term, self.leader_counter + 1)
 
     # --- Claims ---------------------------------------------------------
 
     def _claim(self, now, term, counter=0):
-        node = self.node
         if term >= _MAX_TERM:
             return  # terms exhausted (2^32 - 1): only forged claims get here
         signature = b""
         if self.signer is not None:
-            data = wire.claim_signed_bytes(node.codec.cluster_tag, term, node.name, node.priority,
-                                           node.incarnation, counter)
+            data = wire.claim_signed_bytes(self.cluster_tag, term, self.name, self.priority,
+                                           self.incarnation, counter)
             if self._signed is not None and self._signed[0] == data:
                 signature = self._signed[1]
             elif self._signing == data:
@@ -343,17 +371,17 @@ class Election:
                     # signing_done(); a claim is never sent unsigned.
                     self._signing = data
                     return
-        claim = wire.Claim(term=term, name=node.name, priority=node.priority,
-                           incarnation=node.incarnation, counter=counter, signature=signature)
+        claim = wire.Claim(term=term, name=self.name, priority=self.priority,
+                           incarnation=self.incarnation, counter=counter, signature=signature)
         old = self.leader
         old_term = self.leader_term
         self._follow(claim, now)
         if counter == 0:
-            node.send_to_all([self.claim_message])
-            self.reassert_at = now + node.profile.claim_interval_ms
-        if old != node.name or old_term != term:
-            node.emit(events.Elected(term=term))
-            node.emit(events.LeaderChanged(old=old, new=node.name, term=term))
+            self._send_to_all([self.claim_message])
+            self.reassert_at = now + self.profile.claim_interval_ms
+        if old != self.name or old_term != term:
+            self._emit(events.Elected(term=term))
+            self._emit(events.LeaderChanged(old=old, new=self.name, term=term))
 
     def _follow(self, claim, now):
         self._awaiting = None
@@ -369,15 +397,14 @@ class Election:
         if claim.term > self.term:
             self.term = claim.term
         self.claim_message = wire.encode_message(claim)
-        node = self.node
         spent = 0
-        if claim.counter > 0 and claim.name != node.name:
+        if claim.counter > 0 and claim.name != self.name:
             # A heartbeat relayed by a follower: retransmit_mult times, not
             # retransmit_mult * log10(n): the next one comes in a claim
             # interval, and a follower drops the leader only after three
             # missed (the leader itself, and every state sync, carry it too).
-            spent = retransmit_limit(node.profile.retransmit_mult, node.live_count()) - node.profile.retransmit_mult
-        node.broadcasts.enqueue(_CLAIM_KEY, self.claim_message, spent)
+            spent = retransmit_limit(self.profile.retransmit_mult, self.table.live_count + 1) - self.profile.retransmit_mult
+        self.broadcasts.enqueue(_CLAIM_KEY, self.claim_message, spent)
 
     def _drop_leader(self, now, resigned=False):
         old = self.leader
@@ -395,8 +422,8 @@ class Election:
         self.leader = None
         self.claim_message = None
         self.leader_seen_at = None
-        self.node.broadcasts.remove(_CLAIM_KEY)
-        self.node.emit(events.LeaderChanged(old=old, new=None, term=self.term))
+        self.broadcasts.remove(_CLAIM_KEY)
+        self._emit(events.LeaderChanged(old=old, new=None, term=self.term))
         rival = self._rival
         if rival is not None:
             self._rival = None
@@ -410,11 +437,10 @@ class Election:
 
     def receive_claim(self, claim, now):
         """Handles a claim (or heartbeat) from the network: compare, verify, follow or ignore."""
-        node = self.node
         if claim.term > self.term + _TERM_WINDOW and self.term > 0:
             self._reject(claim, "term_window", now)
             return
-        if claim.name == node.name:
+        if claim.name == self.name:
             self._own_claim(claim, now)
             return
         # The cheap comparisons first: a stale or repeated claim costs no
@@ -423,8 +449,8 @@ class Election:
             if claim.term < self.leader_term or (claim.term == self.leader_term
                                                  and claim.counter <= self.leader_counter):
                 return  # a repeat or a replay: nothing new
-            if claim.term == self.leader_term and not node.member_checks \
-                    and 2 * (now - self.leader_seen_at) < 3 * node.profile.claim_interval_ms:
+            if claim.term == self.leader_term and not self.member_checks \
+                    and 2 * (now - self.leader_seen_at) < 3 * self.profile.claim_interval_ms:
                 # A board (member_checks off) checks the first heartbeat that
                 # comes 1.5 claim intervals after the last one it verified:
                 # every other one, half the checks at most a second each,
@@ -435,7 +461,7 @@ class Election:
             old_term = self.leader_term
             self._follow(claim, now)
             if claim.term != old_term:
-                node.emit(events.LeaderChanged(old=claim.name, new=claim.name, term=claim.term))
+                self._emit(events.LeaderChanged(old=claim.name, new=claim.name, term=claim.term))
             return
         if self.leader is not None:
             self._claim_while_led(claim, now)
@@ -443,7 +469,7 @@ class Election:
         if claim.term < self.settled_term or (claim.term == self.settled_term and (
                 claim.name == self.resigned_leader
                 or (claim.name == self.settled_leader and claim.counter <= self.leader_counter))):
-            node.stats["claims_stale"] += 1
+            self.stats["claims_stale"] += 1
             # A leader that never heard of the later term keeps asserting its
             # old one, which we may not follow (terms must not fall): show
             # it the later claim, so it claims above it (once per term).
@@ -452,13 +478,12 @@ class Election:
         if self._check(claim, now, urgent=claim.name == self.candidate()) is not None:
             return
         self._follow(claim, now)
-        node.emit(events.LeaderChanged(old=None, new=claim.name, term=claim.term))
+        self._emit(events.LeaderChanged(old=None, new=claim.name, term=claim.term))
 
     def _claim_while_led(self, claim, now):
-        node = self.node
-        leading = self.leader == node.name
+        leading = self.leader == self.name
         rank = (claim.priority, claim.name)
-        leader_rank = (node.priority, node.name) if leading else (self._leader_priority_now(), self.leader)
+        leader_rank = (self.priority, self.name) if leading else (self._leader_priority_now(), self.leader)
         if rank > leader_rank and claim.term > self.leader_term:
             # A better claimant with a later term: preemption, or the winner
             # of a healed partition. (Its priority is signed in the claim.)
@@ -468,10 +493,10 @@ class Election:
             self._follow(claim, now)
             if leading:
                 self.reassert_at = None
-                node.emit(events.Demoted(term=claim.term, reason="outranked"))
-            node.emit(events.LeaderChanged(old=old, new=claim.name, term=claim.term))
+                self._emit(events.Demoted(term=claim.term, reason="outranked"))
+            self._emit(events.LeaderChanged(old=old, new=claim.name, term=claim.term))
             return
-        node.stats["claims_stale"] += 1
+        self.stats["claims_stale"] += 1
         if leading and rank < leader_rank and claim.term >= self.leader_term and self.can_lead():
             # A rival we outrank, at a term not below ours (the other side
             # of a healed partition, or a hint of a later term): claim above
@@ -494,13 +519,13 @@ class Election:
         self._hint(claim, self.claim_message)
 
     def _hint(self, claim, message):
-        member = self.node.table.get(claim.name)
+        member = self.table.get(claim.name)
         if message is None or member is None or not member.is_live():
             return
         key = (_HINT, claim.name, claim.term)
         if key not in self._hinted:
             self._note(key, True)
-            self.node.send_to(member.address, [message])
+            self._send(member.address, [message])
 
     def _note(self, key, value):
         if len(self._hinted) >= _MAX_SEEN:
@@ -509,7 +534,7 @@ class Election:
 
     def _own_claim(self, claim, now):
         """A claim under our own name: from a past life (a restart), or forged."""
-        if self.leader == self.node.name or claim.term < self.term or claim.term >= _MAX_TERM - 1:
+        if self.leader == self.name or claim.term < self.term or claim.term >= _MAX_TERM - 1:
             return
         # Others may follow a claim of ours from a past life. Only a claim we
         # really signed counts: anyone can put our name on one, and adopting
@@ -521,15 +546,15 @@ class Election:
         if self.can_lead():
             self._claim(now, self.term + 1)
         else:
-            self.node.send_to_all([self._resign_message(claim.term)])
+            self._send_to_all([self._resign_message(claim.term)])
 
     def receive_resign(self, resign, now):
         """Handles a resignation: the leader of that term steps down."""
-        if resign.name != self.leader or resign.term != self.leader_term or resign.name == self.node.name:
+        if resign.name != self.leader or resign.term != self.leader_term or resign.name == self.name:
             return
         if self._check(resign, now, urgent=True) is not None:
             return
-        self.node.broadcasts.enqueue(("election", 1), wire.encode_message(resign))
+        self.broadcasts.enqueue(("election", 1), wire.encode_message(resign))
         self._drop_leader(now, resigned=True)
 
     def _check(self, msg, now, urgent=False, own=False):
@@ -540,29 +565,28 @@ class Election:
         return reason
 
     def _verdict(self, msg, now, urgent, own):
-        node = self.node
         if not own:
-            member = node.table.get(msg.name)
+            member = self.table.get(msg.name)
             if member is None or not member.is_live():
                 # Never out-claimed, never followed while we hold it dead:
                 # probed, so that if it lives it refutes and is followed.
                 if member is not None:
-                    node.tell_dead(member, member.address, now)
+                    self._tell_dead(member, member.address, now)
                 return "not_member"
         if self.insecure:
             return None
         if msg.type_code == wire.T_CLAIM:
-            data = wire.claim_signed_bytes(node.codec.cluster_tag, msg.term, msg.name, msg.priority,
+            data = wire.claim_signed_bytes(self.cluster_tag, msg.term, msg.name, msg.priority,
                                            msg.incarnation, msg.counter)
         else:
-            data = wire.resign_signed_bytes(node.codec.cluster_tag, msg.term, msg.name)
+            data = wire.resign_signed_bytes(self.cluster_tag, msg.term, msg.name)
         if data + msg.signature not in self._verified:
             if (_WAIT, msg.name, msg.term) in self._hinted:
                 # One check at a time per (name, term): the next heartbeat
                 # is asked for once this one is decided.
                 return "pending"
             failed = self._hinted.get((_FAIL, msg.name, msg.term))
-            if failed is not None and now - failed < node.profile.claim_interval_ms and msg.name != self.leader:
+            if failed is not None and now - failed < self.profile.claim_interval_ms and msg.name != self.leader:
                 return "busy"
             if self._checks_left <= 0:
                 return "busy"
@@ -594,7 +618,7 @@ class Election:
             # checks N statements at once, and one a second per member or so
             # after (refutations, changes of priority).
             bucket = self._budget
-            rate = _RATE + self.node.live_count() // 2
+            rate = _RATE + (self.table.live_count + 1) // 2
             if now > bucket[1]:
                 bucket[0] = min(bucket[0] + (now - bucket[1]) * rate, rate * 4000)
                 bucket[1] = now
@@ -602,7 +626,7 @@ class Election:
                     or bucket[0] < (1000 if urgent else 1000 + _RESERVE * 1000):
                 return "busy"
             bucket[0] -= 1000
-            self.node.stats["signature_checks"] += 1
+            self.stats["signature_checks"] += 1
             try:
                 ok = self.verifier(key, data, signature)
             except Exception:
@@ -650,7 +674,7 @@ class Election:
             return  # asked for a claim that no longer is the one to make
         self._signing = None
         self._signed = (data, signature)
-        if self.leader == self.node.name:
+        if self.leader == self.name:
             self._claim(now, self.leader_term, self.leader_counter + 1)  # a heartbeat
         else:
             self.evaluate(now)
@@ -658,25 +682,24 @@ class Election:
     def _reject(self, msg, reason, now):
         if reason == "pending":
             return
-        stats = self.node.stats
+        stats = self.stats
         key = "claims_rejected_" + reason
         stats[key] = stats.get(key, 0) + 1
         # Reported (and so logged) at most once per claimant per claim
         # interval; every rejection is counted.
         last = self._hinted.get((_SAID, msg.name))
-        if last is not None and now - last < self.node.profile.claim_interval_ms:
+        if last is not None and now - last < self.profile.claim_interval_ms:
             return
         self._note((_SAID, msg.name), now)
-        self.node.emit(events.ClaimRejected(name=msg.name, term=msg.term, reason=reason))
+        self._emit(events.ClaimRejected(name=msg.name, term=msg.term, reason=reason))
 
     # --- Resigning ------------------------------------------------------
 
     def _resign_message(self, term):
-        node = self.node
         signature = b""
         if self.signer is not None:
-            signature = self.signer(wire.resign_signed_bytes(node.codec.cluster_tag, term, node.name))
-        return wire.encode_message(wire.Resign(term=term, name=node.name, signature=signature))
+            signature = self.signer(wire.resign_signed_bytes(self.cluster_tag, term, self.name))
+        return wire.encode_message(wire.Resign(term=term, name=self.name, signature=signature))
 
     def claim_for_sync(self):
         """The accepted claim (its latest heartbeat, encoded) to attach to a state sync, or None."""
@@ -685,19 +708,19 @@ class Election:
     def _resign(self, now, reason):
         term = self.leader_term
         message = self._resign_message(term)
-        self.node.broadcasts.remove(_CLAIM_KEY)
-        self.node.broadcasts.enqueue(("election", 1), message)
+        self.broadcasts.remove(_CLAIM_KEY)
+        self.broadcasts.enqueue(("election", 1), message)
         self.settled_term = term
-        self.resigned_leader = self.node.name
+        self.resigned_leader = self.name
         self.leader = None
         self.claim_message = None
         self.reassert_at = None
-        self.node.emit(events.Demoted(term=term, reason=reason))
-        self.node.emit(events.LeaderChanged(old=self.node.name, new=None, term=term))
+        self._emit(events.Demoted(term=term, reason=reason))
+        self._emit(events.LeaderChanged(old=self.name, new=None, term=term))
         return message
 
     def resign_for_leave(self, now):
         """The signed Resign to send with a graceful leave, or None if not leading."""
-        if self.leader != self.node.name:
+        if self.leader != self.name:
             return None
         return self._resign(now, "resigned")

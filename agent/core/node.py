@@ -161,8 +161,16 @@ class Node:
         # [statement bytes, signature] of our own Alive; signature None while
         # a deferring signer (a board) signs it.
         self._alive_signed = None
-        self.election = Election(self, now, signer, verifier, trusted_keys, preempt, preempt_delay_ms,
-                                 claim_cache_size)
+        # The election works with the member table and the live names (read
+        # only), the broadcast queue and the counters, and is handed the
+        # node's way out and what only the node knows as callables; the node
+        # tells it its own priority, incarnation and eligibility (set_local,
+        # at every change: each bumps the incarnation).
+        self.election = Election(name, profile, self.codec.cluster_tag, self.table, self._live, self.broadcasts,
+                                 self.stats, (self._send, self._emit, self.alive_message, self.waiting_for_seeds,
+                                              self.tell_dead), now, signer, verifier, trusted_keys, preempt,
+                                 preempt_delay_ms, claim_cache_size, member_checks)
+        self.election.set_local(priority, incarnation, self.user_eligible)
         # The highest term this node saw in an earlier life (the shell keeps
         # it on disk), so its next claim still outranks every earlier one.
         self.election.term = term
@@ -208,7 +216,7 @@ class Node:
         msg = wire.encode_message(wire.Left(name=self.name, incarnation=self.incarnation,
                                             signature=signature or b""))
         self.broadcasts.enqueue(self.name, msg)
-        self.send_to_all([resign, msg] if resign is not None else [msg])
+        self._send_to_all([resign, msg] if resign is not None else [msg])
         self.left = True
 
     def set_priority(self, priority, now):
@@ -809,6 +817,7 @@ class Node:
         # announced at the same incarnation.
         if self.incarnation < _MAX_INCARNATION:
             self.incarnation += 1
+        self.election.set_local(self.priority, self.incarnation, self.user_eligible)
         self._broadcast_self()
 
     def _broadcast_self(self):
@@ -1001,18 +1010,10 @@ class Node:
 
     # --- Dissemination and sync -----------------------------------------
 
-    def send_to(self, addr, messages):
-        """Sends encoded messages to addr (with piggybacked updates)."""
-        self._send(addr, messages)
-
-    def send_to_all(self, messages):
-        """Sends encoded messages to every live member directly."""
+    def _send_to_all(self, messages):
+        # To every live member directly (_send fills in updates).
         for name in self._live.names:
             self._send(self.table.get(name).address, messages)
-
-    def emit(self, event):
-        """Queues an event for the shell."""
-        self._emit(event)
 
     def _send(self, addr, messages):
         """Sends the messages to addr, filling the rest of the datagram with updates."""
