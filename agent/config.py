@@ -69,8 +69,8 @@ log
 Durations are "250ms", "2s", "10m", "1h" (or "1m30s"); a bare number is
 seconds; nothing finer than a millisecond ("1.5ms" is refused). These rules
 (names, limits, durations, addresses, keys) are agent/core/rules.py, which
-the board's config follows too. Relative paths in a file loaded with load_config are relative to
-that file's directory.
+the board's config follows too. Relative paths in a file loaded with
+load_config are relative to that file's directory.
 
 The advertised address: node.advertise when given. Else, when node.bind
 names a host, that host and port. Else (bind 0.0.0.0 or [::]) the first
