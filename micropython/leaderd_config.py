@@ -161,7 +161,8 @@ def _check(kind, value):
         return _ipv4(rules.host_port(value))
     if kind == _SEEDS:
         if not isinstance(value, list):
-            raise ValueError("expected a list of host:port strings, e.g. [\"192.168.1.10:7946\", \"pi-garage.local:7946\"]")
+            raise ValueError("expected a list of host:port strings, "
+                             "e.g. [\"192.168.1.10:7946\", \"pi-garage.local:7946\"]")
         seeds = []
         for item in value:
             try:
