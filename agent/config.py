@@ -18,7 +18,8 @@ The keys (DESIGN.md "The daemon"; configs/ has commented examples). A key set
 to null (``advertise:`` with nothing after it) means "use the default".
 
 node
-  name          1..64 UTF-8 bytes, no spaces or '/'       default: hostname (cut to 64 bytes)
+  name          1..64 UTF-8 bytes without spaces, '/', control characters or a leading '.',
+                and not "*"                               default: hostname (cut to 64 bytes)
   priority      0..255; 0 = never leads                    default: 100
   bind          ip:port to listen on (UDP)                 default: 0.0.0.0:7946
   advertise     ip:port other nodes reach this one at      default: see below
@@ -66,8 +67,10 @@ log
   format        text | json                      default: text
 
 Durations are "250ms", "2s", "10m", "1h" (or "1m30s"); a bare number is
-seconds. Relative paths in a file loaded with load_config are relative to
-that file's directory.
+seconds; nothing finer than a millisecond ("1.5ms" is refused). These rules
+(names, limits, durations, addresses, keys) are agent/core/rules.py, which
+the board's config follows too. Relative paths in a file loaded with
+load_config are relative to that file's directory.
 
 The advertised address: node.advertise when given. Else, when node.bind
 names a host, that host and port. Else (bind 0.0.0.0 or [::]) the first
@@ -78,7 +81,6 @@ neither exists. Multi-homed machines should set node.advertise.
 """
 
 import base64
-import binascii
 import dataclasses
 import difflib
 import ipaddress
@@ -91,7 +93,8 @@ import yaml
 
 from agent import keys as keyfiles
 from agent.core import profile as profiles
-from agent.durations import format_duration, parse_duration
+from agent.core import rules, wire
+from agent.durations import format_duration
 
 __all__ = [
     "ConfigError", "Config", "NodeConfig", "ClusterConfig", "ElectionConfig", "GossipConfig",
@@ -101,10 +104,7 @@ __all__ = [
 ]
 
 DEFAULT_PORT = 7946          # Serf's LAN port: people recognise it
-MAX_NAME_BYTES = 64          # agent.core.wire MAX_NAME_BYTES
-MAX_HOST_BYTES = 64          # agent.core.wire MAX_HOST_BYTES
-MAX_TAGS = 8                 # agent.core.wire MAX_TAGS
-MAX_TAG_BYTES = 32           # agent.core.wire MAX_TAG_TEXT_BYTES
+MAX_NAME_BYTES = wire.MAX_NAME_BYTES
 MAX_SOCKET_PATH_BYTES = 107  # sockaddr_un.sun_path is 108 bytes with its NUL
 WILDCARD_HOSTS = ("0.0.0.0", "::")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -313,26 +313,27 @@ class _Checker:
             return default
 
 
-def _integer(low, high, note=""):
-    def parse(value):
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise _Bad("expected an integer %d..%d%s" % (low, high, note))
-        return value
-    return parse
+# The rules themselves (names, limits, durations, addresses, keys) are
+# agent.core.rules, the board's config uses them too: here they only get
+# the form of this file's errors (and YAML's hints).
 
 
-def _duration(minimum_ms=1):
+def _rule(check, *args):
+    """A value parser calling check(value, *args), a rule of agent.core.rules that raises ValueError."""
     def parse(value):
         try:
-            ms = parse_duration(value)
+            return check(value, *args)
         except ValueError as exc:
-            text = str(exc)
-            head = "invalid duration %r: " % (value,)
-            raise _Bad(text[len(head):] if text.startswith(head) else text) from None
-        if ms < minimum_ms:
-            raise _Bad("expected a duration of at least %s" % format_duration(minimum_ms))
-        return ms
+            raise _Bad(str(exc)) from None
     return parse
+
+
+def _integer(field):
+    return _rule(rules.integer, field)
+
+
+def _duration(minimum_ms=0, bare_ms=False):
+    return _rule(rules.duration_ms, minimum_ms, bare_ms)
 
 
 def _boolean(value):
@@ -343,71 +344,27 @@ def _boolean(value):
 
 def _choice(options):
     def parse(value):
-        if isinstance(value, str) and value.lower() in options:
-            return value.lower()
-        close = difflib.get_close_matches(str(value).lower(), options, n=1, cutoff=0.6)
-        hint = " (did you mean %r?)" % close[0] if close else ""
-        raise _Bad("expected one of: %s%s" % (", ".join(options), hint))
+        try:
+            return rules.choice(value, options)
+        except ValueError as exc:
+            close = difflib.get_close_matches(str(value).lower(), options, n=1, cutoff=0.6)
+            hint = " (did you mean %r?)" % close[0] if close else ""
+            raise _Bad(str(exc) + hint) from None
     return parse
-
-
-_NAME_REQUIREMENT = ("expected a name of 1..64 UTF-8 bytes without spaces, '/' or control characters "
-                     "(and not '*', which pings use)")
-
-
-def _valid_name(value):
-    return (isinstance(value, str) and value and value != "*" and len(value.encode("utf-8")) <= MAX_NAME_BYTES
-            and not value.startswith(".") and not any(c.isspace() or c == "/" or ord(c) < 32 for c in value))
 
 
 def _name(value):
     if isinstance(value, bool):
-        raise _Bad(_NAME_REQUIREMENT + " (YAML reads yes/no/on/off as booleans: quote the name)")
-    if not _valid_name(value):
-        raise _Bad(_NAME_REQUIREMENT)
+        raise _Bad(rules.name_problem(value) + " (YAML reads yes/no/on/off as booleans: quote the name)")
+    problem = rules.name_problem(value)
+    if problem is not None:
+        raise _Bad(problem)
     return value
 
 
-_HOSTNAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?")
-_HOSTPORT = "expected host:port, e.g. 192.168.1.10:7946, pi-garage.local:7946 or [fd00::1]:7946"
-
-
-def _ip_hostport(text):
-    """(ip, port) from "ip:port" or "[v6]:port": bind and advertise take no names."""
-    host, port = _split_hostport(text)
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise _Bad("expected an IP address and port, e.g. 192.168.1.20:7946 or [fd00::1]:7946 "
-                   "(names are allowed in cluster.seeds only)") from None
-    return (host, port)
-
-
-def _split_hostport(text):
-    """(host, port) from "host:port" or "[v6]:port"; raises _Bad saying what is wrong."""
-    if not isinstance(text, str):
-        raise _Bad(_HOSTPORT + " (a quoted string)")
-    if text.startswith("["):
-        end = text.find("]")
-        host, rest = text[1:end], text[end + 1:]
-        if end < 0 or not rest.startswith(":"):
-            raise _Bad(_HOSTPORT)
-        port_text = rest[1:]
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise _Bad(_HOSTPORT + " (brackets hold an IPv6 address)") from None
-    else:
-        host, colon, port_text = text.rpartition(":")
-        if not colon:
-            raise _Bad(_HOSTPORT + " (the port is missing)")
-        if ":" in host:
-            raise _Bad(_HOSTPORT + " (write an IPv6 address in brackets)")
-        if not host or len(host.encode("utf-8")) > MAX_HOST_BYTES or not _HOSTNAME.fullmatch(host):
-            raise _Bad(_HOSTPORT + " (the host must be an IP address or a DNS name of at most 64 bytes)")
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise _Bad(_HOSTPORT + " (the port must be 1..65535)")
-    return (host, int(port_text))
+def _hostport(names):
+    """(host, port): an IP address, or also a DNS name when names (cluster.seeds)."""
+    return _rule(rules.host_port, names)
 
 
 def _seed_list(value):
@@ -416,8 +373,8 @@ def _seed_list(value):
     seeds, problems = [], []
     for index, item in enumerate(value):
         try:
-            seeds.append(_split_hostport(item))
-        except _Bad as bad:
+            seeds.append(rules.host_port(item, True))
+        except ValueError as bad:
             problems.append(("[%d]" % index, item, str(bad)))
     if problems:
         raise _Bad("", problems=problems)
@@ -454,19 +411,10 @@ def _group(value):
 
 
 def _tags(value):
-    if not isinstance(value, dict):
-        raise _Bad("expected a mapping of string -> string, e.g. {rack: r1, role: db}")
-    problems = []
-    if len(value) > MAX_TAGS:
-        raise _Bad("expected at most %d tags (got %d)" % (MAX_TAGS, len(value)))
-    for key, item in value.items():
-        if not isinstance(key, str) or not key or len(key.encode("utf-8")) > MAX_TAG_BYTES:
-            problems.append(("", key, "expected tag names of 1..%d UTF-8 bytes" % MAX_TAG_BYTES))
-        elif not isinstance(item, str) or len(item.encode("utf-8")) > MAX_TAG_BYTES:
-            problems.append(("." + key, item, "expected a string of at most %d UTF-8 bytes "
-                             "(quote numbers and yes/no)" % MAX_TAG_BYTES))
+    problems = rules.tag_problems(value)
     if problems:
-        raise _Bad("", problems=problems)
+        raise _Bad("", problems=[("" if tag is None else "." + tag, _WHOLE if item is value else item, requirement)
+                                 for tag, item, requirement in problems])
     return _frozen_map(value)
 
 
@@ -475,23 +423,14 @@ def _trusted_map(value):
         raise _Bad("expected a mapping of node name -> base64 Ed25519 public key (the line of its NAME.pub)")
     problems, result = [], {}
     for name, text in value.items():
-        if not _valid_name(name):
-            problems.append(("", name, "expected node names as keys; " + _NAME_REQUIREMENT))
+        problem = rules.name_problem(name)
+        if problem is not None:
+            problems.append(("", name, "expected node names as keys; " + problem))
             continue
         try:
-            raw = base64.b64decode(text.strip(), validate=True) if isinstance(text, str) else b""
-        except (binascii.Error, ValueError):
-            raw = b""
-        if len(raw) != keyfiles.KEY_BYTES:
-            problem = "expected the base64 of a 32-byte Ed25519 public key (the one line of %s.pub)" % name
-        else:
-            problem = keyfiles.public_key_problem(raw)
-            if problem is not None:
-                problem = "not a usable Ed25519 public key: " + problem
-        if problem is not None:
-            problems.append(("." + name, text, problem))
-            continue
-        result[name] = bytes(raw)
+            result[name] = rules.public_key(text, name)
+        except ValueError as exc:
+            problems.append(("." + name, text, str(exc)))
     if problems:
         raise _Bad("", problems=problems)
     return _frozen_map(result)
@@ -508,7 +447,7 @@ def default_node_name(hostname=None):
     """This machine's hostname cut to 64 UTF-8 bytes (never mid-character), the default node name."""
     hostname = hostname if hostname is not None else socket.gethostname()
     name = hostname.encode("utf-8")[:MAX_NAME_BYTES].decode("utf-8", "ignore").strip()
-    return name if _valid_name(name) else "leaderd"
+    return name if rules.name_problem(name) is None else "leaderd"
 
 
 def default_socket_path(environ=None):
@@ -520,8 +459,9 @@ def default_socket_path(environ=None):
 
 def _path(checker):
     def parse(value):
-        if not isinstance(value, str) or not value or "\0" in value:
-            raise _Bad("expected a file path")
+        problem = rules.path_problem(value)
+        if problem is not None:
+            raise _Bad(problem)
         value = os.path.expanduser(value)
         if checker.base_dir and not os.path.isabs(value):
             value = os.path.normpath(os.path.join(checker.base_dir, value))
@@ -531,14 +471,14 @@ def _path(checker):
 
 def _node(c, top):
     s = c.section(top, "node", ("name", "priority", "bind", "advertise", "tags"))
-    bind = c.field(s, "node", "bind", _ip_hostport, ("0.0.0.0", DEFAULT_PORT))
-    advertise = c.field(s, "node", "advertise", _ip_hostport)
+    bind = c.field(s, "node", "bind", _hostport(False), ("0.0.0.0", DEFAULT_PORT))
+    advertise = c.field(s, "node", "advertise", _hostport(False))
     if advertise is not None and advertise[0] in WILDCARD_HOSTS:
         c.bad("node.advertise", s["advertise"], "expected an address other nodes can reach, not a wildcard")
         advertise = None
     return NodeConfig(
         name=c.field(s, "node", "name", _name) or default_node_name(),
-        priority=c.field(s, "node", "priority", _integer(0, 255, " (0 = never leads)"), 100),
+        priority=c.field(s, "node", "priority", _integer("priority"), 100),
         bind=bind, advertise=advertise,
         tags=c.field(s, "node", "tags", _tags, _frozen_map({})))
 
@@ -566,19 +506,9 @@ def _election(c, top):
 
 def _gossip_value(key, field):
     if field.endswith("_ms"):
-        duration = _duration(1)
-
-        def parse(value):
-            # field_ms: 500 is milliseconds; everywhere else a bare number is seconds.
-            if key == field and isinstance(value, int) and not isinstance(value, bool):
-                if value < 1:
-                    raise _Bad("expected a positive number of milliseconds or a duration such as \"500ms\"")
-                return value
-            return duration(value)
-        return parse
-    if field == "mtu_bytes":
-        return _integer(512, 65000, " (bytes per datagram)")
-    return _integer(1, 1000)
+        # field_ms: 500 is milliseconds; everywhere else a bare number is seconds.
+        return _duration(1, key == field)
+    return _integer(field)
 
 
 def _gossip(c, top):
@@ -635,8 +565,8 @@ def _health(c, top):
         command=c.field(s, "health", "command", _argv),
         interval_ms=c.field(s, "health", "interval", _duration(1), 5000),
         timeout_ms=c.field(s, "health", "timeout", _duration(1), 2000),
-        rise=c.field(s, "health", "rise", _integer(1, 100, " (passing checks in a row)"), 2),
-        fall=c.field(s, "health", "fall", _integer(1, 100, " (failing checks in a row)"), 3))
+        rise=c.field(s, "health", "rise", _integer("rise"), 2),
+        fall=c.field(s, "health", "fall", _integer("fall"), 3))
     if health.timeout_ms > health.interval_ms and s.get("timeout") is not None:
         c.bad("health.timeout", s["timeout"], "expected at most health.interval (%s)"
               % format_duration(health.interval_ms))

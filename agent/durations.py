@@ -3,65 +3,27 @@
 A duration is a number followed by a unit (ms, s, m, h), or several such parts
 written together the way Go's time.ParseDuration reads them ("1m30s"). A bare
 number means seconds (DESIGN.md), so YAML's `interval: 5` is five seconds.
-Everything is converted to an int of milliseconds, the core's unit of time.
+Everything is converted to an int of milliseconds, the core's unit of time,
+exactly: "1.5ms" is refused as finer than a millisecond, everywhere.
 """
 
-import re
+from agent.core.rules import duration_ms
 
 __all__ = ["parse_duration", "format_duration"]
 
 MS_PER_UNIT = {"ms": 1, "s": 1000, "m": 60 * 1000, "h": 60 * 60 * 1000}
 
-# One "<number><unit>" part; "ms" comes before "m" so that "5ms" is not "5m" + "s".
-_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h)")
-_BARE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)")
-
-_EXPECTED = (
-    'expected a number with a unit ms, s, m or h (e.g. "250ms", "2s", "10m", "1h30m"); '
-    "a bare number means seconds"
-)
-
 
 def parse_duration(value) -> int:
     """A duration (str like "2s", or a non-negative number of seconds) as int milliseconds.
 
-    Raises ValueError naming the value and what is allowed.
+    The rule is agent.core.rules.duration_ms, the board's too. Raises
+    ValueError naming the value and what is allowed.
     """
-    if isinstance(value, bool):
-        raise ValueError("invalid duration %r: %s" % (value, _EXPECTED))
-    if isinstance(value, (int, float)):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ValueError("invalid duration %r: must be a finite number of seconds" % (value,))
-        if value < 0:
-            raise ValueError("invalid duration %r: must not be negative" % (value,))
-        return _whole_ms(value * 1000, value)
-    if not isinstance(value, str):
-        raise ValueError("invalid duration %r: %s" % (value, _EXPECTED))
-    text = value.strip()
-    if text.startswith("-"):
-        raise ValueError("invalid duration %r: must not be negative" % (value,))
-    if _BARE.fullmatch(text):
-        return _whole_ms(float(text) * 1000, value)
-    total = 0.0
-    position = 0
-    for match in _PART.finditer(text):
-        if match.start() != position:
-            break
-        total += float(match.group(1)) * MS_PER_UNIT[match.group(2)]
-        position = match.end()
-    if position == 0 or position != len(text):
-        raise ValueError("invalid duration %r: %s" % (value, _EXPECTED))
-    return _whole_ms(total, value)
-
-
-def _whole_ms(milliseconds, original) -> int:
-    """milliseconds (a float) as an int, refusing fractions of a millisecond."""
-    rounded = round(milliseconds)
-    if abs(milliseconds - rounded) > 1e-6:
-        raise ValueError(
-            "invalid duration %r: finer than a millisecond (the smallest unit is 1ms)" % (original,)
-        )
-    return int(rounded)
+    try:
+        return duration_ms(value)
+    except ValueError as exc:
+        raise ValueError("invalid duration %r: %s" % (value, exc)) from None
 
 
 def format_duration(milliseconds) -> str:

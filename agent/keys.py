@@ -11,20 +11,26 @@ board can read them with nothing but ``binascii``.
   that is not the canonical encoding of a curve point, or is one of the
   eight points of small order, is refused (``public_key_problem``).
 - keyring: one base64 cluster key (HMAC, >= 16 bytes) per line, the first
-  being the primary; blank lines and ``#`` comments are ignored. Refused when
+  being the primary, none twice. Refused when
   others (not the group) may read it: anyone holding it can forge packets.
+
+In every file, blank lines and ``#`` comments are ignored; base64 is read
+strictly; names, key sizes and the public key checks are the rules of
+agent/core/rules.py, which the board's config follows too.
 
 Every error is a KeyFileError (a ValueError) naming the file and the problem.
 """
 
 import base64
-import binascii
 import os
 import secrets
 import stat
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from agent.core import rules
+from agent.core.rules import KEY_BYTES, MIN_CLUSTER_KEY_BYTES, public_key_problem
 
 __all__ = [
     "KeyFileError", "keygen", "load_private_key", "load_public_key", "load_trusted_dir",
@@ -33,10 +39,7 @@ __all__ = [
     "KEY_BYTES", "SIGNATURE_BYTES", "MIN_CLUSTER_KEY_BYTES",
 ]
 
-KEY_BYTES = 32
 SIGNATURE_BYTES = 64
-MIN_CLUSTER_KEY_BYTES = 16  # agent.core.auth.HmacKey's lower bound
-MAX_NAME_BYTES = 64         # a node name on the wire (agent.core.wire)
 
 PRIVATE_MODE = 0o600
 PUBLIC_MODE = 0o644
@@ -47,25 +50,21 @@ class KeyFileError(ValueError):
 
 
 def _check_name(name):
-    """A node name usable as a file name: 1..64 UTF-8 bytes, no '/', no leading '.'."""
-    if not isinstance(name, str) or not name:
-        raise KeyFileError("key name must be a non-empty string, got %r" % (name,))
-    if "/" in name or "\0" in name or name.startswith("."):
-        raise KeyFileError("key name %r: must not contain '/' or start with '.'" % (name,))
-    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
-        raise KeyFileError("key name %r: longer than %d bytes" % (name, MAX_NAME_BYTES))
+    """A node name (agent.core.rules.name_problem: it is a file name too, without '/' or a leading '.')."""
+    problem = rules.name_problem(name)
+    if problem is not None:
+        raise KeyFileError("key name %r: %s" % (name, problem))
 
 
 def _b64line(raw):
     return base64.b64encode(raw).decode("ascii") + "\n"
 
 
-def _decode_b64(text, path, what, lineno=None):
-    where = path if lineno is None else "%s:%d" % (path, lineno)
-    try:
-        return base64.b64decode(text.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raise KeyFileError("%s: not valid base64 (expected one line: the base64 of %s)" % (where, what)) from None
+def _decode_b64(text, path, what):
+    raw = rules.base64_bytes(text)
+    if raw is None:
+        raise KeyFileError("%s: not valid base64 (expected one line: the base64 of %s)" % (path, what))
+    return raw
 
 
 def _read_text(path, what):
@@ -85,12 +84,12 @@ def _read_text(path, what):
 
 
 def _one_line(path, what):
-    """The single non-empty line of a key file."""
-    lines = [line.strip() for line in _read_text(path, what).splitlines() if line.strip()]
+    """The single line of a key file (blank and '#' lines aside, as the board reads it)."""
+    lines = rules.key_lines(_read_text(path, what))
     if len(lines) != 1:
         raise KeyFileError("%s: expected exactly one line (the base64 of %s), found %d"
                            % (path, what, len(lines)))
-    return lines[0]
+    return lines[0][1]
 
 
 def _write_new(path, data, mode, force):
@@ -193,52 +192,6 @@ def decode_public_key(raw, where):
     return bytes(raw)
 
 
-# The curve of Ed25519 (RFC 8032 section 5.1): -x**2 + y**2 = 1 + d x**2 y**2 mod p.
-_P = 2 ** 255 - 19
-_D = -121665 * pow(121666, _P - 2, _P) % _P
-_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
-
-
-def public_key_problem(raw):
-    """Why the 32 bytes raw are not a public key to trust, as a phrase; None when they are.
-
-    cryptography (OpenSSL) takes any 32 bytes as a public key. Refused here:
-    encodings that are not canonical (y >= p; x = 0 with the sign bit set),
-    bytes that decode to no point of the curve (no signature verifies), and
-    the eight points of small order (order 1, 2, 4 or 8: the identity
-    01 00..00, all zeros, ...). A small-order key is no one's key: [k]A takes
-    at most eight values, so a signature made without any private key
-    verifies for about one message in eight, and anyone could sign claims
-    under that node's name.
-    """
-    y = int.from_bytes(raw, "little")
-    sign = y >> 255
-    y &= (1 << 255) - 1
-    if y >= _P:
-        return "not canonical (its y coordinate is p or more)"
-    # x**2 = (y**2 - 1) / (d y**2 + 1) (RFC 8032 section 5.1.3).
-    x2 = (y * y - 1) * pow(_D * y * y + 1, _P - 2, _P) % _P
-    x = pow(x2, (_P + 3) // 8, _P)
-    if (x * x - x2) % _P:
-        x = x * _SQRT_M1 % _P
-    if (x * x - x2) % _P:
-        return "not a point of the Ed25519 curve"
-    if x == 0 and sign:
-        return "not canonical (x is 0 and the sign bit is set)"
-    # [8]A by three doublings (extended coordinates, a = -1: "dbl-2008-hwcd",
-    # which has no exceptional points on this curve). The identity is (0 : Z : Z).
-    X, Y, Z = x, y, 1
-    for _ in range(3):
-        a, b, c = X * X, Y * Y, 2 * Z * Z
-        e = (X + Y) * (X + Y)
-        y1, z1 = b + a, b - a
-        x1, t1 = e - y1, c - z1
-        X, Y, Z = x1 * t1 % _P, y1 * z1 % _P, z1 * t1 % _P
-    if X == 0 and Y == Z:
-        return "a point of small order (order 1, 2, 4 or 8), under which signatures verify without any private key"
-    return None
-
-
 def load_trusted_dir(directory):
     """{name: raw 32-byte public key} from the NAME.pub files in directory.
 
@@ -288,17 +241,11 @@ def load_keyring(path):
         raise KeyFileError("%s: keyring is accessible by others (mode %04o); anyone who reads it can forge "
                            "packets. Run: chmod 640 %s" % (path, mode, path))
     keys = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key = _decode_b64(line, path, "a cluster key", lineno)
-        if len(key) < MIN_CLUSTER_KEY_BYTES:
-            raise KeyFileError("%s:%d: key decodes to %d bytes, at least %d needed (make one with: "
-                               "head -c 32 /dev/urandom | base64)" % (path, lineno, len(key), MIN_CLUSTER_KEY_BYTES))
-        if key in keys:
-            raise KeyFileError("%s:%d: the same key appears twice" % (path, lineno))
-        keys.append(key)
+    for lineno, line in rules.key_lines(text):
+        try:
+            keys.append(rules.cluster_key(line, keys))
+        except ValueError as exc:
+            raise KeyFileError("%s:%d: %s" % (path, lineno, exc)) from None
     if not keys:
         raise KeyFileError("%s: no keys (one base64 key per line, the first being the primary)" % (path,))
     return keys

@@ -12,19 +12,16 @@ import time
 
 import aioudp
 
-from agent.core import wire
+from agent.core import rules, wire
 from agent.core.auth import Keyring
 
 
 def parse_target(text):
-    """(host, port) from "HOST:PORT" (IPv6 as "[addr]:port"); ValueError otherwise."""
-    if text.startswith("["):
-        host, sep, port = text[1:].partition("]:")
-    else:
-        host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError("target must be HOST:PORT with a port 1..65535, got %r" % (text,))
-    return host, int(port)
+    """(host, port) from "HOST:PORT" (IPv6 as "[addr]:port"), as cluster.seeds reads one; ValueError otherwise."""
+    try:
+        return rules.host_port(text, True)
+    except ValueError as exc:
+        raise ValueError("target %r: %s" % (text, exc)) from None
 
 
 def cluster_and_keyring(config_path, cluster, keyring_path):

@@ -97,7 +97,7 @@ BOARD_STRIP = {
     "agent/core/rand.py": ("sample",),
     # Equality and iteration of messages and sync records: for tests (the
     # node merges records through Records.entries()).
-    "agent/core/wire.py": ("Codec.set_keyring", "encode_sync_pages", "name_error", "Message.__eq__",
+    "agent/core/wire.py": ("Codec.set_keyring", "encode_sync_pages", "Message.__eq__",
                            "Message.fields", "Records.__iter__", "Records.__eq__"),
 }
 STRIP_EVERYWHERE = ("__repr__",)

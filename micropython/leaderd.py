@@ -31,7 +31,7 @@ events, re-arm one timer at get_timer(). What differs is the edge:
 Code on the board asks the Agent who leads and is called back on changes
 (the board's equivalent of the daemon's UNIX socket)::
 
-    config = leaderd_config.load("leaderd.json")   # then drop it and agent.core.profile, as main.py does
+    config = leaderd_config.load("leaderd.json")   # then drop it, agent.core.rules and .profile, as main.py does
     agent = Agent(config)
     agent.on_change(lambda event: print(event))   # the same dicts as the JSON lines
     asyncio.create_task(agent.run())

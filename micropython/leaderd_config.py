@@ -23,7 +23,8 @@ The ``*_file`` forms are accepted too (one base64 key per line, as
     }
 
 node
-  name          1..64 UTF-8 bytes, no spaces or '/'     default: "board-" + machine.unique_id() in hex
+  name          1..64 UTF-8 bytes, no spaces, '/', control characters or leading '.', not "*"
+                                                         default: "board-" + machine.unique_id() in hex
   priority      0..255; 0 = never leads                  default: 0 (a follower)
   bind          ip:port to listen on (UDP)               default: 0.0.0.0:7946
   advertise     ip:port others reach this board at       default: the bind address, or when it
@@ -31,7 +32,7 @@ node
   tags          map of str -> str (<= 8, each <= 32 bytes)
 cluster
   name          cluster name                             default: "default"
-  seeds         list of "host:port" (IPv4 or hostname)   default: []
+  seeds         list of "host:port" (IPv4 or DNS name)   default: []
   keyring       list of base64 cluster keys (>= 16 bytes each), first = primary
   keyring_file  the same, from a file on the board
   join_timeout  duration: no seed answering by then, the board takes part in the
@@ -54,19 +55,25 @@ log
   level         debug | info | warning | error           default: info
   heap_interval duration between {"heap": ...} lines; 0 = none   default: 0
 
-Why it is written this way: a board loads this module, reads one file and
-drops it (main.py), but every identifier and short string (<= 10
-characters) it brings becomes an interned string that stays in the heap
-for good. So the checks are one table and one function (``_check``) rather
-than a function per key, the constants are ``const()`` (folded away by the
-compiler), and nothing iterates over the characters of a string (on
-MicroPython that interns each character it meets).
+What a name, a number, a duration, an address or a key may be is
+agent/core/rules.py, the rules the daemon's config follows: a value is
+taken or refused here as it is there, and with the daemon's words
+(tests/test_config_parity.py). What differs is the board's: no IPv6 (its
+socket is IPv4), keys inline, no api, hooks or health sections.
+
+Why it is written this way: a board loads this module and agent.core.rules,
+reads one file and drops both (main.py), but every identifier and short
+string (<= 10 characters) they bring becomes an interned string that stays
+in the heap for good. So the checks are one table and one function
+(``_check``) rather than a function per key, the constants are ``const()``
+(folded away by the compiler), and nothing iterates over the characters of
+a string (on MicroPython that interns each character it meets).
 """
 
 import binascii
 import json
 
-from agent.core import profile
+from agent.core import profile, rules
 
 try:
     from micropython import const
@@ -75,45 +82,30 @@ except ImportError:  # CPython (the tests)
         return value
 
 _DEFAULT_PORT = const(7946)
-_MAX_NAME_BYTES = const(64)
-_MAX_TAGS = const(8)
-_MAX_TAG_BYTES = const(32)
-_KEY_BYTES = const(32)
-_MIN_CLUSTER_KEY_BYTES = const(16)
 _LOG_LEVELS = const(("debug", "info", "warning", "error"))
-# Ed25519's field prime, curve constant d, and the y of its points of order 8
-# (RFC 8032; the daemon's agent/keys.py has the same checks).
-_P = const(57896044618658097711785492504343953926634992332820282019728792003956564819949)
-_D = const(37095705934669439343138083508754565189542113879843219016388785533085940283555)
-_Y8 = const(2707385501144840649318225287225658788936804267575313519463743609750303402022)
-# Duration units and their milliseconds.
-_UNITS = const((("ms", 1), ("s", 1000), ("m", 60000), ("h", 3600000)))
+_PROFILES = const(("lan", "wan", "local"))  # agent.core.profile.PROFILES, in this order
 
 # What a value must be: the kinds _check() knows. The first three are
-# integers, in the range _RANGES gives.
+# integers within the limits rules.integer() knows.
 _PRIORITY = const(0)
 _MTU = const(1)
 _COUNT = const(2)
-_RANGES = const(((0, 255), (512, 65000), (1, 1000)))
 _NAME = const(3)            # a node or cluster name
 _ADDRESS = const(4)         # "ip:port", IPv4 only (bind, advertise)
-_HOST_PORT = const(5)       # "host:port", a hostname allowed (one seed)
-_SEEDS = const(6)           # a list of _HOST_PORT with a port > 0
-_TAGS = const(7)
-_KEYRING = const(8)         # a list of _CLUSTER_KEY
-_KEYRING_FILE = const(9)    # the path of a file of _CLUSTER_KEY lines
-_SEED_FILE = const(10)      # the path of a file holding one _SEED line
-_TRUSTED = const(11)        # a map of _NAME -> _PUBLIC_KEY
-_BOOLEAN = const(12)
-_DURATION = const(13)       # parse_duration_ms(), 0 allowed
-_TIMING = const(14)         # a gossip field without "_ms": a duration > 0
-_TIMING_MS = const(15)      # a gossip "*_ms" field: an int of ms or a duration, > 0
-_PROFILE = const(16)
-_LEVEL = const(17)
-_CLUSTER_KEY = const(18)    # base64 of 16+ bytes
-_SEED = const(19)           # base64 of a 32-byte Ed25519 seed
-_PUBLIC_KEY = const(20)     # base64 of a 32-byte Ed25519 public key
-_PATH = const(21)           # a file path on the board (it need not exist yet)
+_SEEDS = const(5)           # a list of "host:port", IPv4 or a DNS name
+_TAGS = const(6)
+_KEYRING = const(7)         # a list of base64 cluster keys
+_KEYRING_FILE = const(8)    # the path of a file of cluster key lines
+_SEED_FILE = const(9)       # the path of a file holding one _SEED line
+_TRUSTED = const(10)        # a map of _NAME -> base64 public key
+_BOOLEAN = const(11)
+_DURATION = const(12)       # rules.duration_ms(), 0 allowed
+_TIMING = const(13)         # a gossip field without "_ms": a duration > 0
+_TIMING_MS = const(14)      # a gossip "*_ms" field: an int of ms or a duration, > 0
+_PROFILE = const(15)
+_LEVEL = const(16)
+_SEED = const(17)           # base64 of a 32-byte Ed25519 seed
+_PATH = const(18)           # a file path on the board (it need not exist yet)
 
 # The sections, their keys and each key's kind, in the order problems are
 # listed. gossip also takes every profile field (the "*_ms" ones without
@@ -148,143 +140,83 @@ def _show(value):
     return text if len(text) <= 60 else "%s... (%d characters)" % (text[:40], len(text))
 
 
-def parse_duration_ms(value):
-    """Milliseconds from "250ms", "2s", "1m30s", "1h" or a bare number of seconds; ValueError otherwise."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value < 0:
-            raise ValueError("expected a duration such as \"500ms\" or \"2s\", not negative")
-        return int(value * 1000)
-    text = value.strip() if isinstance(value, str) else ""
-    # Byte codes, not characters: indexing a str interns the character on MicroPython.
-    codes = text.encode()
-    if not text or len(codes) != len(text):
-        raise ValueError("expected a duration such as \"500ms\", \"2s\", \"1m30s\" (units ms, s, m, h; "
-                         "a bare number is seconds)")
-    total = 0
-    start = 0
-    while start < len(codes):
-        digits_end = start
-        while digits_end < len(codes) and (48 <= codes[digits_end] <= 57 or codes[digits_end] == 46):  # 0-9 .
-            digits_end += 1
-        unit_end = digits_end
-        while unit_end < len(codes) and 97 <= codes[unit_end] | 32 <= 122:  # a letter (| 32: lower case)
-            unit_end += 1
-        number = text[start:digits_end]
-        unit = text[digits_end:unit_end]
-        scale = 1000 if not unit and start == 0 and unit_end == len(codes) else None  # a bare number
-        for name, ms in _UNITS:
-            if unit == name:
-                scale = ms
-        if not number.strip(".") or number.count(".") > 1 or scale is None:
-            raise ValueError("expected a duration such as \"500ms\", \"2s\", \"1m30s\" (units ms, s, m, h)")
-        # Integers stay exact (boards have single-precision floats).
-        total += int(float(number) * scale) if "." in number else int(number) * scale
-        start = unit_end
-    return total
+def _ipv4(address):
+    """address, a (host, port), unless its host is an IPv6 address: a board's socket is IPv4 only."""
+    if ":" in address[0]:
+        raise ValueError("expected an IPv4 address and port, e.g. 192.168.1.20:7946 (a board has no IPv6)")
+    return address
 
 
 def _check(kind, value):
     """value checked as one of the kinds above, in the form the agent takes; ValueError says what is allowed."""
     if kind <= _COUNT:
-        low, high = _RANGES[kind]
-        if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
-            return value
-        raise ValueError("expected an integer %d..%d" % (low, high))
-    if kind == _NAME:
-        # split() finds any whitespace, and [] for "".
-        if isinstance(value, str) and value.split() == [value] and "/" not in value \
-                and len(value.encode()) <= _MAX_NAME_BYTES:
-            return value
-        raise ValueError("expected 1..%d UTF-8 bytes without spaces or '/'" % _MAX_NAME_BYTES)
-    if kind == _ADDRESS or kind == _HOST_PORT:
-        cut = value.rfind(":") if isinstance(value, str) else -1
-        if cut < 0:
-            raise ValueError("expected \"host:port\"")
-        host = value[:cut]
-        port = value[cut + 1:]
-        if not port.isdigit() or len(port) > 5 or int(port) > 65535:
-            raise ValueError("expected \"host:port\" with a port 0..65535")
-        if not host:
-            raise ValueError("expected \"host:port\" with a host")
-        parts = host.split(".")
-        dotted_quad = len(parts) == 4
-        for part in parts:
-            if not part.isdigit() or len(part) > 3 or int(part) > 255:
-                dotted_quad = False
-        if not dotted_quad:
-            if kind == _ADDRESS:
-                raise ValueError("expected an IPv4 address and port, such as \"0.0.0.0:7946\"")
-            for code in host.encode():
-                # ASCII letters (| 32: lower case), digits, '-' (45) and '.' (46).
-                if not (97 <= code | 32 <= 122 or 48 <= code <= 57 or code == 45 or code == 46):
-                    raise ValueError("expected an IPv4 address or hostname and a port")
-        return (host, int(port))
+        # "priority" and "mtu_bytes" have limits of their own; any other profile field is a count.
+        return rules.integer(value, ("priority", "mtu_bytes", "count")[kind])
+    if kind == _NAME or kind == _PATH:
+        problem = rules.name_problem(value) if kind == _NAME else rules.path_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+    if kind == _ADDRESS:
+        return _ipv4(rules.host_port(value))
     if kind == _SEEDS:
         if not isinstance(value, list):
-            raise ValueError("expected a list of \"host:port\"")
+            raise ValueError("expected a list of host:port strings, "
+                             "e.g. [\"192.168.1.10:7946\", \"pi-garage.local:7946\"]")
         seeds = []
         for item in value:
             try:
-                seed = _check(_HOST_PORT, item)
+                seeds.append(_ipv4(rules.host_port(item, True)))
             except ValueError as exc:
                 raise ValueError("%s: %s" % (_show(item), exc.args[0]))
-            if seed[1] == 0:
-                raise ValueError("%s: a seed needs a port 1..65535" % _show(item))
-            seeds.append(seed)
         return seeds
     if kind == _TAGS:
-        if not isinstance(value, dict) or len(value) > _MAX_TAGS:
-            raise ValueError("expected a map of at most %d tags, text -> text" % _MAX_TAGS)
-        for key in value:
-            item = value[key]
-            if not isinstance(key, str) or not isinstance(item, str) or not key \
-                    or len(key.encode()) > _MAX_TAG_BYTES or len(item.encode()) > _MAX_TAG_BYTES:
-                raise ValueError("expected text keys and values of 1..%d bytes" % _MAX_TAG_BYTES)
+        for tag, item, problem in rules.tag_problems(value):
+            raise ValueError(problem if item is value else "%s: %s" % (_show(item), problem))
         return dict(value) or None
-    if kind == _KEYRING:
-        if not isinstance(value, list) or not value:
-            raise ValueError("expected a non-empty list of base64 cluster keys (first = primary)")
-        keys = []
-        for item in value:
+    if kind == _KEYRING or kind == _KEYRING_FILE or kind == _SEED_FILE:
+        where = "key %d: %s"
+        if kind == _KEYRING:
+            if not isinstance(value, list) or not value:
+                raise ValueError("expected a non-empty list of base64 cluster keys (first = primary)")
+            lines = []
+            for item in value:
+                lines.append((len(lines) + 1, item))
+        else:
+            where = "line %d: %s"
+            # One base64 key a line, as `leaderd keygen` writes them; '#' starts a comment.
+            if rules.path_problem(value) is not None:
+                raise ValueError(rules.path_problem(value))
             try:
-                keys.append(_check(_CLUSTER_KEY, item))
+                with open(value) as handle:
+                    text = handle.read()
+            except OSError as exc:
+                raise ValueError("cannot read the file: %s" % (exc,))
+            lines = rules.key_lines(text)
+            if kind == _SEED_FILE:
+                if len(lines) != 1:
+                    raise ValueError("expected exactly one line (the base64 of a 32-byte Ed25519 private key), "
+                                     "found %d" % len(lines))
+                return _check(_SEED, lines[0][1])
+            if not lines:
+                raise ValueError("no keys (one base64 key per line, the first being the primary)")
+        keys = []
+        for number, line in lines:
+            try:
+                keys.append(rules.cluster_key(line, keys))
             except ValueError as exc:
-                raise ValueError("key %d: %s" % (len(keys) + 1, exc.args[0]))
+                raise ValueError(where % (number, exc.args[0]))
         return keys
-    if kind == _PATH:
-        if isinstance(value, str) and value:
-            return value
-        raise ValueError("expected a file path")
-    if kind == _KEYRING_FILE or kind == _SEED_FILE:
-        # One base64 key a line, as `leaderd keygen` writes them; '#' starts a comment.
-        if not isinstance(value, str) or not value:
-            raise ValueError("expected a file path")
-        try:
-            with open(value) as handle:
-                text = handle.read()
-        except OSError as exc:
-            raise ValueError("cannot read the file: %s" % (exc,))
-        lines = []
-        for line in text.split("\n"):
-            line = line.strip()
-            if line and not line.startswith("#"):
-                lines.append(line)
-        if kind == _KEYRING_FILE:
-            return _check(_KEYRING, lines)
-        if len(lines) != 1:
-            raise ValueError("expected one line: the base64 of a 32-byte Ed25519 seed")
-        return _check(_SEED, lines[0])
     if kind == _TRUSTED:
         if not isinstance(value, dict):
-            raise ValueError("expected a map of node name -> base64 public key")
+            raise ValueError("expected a mapping of node name -> base64 Ed25519 public key (the line of its NAME.pub)")
         keys = {}
         for name in value:
+            problem = rules.name_problem(name)
+            if problem is not None:
+                raise ValueError("%s: expected node names as keys; %s" % (_show(name), problem))
             try:
-                _check(_NAME, name)
-            except ValueError:
-                raise ValueError("%s: expected node names as keys" % _show(name))
-            try:
-                keys[name] = _check(_PUBLIC_KEY, value[name])
+                keys[name] = rules.public_key(value[name], name)
             except ValueError as exc:
                 raise ValueError("%s: %s" % (name, exc.args[0]))
         return keys
@@ -292,58 +224,15 @@ def _check(kind, value):
         if value is True or value is False:
             return value
         raise ValueError("expected true or false")
-    if kind == _TIMING_MS and isinstance(value, int) and not isinstance(value, bool):
-        # field_ms: 500 is milliseconds; everywhere else a bare number is seconds.
-        if value < 1:
-            raise ValueError("expected a positive number of milliseconds or a duration such as \"500ms\"")
-        return value
     if kind == _DURATION or kind == _TIMING or kind == _TIMING_MS:
-        ms = parse_duration_ms(value)
-        if ms < 1 and kind != _DURATION:
-            raise ValueError("expected a positive duration")
-        return ms
-    if kind == _PROFILE:
-        if isinstance(value, str) and value in profile.PROFILES:
-            return value
-        raise ValueError("expected one of: lan, wan, local")
-    if kind == _LEVEL:
-        if isinstance(value, str) and value in _LOG_LEVELS:
-            return value
-        raise ValueError("expected one of: " + ", ".join(_LOG_LEVELS))
-    # The base64 keys: _CLUSTER_KEY, _SEED, _PUBLIC_KEY.
-    if kind == _CLUSTER_KEY:
-        what = "a cluster key of %d+ bytes" % _MIN_CLUSTER_KEY_BYTES
-    elif kind == _SEED:
-        what = "a %d-byte Ed25519 seed (the NAME.key line)" % _KEY_BYTES
-    else:
-        what = "a %d-byte Ed25519 public key" % _KEY_BYTES
-    if not isinstance(value, str):
-        raise ValueError("expected the base64 of " + what)
-    try:
-        raw = binascii.a2b_base64(value.strip())
-    except Exception:
-        raise ValueError("not valid base64 (expected %s)" % what)
-    if len(raw) < _MIN_CLUSTER_KEY_BYTES if kind == _CLUSTER_KEY else len(raw) != _KEY_BYTES:
-        raise ValueError("expected the base64 of %s, got %d bytes" % (what, len(raw)))
-    if kind == _PUBLIC_KEY:
-        # Keys under which a signature verifies without any private key, or
-        # that are not canonical: the daemon's agent/keys.py public_key_problem,
-        # by the y coordinate (here rather than in ed25519.py, so that a
-        # board loads no Ed25519 code before the agent starts: the heap
-        # this module gives back must stay in one piece). The eight points
-        # of small order (order 1, 2, 4, 8) have y = 1, -1, 0 or +-_Y8.
-        p = _P
-        y = int.from_bytes(raw, "little")
-        odd = y >> 255
-        y &= p + 18
-        if y >= p or (odd and (y == 1 or y == p - 1)):
-            raise ValueError("not a usable Ed25519 public key: not canonical (y >= p, or x = 0 with the sign bit set)")
-        if y < 2 or y == p - 1 or y == _Y8 or y == p - _Y8:
-            raise ValueError("not a usable Ed25519 public key: small order (order 1, 2, 4 or 8)")
-        # On the curve when x**2 = (y**2 - 1) / (d y**2 + 1) has a root (Euler's criterion).
-        x2 = (y * y - 1) * pow((_D * y * y + 1) % p, p - 2, p) % p
-        if pow(x2, (p - 1) // 2, p) != 1:
-            raise ValueError("not a usable Ed25519 public key: not on the curve")
+        # A "*_ms" field takes 500 as milliseconds; everywhere else a bare number is seconds.
+        return rules.duration_ms(value, 0 if kind == _DURATION else 1, kind == _TIMING_MS)
+    if kind == _PROFILE or kind == _LEVEL:
+        return rules.choice(value, _PROFILES if kind == _PROFILE else _LOG_LEVELS)
+    # _SEED: this board's signing key.
+    raw = rules.base64_bytes(value)
+    if raw is None or len(raw) != rules.KEY_BYTES:
+        raise ValueError("expected the base64 of a 32-byte Ed25519 seed (the one line of NAME.key)")
     return raw
 
 
@@ -397,8 +286,8 @@ def parse(data, source="<config>", default_host=None):
                 errors.append("%s.%s: unknown key; known keys: %s" % (section, key, known_keys))
             elif value is not None:
                 if kind == _TIMING_MS and values.get(key[:-3]) is not None:
-                    errors.append("%s.%s: %s: this field is set twice (also as %s.%s); keep one"
-                                  % (section, key, _show(value), section, key[:-3]))
+                    errors.append("%s.%s: %s: but this field is set twice (also as %s.%s: %s); keep one"
+                                  % (section, key, _show(value), section, key[:-3], _show(values[key[:-3]])))
                     continue
                 try:
                     checked[section][field] = _check(kind, value)
@@ -419,8 +308,8 @@ def parse(data, source="<config>", default_host=None):
     if bind is None and given["node"].get("bind") is None:
         bind = ("0.0.0.0", _DEFAULT_PORT)
     advertise = node.get("advertise")
-    if advertise is not None and (advertise[0] == "0.0.0.0" or advertise[1] == 0):
-        errors.append("node.advertise: %s: expected an address and port others can reach"
+    if advertise is not None and advertise[0] == "0.0.0.0":
+        errors.append("node.advertise: %s: expected an address other nodes can reach, not a wildcard"
                       % _show(given["node"]["advertise"]))
         advertise = None
     if advertise is None and bind is not None:
@@ -431,8 +320,6 @@ def parse(data, source="<config>", default_host=None):
         elif given["node"].get("advertise") is None:
             errors.append("node.advertise: not set, and bind %s:%d names no address (no WiFi "
                           "address either); set node.advertise: \"HOST:%d\"" % (bind[0], bind[1], bind[1]))
-    if bind is not None and bind[1] == 0:
-        errors.append("node.bind: %s: expected a fixed port (others must know it)" % _show(given["node"]["bind"]))
 
     cluster = checked["cluster"]
     election = checked["election"]

@@ -34,13 +34,15 @@ def prepare(path, error):
         for line in exc.errors:
             error("%s: %s" % (exc.source, line))
         return 2
-    # The checker and the timing profiles have done their job: their
-    # bytecode is heap to win back (the config holds plain values only).
+    # The config is a plain dict: the checker, its rules and the timing
+    # profiles have done their job, and their bytecode is heap to win back.
     del leaderd_config
     del sys.modules["leaderd_config"]
     del sys.modules["agent.core.profile"]
+    del sys.modules["agent.core.rules"]
     import agent.core
     del agent.core.profile
+    del agent.core.rules
     gc.collect()
     import leaderd
     try:

@@ -29,6 +29,7 @@ package(
         "core/node.py",
         "core/profile.py",
         "core/rand.py",
+        "core/rules.py",
         "core/suspicion.py",
         "core/wire.py",
     ),

@@ -510,7 +510,8 @@ def test_a_small_order_trusted_key_stops_the_board_naming_the_key(runtime, tmp_p
     board.start()
     assert board.wait_exit(TIMEOUT) == 2, board.describe()
     text = "\n".join(board.logs())
-    assert "election.trusted_keys" in text and "mallory: not a usable Ed25519 public key: small order" in text, text
+    assert "election.trusted_keys" in text and "mallory: not a usable Ed25519 public key: a point of small order" \
+        in text, text
     assert not board.records(event="started"), board.describe()
 
 

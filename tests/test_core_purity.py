@@ -40,6 +40,7 @@ ALLOWED_IMPORTS = {
     "hashlib": None,  # SHA-256: the HMAC and key ids (auth.py), the cluster tag (wire.py)
     "struct": None,  # the wire format's fixed-size fields (auth.py, wire.py)
     "math": None,  # log, log10, floor of the suspicion timeout formula (suspicion.py)
+    "binascii": None,  # base64 of keys and keyrings in the config rules (rules.py)
     "micropython": ("const",),  # `from micropython import const`, with a CPython fallback
 }
 
@@ -50,7 +51,7 @@ ALLOWED_IMPORTS = {
 # differ from run to run (id: an address; hash: salted for str and bytes).
 ALLOWED_BUILTINS = frozenset((
     "abs", "all", "any", "bool", "bytearray", "bytes", "callable", "chr", "classmethod", "dict",
-    "divmod", "enumerate", "filter", "frozenset", "getattr", "hasattr", "int", "isinstance",
+    "divmod", "enumerate", "filter", "float", "frozenset", "getattr", "hasattr", "int", "isinstance",
     "issubclass", "iter", "len", "list", "map", "max", "memoryview", "min", "next", "object",
     "ord", "pow", "property", "range", "repr", "reversed", "round", "set", "setattr", "slice",
     "sorted", "staticmethod", "str", "sum", "super", "tuple", "type", "zip",
