@@ -93,7 +93,8 @@ BOARD_STRIP = {
     "agent/core/events.py": ("Event.__eq__",),
     "agent/core/membership.py": ("Member.state_name",),
     "agent/core/node.py": ("Node.set_election_keys", "Node.set_keyring", "Node.set_priority", "Node.member",
-                           "Node.awareness_score", "Node.set_preempt", "Node.counters", "Node.authenticated"),
+                           "Node.awareness_score", "Node.set_preempt", "Node.counters", "Node.authenticated",
+                           "Node.eligible_by_operator"),
     "agent/core/rand.py": ("sample",),
     # Equality and iteration of messages and sync records: for tests (the
     # node merges records through Records.entries()).

@@ -18,7 +18,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # What a shell may read from a Node that is not a method: the facade's own
 # documented state (agent/core/node.py, "Queries").
 FACADE_ATTRIBUTES = {
-    "name", "address", "cluster", "profile", "incarnation", "priority", "eligible", "user_eligible",
+    "name", "address", "cluster", "profile", "incarnation", "priority", "eligible",
     "joined", "left", "insecure", "authenticated", "last_error", "tags",
 }
 

@@ -460,9 +460,9 @@ def test_priority_and_eligibility_outlive_a_restart():
     sim.run(3000)
     sim.set_priority(1, 7)
     sim.set_eligible(1, False)
-    assert (sim.node(1).priority, sim.node(1).user_eligible) == (7, False)
+    assert (sim.node(1).priority, sim.node(1).eligible_by_operator()) == (7, False)
     sim.restart(1)
-    assert (sim.node(1).priority, sim.node(1).user_eligible) == (7, False)
+    assert (sim.node(1).priority, sim.node(1).eligible_by_operator()) == (7, False)
     sim.pause(2)
     sim.set_priority(2, 9)                          # a paused node acts on resume
     assert sim.node(2).priority == 100

@@ -229,6 +229,11 @@ class Node:
             self.election.evaluate(now)
             self.election.heartbeat(now)
 
+    def eligible_by_operator(self):
+        """What set_eligible() last said (the operator or the health check): the node may still be
+        ineligible for want of a signing key (the advertised `eligible`)."""
+        return self.user_eligible
+
     def set_eligible(self, eligible, now):
         """Makes this node (in)eligible to lead and announces it."""
         if bool(eligible) != self.user_eligible:

@@ -455,7 +455,7 @@ class Simulation:
             if node.priority != slot.priority:
                 node.set_priority(slot.priority, now)
                 self._after_call(slot, now)
-            if slot.node is node and node.user_eligible != slot.eligible:
+            if slot.node is node and node.eligible_by_operator() != slot.eligible:
                 node.set_eligible(slot.eligible, now)
                 self._after_call(slot, now)
         if slot.node is not None:
