@@ -440,7 +440,7 @@ def test_build_then_the_compiled_port_joins(tmp_path):
             started = board.records(event="started")
             assert started and started[0]["authenticated"] and not started[0]["insecure"], board.describe()
             # The budget's guard: 32 members need ~16 KB more and some room
-            # to spare (docs/BOARDS.md: 93.7 KB at start holds them at 128k,
+            # to spare (docs/BOARDS.md: 92.4 KB at start holds them at 128k,
             # 120k fails). More code on the board must not eat that room: a
             # new qstr pool alone would cost 7 KB.
             assert started[0]["heap_alloc"] <= START_HEAP_LIMIT, (started[0]["heap_alloc"], START_HEAP_LIMIT)
