@@ -257,9 +257,9 @@ def public_bytes(private_key):
 
 
 def make_signer(private_key):
-    """A signer for agent.core: signer(data) -> 64-byte Ed25519 signature."""
+    """A signer for agent.core: signer(data, may_defer) -> 64-byte Ed25519 signature (never deferred)."""
 
-    def signer(data):
+    def signer(data, may_defer=False):
         return private_key.sign(bytes(data))
 
     return signer

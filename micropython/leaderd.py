@@ -55,7 +55,6 @@ import time
 from micropython import const
 
 from agent import __version__
-from agent.core.wire import ALIVE_DOMAIN, CLAIM_DOMAIN
 
 # Datagrams handled per wake-up before timers and checks get a turn.
 _RECV_BATCH = const(16)
@@ -408,15 +407,13 @@ class Agent:
 
     # --- Signatures --------------------------------------------------------------
 
-    def _sign(self, data):
-        # Called by the core. A claim is signed in slices, like a check (the
-        # core makes the claim when signing_done() brings the signature); a
-        # resignation at once, since the board may be leaving: ~0.3-0.5 s on
-        # an ESP32 (docs/BOARDS.md) during which it answers nothing.
-        # Claims, heartbeats and this board's own Alive statements are
-        # signed in slices; a resignation or a Left at once (it is leaving).
-        head = data[:len(CLAIM_DOMAIN)]
-        if head == CLAIM_DOMAIN or head == ALIVE_DOMAIN:
+    def _sign(self, data, may_defer):
+        # Called by the core, which says what may wait: claims, heartbeats
+        # and this board's own Alive statements are signed in slices, like a
+        # check (the core goes on when signing_done() brings the signature);
+        # a resignation or a Left at once, since the board may be leaving:
+        # ~0.3-0.5 s on an ESP32 (docs/BOARDS.md) during which it answers nothing.
+        if may_defer:
             self._jobs.append((None, data, None))
             self._job_ready.set()
             return None

@@ -365,7 +365,7 @@ class Election:
             elif self._signing == data:
                 return  # being signed: signing_done() claims
             else:
-                signature = self.signer(data)
+                signature = self.signer(data, True)
                 if signature is None:
                     # Deferred (a board signs in slices): no claim until
                     # signing_done(); a claim is never sent unsigned.
@@ -698,7 +698,7 @@ class Election:
     def _resign_message(self, term):
         signature = b""
         if self.signer is not None:
-            signature = self.signer(wire.resign_signed_bytes(self.cluster_tag, term, self.name))
+            signature = self.signer(wire.resign_signed_bytes(self.cluster_tag, term, self.name), False)
         return wire.encode_message(wire.Resign(term=term, name=self.name, signature=signature))
 
     def claim_for_sync(self):

@@ -212,7 +212,7 @@ class Node:
         signature = b""
         if self.election.signer is not None:
             signature = self.election.signer(wire.left_signed_bytes(self.codec.cluster_tag, self.name,
-                                                                    self.incarnation))
+                                                                    self.incarnation), False)
         msg = wire.encode_message(wire.Left(name=self.name, incarnation=self.incarnation,
                                             signature=signature or b""))
         self.broadcasts.enqueue(self.name, msg)
@@ -840,7 +840,7 @@ class Node:
             return signed[1] or b""
         # None when deferred (a board signs in slices): sent unsigned
         # meanwhile, announced again, signed, when signing_done() brings it.
-        self._alive_signed = [data, signer(data)]
+        self._alive_signed = [data, signer(data, True)]
         return self._alive_signed[1] or b""
 
     def alive_message(self):

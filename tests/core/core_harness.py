@@ -253,7 +253,7 @@ def fake_sign(name):
     """The stand-in signer of a node: what fake_check accepts under key_of(name)."""
     key = key_of(name)
 
-    def signer(data):
+    def signer(data, may_defer=False):
         return hashlib.sha256(key + data).digest() * 2
     return signer
 

@@ -143,7 +143,7 @@ def test_a_leader_made_ineligible_resigns_to_every_live_member_with_its_alive_fi
 
 
 def _sign(key):
-    def signer(data):
+    def signer(data, may_defer=False):
         return (key + b":" + bytes([sum(data) & 0xFF])) * 4 + bytes(64 - 4 * (len(key) + 2))
     return signer
 
