@@ -25,6 +25,7 @@ import os
 import stat
 
 from agent import __version__
+from agent.ratelimit import WarningLimiter
 
 __all__ = [
     "API_VERSION",
@@ -208,6 +209,8 @@ class ApiServer:
         self._socket_inode = None
         self._connections = set()  # handler tasks, rejected ones excluded
         self._watchers = set()
+        self.refused = 0  # connections refused for max_clients, all of them
+        self._refusals = WarningLimiter()  # ... of which one a minute is a WARNING
 
     @property
     def client_count(self) -> int:
@@ -372,12 +375,21 @@ class ApiServer:
             self._connections.add(task)
         try:
             if rejected:
-                log.warning("API: refusing connection, %d clients already", self.max_clients)
+                self.refused += 1
+                allowed, held = self._refusals.allow("max_clients")
+                log.log(logging.WARNING if allowed else logging.DEBUG,
+                        "API: refusing connection, %d clients already%s", self.max_clients,
+                        " (%d more refused since the last warning)" % held if held else "")
                 await self._write(writer, _error_line("too many clients (max %d); try again later" % self.max_clients))
             else:
                 await self._serve(reader, writer)
         except (ConnectionError, asyncio.TimeoutError) as exc:
             log.debug("API client gone: %r", exc)
+        except asyncio.CancelledError:
+            # close() (the agent stops) cancels every handler. Ending
+            # normally, not cancelled: asyncio's streams (3.11) log a handler
+            # task that ends cancelled as an ERROR with a traceback.
+            log.debug("API: connection closed as the server closes")
         except Exception:
             log.warning("API connection handler failed", exc_info=True)
         finally:

@@ -347,6 +347,10 @@ def cmd_ping(args):
         return EXIT_USAGE
     try:
         result = asyncio.run(ping.ping(host, port, cluster, keyring, timeout_s))
+    except ConnectionRefusedError:
+        print("leaderd ping: %s:%d: connection refused: nothing listens on that UDP port (the agent "
+              "is down, or its node.bind port is another)" % (host, port), file=sys.stderr)
+        return EXIT_FAILURE
     except OSError as exc:
         print("leaderd ping: %s:%d: %s" % (host, port, exc), file=sys.stderr)
         return EXIT_FAILURE

@@ -26,6 +26,7 @@ from agent.durations import format_duration
 from agent.exitcodes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from agent.health import HealthChecker
 from agent.hooks import HookRunner
+from agent.ratelimit import WarningLimiter
 from agent.sdnotify import Notifier, watchdog_interval_s
 
 log = logging.getLogger("leaderd")
@@ -74,6 +75,7 @@ class Agent:
         self.seeds = {}          # "ip:port" the node tries -> the seed as configured ("host:port")
         self.unresolved = []     # configured seeds that did not resolve at start
         self._joined = None      # node.joined at the last pump, to log the moment it joins
+        self._claim_warnings = WarningLimiter()  # claim_rejected: one WARNING per claimant a minute
         self._identity = dict((key, _get(cfg, key)) for key in _RESTART_KEYS)
 
     # --- Clock -------------------------------------------------------------
@@ -114,7 +116,9 @@ class Agent:
             log.warning("INSECURE: %s" if "unauth" in warning or "insecure" in warning else "%s", warning)
         seeds = await self._resolve_seeds(cfg.cluster.seeds)
         self.node.join(seeds, now)
-        self.hooks = HookRunner(_hook_table(cfg), cfg.hooks.timeout_s, cfg.node.name)
+        # A "no leader" runs on_leader_change only if it lasts one claim interval (agent/hooks.py).
+        self.hooks = HookRunner(_hook_table(cfg), cfg.hooks.timeout_s, cfg.node.name,
+                                settle_s=self.node.profile.claim_interval_ms / 1000.0)
         self.hooks.start()
         if cfg.health.command:
             # The node was made ineligible (node_arguments): a candidate once the check passed rise times.
@@ -353,8 +357,8 @@ class Agent:
                         ", ".join(self._seed_names(event.seeds) + self.unresolved),
                         "%d other member%s" % (others, "" if others == 1 else "s") if others else "no other member (alone)",
                         format_duration(self.node.profile.join_retry_ms))
-        if kind in ("leader_changed", "elected", "demoted", "claim_rejected", "self_refuted"):
-            level = logging.WARNING if kind == "claim_rejected" else logging.INFO
+        if kind in ("leader_changed", "elected", "demoted", "self_refuted"):
+            level = logging.INFO
         else:
             level = logging.INFO if kind in ("member_joined", "member_died", "member_left") else logging.DEBUG
         if kind == "internal_error":
@@ -362,20 +366,37 @@ class Agent:
             error = self.node.last_error
             log.error("internal error in %s (the agent goes on): %s", event.where, event.error,
                       exc_info=(type(error), error, error.__traceback__) if error is not None else None)
+        elif kind == "claim_rejected":
+            # The core reports a claimant at most once per claim interval; a
+            # WARNING at most once a minute per claimant, the rest at DEBUG.
+            allowed, held = self._claim_warnings.allow(event.name)
+            if allowed:
+                log.warning("%s %s%s", kind, _fields(data),
+                            " (%d more from %s since the last warning, logged at debug level)" % (held, event.name)
+                            if held else "")
+            else:
+                log.debug("%s %s", kind, _fields(data))
         elif kind != "join_timed_out":
             log.log(level, "%s %s", kind, _fields(data))
         if kind in ("leader_changed", "elected") and event.term is not None and event.term > self._term:
             self._term = event.term
         if kind == "leader_changed":
-            data.update(self.leader())
+            # The state this event saw (its term, its new leader), in the
+            # `leader --json` shape; never the current state: later events of
+            # the same pump may already have changed it.
+            data.update(self._leader_fields(event.new))
             self.stats["hook_events"] += 1
-            self.hooks.submit("on_leader_change", event.new, event.term)
+            self.hooks.leader_changed(event.new, event.term)
             self._update_status()
         elif kind == "elected":
             self.hooks.submit("on_elected", self.node.name, event.term)
         elif kind == "demoted":
+            # The leader that outranked this node, if the node follows it at
+            # the demotion's term; none when it resigned or became ineligible.
             current = self.node.leader()
-            self.hooks.submit("on_demoted", current[0] if current else None, event.term)
+            outranked_by = current[0] if current is not None and current[1] == event.term \
+                and current[0] != self.node.name else None
+            self.hooks.submit("on_demoted", outranked_by, event.term)
         if self.api is not None:
             self.api.publish(data)
 
@@ -414,14 +435,20 @@ class Agent:
         """The `leader --json` shape."""
         node = self.node
         current = node.leader()
+        info = self._leader_fields(current[0] if current else None)
+        info["term"] = current[1] if current else node.term()
+        info["is_leader"] = node.is_leader()
+        return info
+
+    def _leader_fields(self, name):
+        """The `leader --json` fields but "term" for leader `name` (or None)."""
+        node = self.node
         address = None
-        if current is not None:
-            member = node.member(current[0])
+        if name is not None:
+            member = node.member(name)
             if member is not None:
                 address = "%s:%d" % member.address
-        return {"leader": current[0] if current else None,
-                "term": current[1] if current else node.term(),
-                "address": address, "self": node.name, "is_leader": node.is_leader(),
+        return {"leader": name, "address": address, "self": node.name, "is_leader": name == node.name,
                 "insecure": node.insecure}
 
     def members(self):
@@ -443,6 +470,10 @@ class Agent:
             counts[m.state_name] = counts.get(m.state_name, 0) + 1
         stats = node.counters()
         stats.update(self.stats)
+        hooks = self.hooks
+        stats.update({"hook_runs": hooks.runs, "hook_failures": hooks.failures, "hooks_dropped": hooks.dropped,
+                      "hooks_pending": hooks.pending, "watchers": self.api.watcher_count,
+                      "api_refused": self.api.refused})
         return {
             "self": node.name, "cluster": node.cluster, "address": "%s:%d" % node.address,
             "version": __version__, "pid": os.getpid(), "uptime_s": round(time.time() - self.started, 1),
@@ -490,9 +521,16 @@ def _fields(data):
 
 
 class _JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, msg, and exc (the traceback) when there is one."""
+
     def format(self, record):
-        return json.dumps({"ts": round(record.created, 3), "level": record.levelname.lower(),
-                           "logger": record.name, "msg": record.getMessage()})
+        line = {"ts": round(record.created, 3), "level": record.levelname.lower(),
+                "logger": record.name, "msg": record.getMessage()}
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            line["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(line)
 
 
 class _JournalPrefix(logging.Formatter):

@@ -3,9 +3,25 @@
 Each hook is an argv list run without a shell, one at a time in the order of
 events, with a timeout; its environment carries LEADERD_EVENT, LEADERD_LEADER,
 LEADERD_TERM and LEADERD_SELF. A failing or hanging hook is logged and
-killed (its whole process group); it never wedges the agent. The queue is
-bounded: past it, the oldest pending run is dropped with a warning, since a
-hook that cannot keep up is better served by the newest state.
+killed (its whole process group); it never wedges the agent. A hook that
+cannot even start (no such program, a NUL byte in its argv or environment)
+is logged and counted as a failure, and the next one runs.
+
+on_leader_change runs once per *settled* change (theory of operation):
+- a change to a leader (leader_changed with a new leader) settles at once;
+- a change to "no leader" settles only if no leader follows within the
+  settle window (one claim interval of the profile: lan 5 s, wan 15 s,
+  local 2 s). A failover (leader dropped, then the next one claims) is one
+  run, naming the new leader, never a run with an empty LEADERD_LEADER;
+- a settled state equal to the last one run for ((leader, term) unchanged,
+  e.g. the same leader back within the window) is no run;
+- a run still waiting for its turn when the next settled change comes is
+  replaced by it (moved to the end of the queue): the hook sees the latest
+  state, and runs stay in the order of events.
+on_elected and on_demoted are about this node and run at once.
+
+The queue is bounded: past it, the oldest pending run is dropped with a
+warning, since a hook that cannot keep up is better served by the newest state.
 """
 
 import asyncio
@@ -31,27 +47,42 @@ def child_environment():
 
 
 class HookRunner:
-    """Runs hook commands sequentially from a bounded queue."""
+    """Runs hook commands sequentially from a bounded queue; settles leader changes (see above)."""
 
-    def __init__(self, hooks, timeout_s, self_name):
+    def __init__(self, hooks, timeout_s, self_name, settle_s=5.0):
         self.hooks = hooks or {}
         self.timeout_s = timeout_s
         self.self_name = self_name
+        # How long a "no leader" must last to be a run of on_leader_change.
+        self.settle_s = settle_s
         self._pending = []
         self._wakeup = asyncio.Event()
         self._task = None
+        self._settle_timer = None
+        self._unsettled_term = None   # the term of a "no leader" within its settle window
+        self._last_change = None      # (leader, term) of the last settled change submitted
+        self._running = 0
         self.runs = 0
         self.failures = 0
         self.dropped = 0
         self.idle = asyncio.Event()
         self.idle.set()
 
+    @property
+    def pending(self):
+        """Runs queued or in progress, plus a "no leader" still within its settle window."""
+        return len(self._pending) + self._running + (1 if self._settle_timer is not None else 0)
+
     def start(self):
         """Starts the worker task."""
         self._task = asyncio.get_running_loop().create_task(self._worker())
 
     async def stop(self):
-        """Stops the worker; a hook still running is killed (callers wait for `idle` first)."""
+        """Stops the worker; a hook still running is killed (callers wait for `idle` first).
+
+        A "no leader" still within its settle window is dropped: the agent is leaving.
+        """
+        self._cancel_settle()
         await cancel_task(self._task)
         self._task = None
 
@@ -59,6 +90,32 @@ class HookRunner:
         """Swaps the hook table (SIGHUP)."""
         self.hooks = hooks or {}
         self.timeout_s = timeout_s
+
+    def leader_changed(self, leader, term):
+        """A leader_changed event (leader None: no leader now): on_leader_change once it has settled."""
+        if leader is None:
+            if self._settle_timer is None:
+                self._settle_timer = asyncio.get_running_loop().call_later(self.settle_s, self._settled)
+            self._unsettled_term = term
+            return
+        self._cancel_settle()
+        self._settle(leader, term)
+
+    def _settled(self):
+        self._settle_timer = None
+        self._settle(None, self._unsettled_term)
+
+    def _cancel_settle(self):
+        if self._settle_timer is not None:
+            self._settle_timer.cancel()
+            self._settle_timer = None
+
+    def _settle(self, leader, term):
+        if (leader, term) == self._last_change:
+            return
+        self._last_change = (leader, term)
+        self._pending[:] = [run for run in self._pending if run[0] != "on_leader_change"]
+        self.submit("on_leader_change", leader, term)
 
     def submit(self, event, leader, term):
         """Queues the hook for `event` (on_elected, on_demoted, on_leader_change), if configured."""
@@ -86,19 +143,29 @@ class HookRunner:
             self._wakeup.clear()
             while self._pending:
                 event, argv, env = self._pending.pop(0)
-                await self._run(event, argv, env)
+                self.runs += 1
+                self._running = 1
+                try:
+                    await self._run(event, argv, env)
+                except Exception:
+                    # Our bug, not the hook's: counted, and the next hook still runs.
+                    self.failures += 1
+                    log.exception("hook %s: %s failed in the agent", event, argv[0])
+                finally:
+                    self._running = 0
             self.idle.set()
 
     async def _run(self, event, argv, env):
-        self.runs += 1
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv, env=env, stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True)
-        except OSError as exc:
+        except (OSError, ValueError, TypeError) as exc:
+            # OSError: no such program, not executable, ...; ValueError: a NUL
+            # byte in the argv or the environment (the exec cannot carry it).
             self.failures += 1
-            log.error("hook %s: cannot start %s: %s", event, argv[0], exc)
+            log.error("hook %s: cannot start %r: %s", event, argv[0], exc)
             return
         try:
             output, _ = await asyncio.wait_for(proc.communicate(), self.timeout_s)

@@ -1,16 +1,16 @@
-"""`leaderd ping`: one authenticated SWIM probe of a remote agent, over aioudp.
+"""`leaderd ping`: one authenticated SWIM probe of a remote agent.
 
-aioudp suits this request/response exchange: one connected socket, one
-datagram out, wait for the ack. The agent's own gossip socket does not use it
-(docs/OPERATIONS.md explains why: its server side keeps a task and an
-unbounded queue per source address).
+One connected UDP socket, one datagram out, wait for the ack. A connected
+socket hears the ICMP "port unreachable" of a host where nothing listens on
+the port: that is reported at once as ConnectionRefusedError, not waited out.
+(aioudp's client, used here before, raised that error inside the event loop's
+callback, where it became a logged traceback and the ping waited out its
+timeout: docs/OPERATIONS.md, section 14.)
 """
 
 import asyncio
 import os
 import time
-
-import aioudp
 
 from agent.core import rules, wire
 from agent.core.auth import Keyring
@@ -37,25 +37,46 @@ def cluster_and_keyring(config_path, cluster, keyring_path):
     return cluster or "default", keyring
 
 
+class _Probe(asyncio.DatagramProtocol):
+    """A connected UDP endpoint: received datagrams and socket errors, in one bounded queue."""
+
+    def __init__(self):
+        self.queue = asyncio.Queue(16)
+
+    def datagram_received(self, data, addr):
+        if not self.queue.full():
+            self.queue.put_nowait(data)
+
+    def error_received(self, exc):
+        # ICMP errors of our send (ECONNREFUSED: nothing listens there).
+        if not self.queue.full():
+            self.queue.put_nowait(exc)
+
+
 async def ping(host, port, cluster, keyring, timeout_s):
-    """Sends one ping; returns (responder name, rtt ms) or None on timeout."""
+    """Sends one ping; returns (responder name, rtt ms) or None on timeout.
+
+    Raises OSError (ConnectionRefusedError when nothing listens on the port).
+    """
     codec = wire.Codec(cluster, "leaderd-ping", Keyring(keyring) if keyring else None)
     seq = int.from_bytes(os.urandom(4), "big") & 0x3FFFFFFF
     datagram = codec.seal([wire.encode_message(wire.Ping(seq=seq, target=wire.ANY_TARGET))])
-    async with aioudp.connect(host, port, queue_size=16) as conn:
+    loop = asyncio.get_running_loop()
+    transport, probe = await loop.create_datagram_endpoint(_Probe, remote_addr=(host, port))
+    try:
         started = time.perf_counter()
-        await conn.send(datagram)
+        transport.sendto(datagram)
         deadline = started + timeout_s
         while True:
             left = deadline - time.perf_counter()
             if left <= 0:
                 return None
             try:
-                data = await asyncio.wait_for(conn.recv(), left)
+                data = await asyncio.wait_for(probe.queue.get(), left)
             except asyncio.TimeoutError:
                 return None
-            if data is None:
-                return None
+            if isinstance(data, OSError):
+                raise data
             try:
                 sender, messages = codec.open(data)
             except wire.WireError:
@@ -63,3 +84,5 @@ async def ping(host, port, cluster, keyring, timeout_s):
             for msg in messages:
                 if msg.type_code == wire.T_ACK and msg.seq == seq:
                     return sender, (time.perf_counter() - started) * 1000.0
+    finally:
+        transport.close()

@@ -8,6 +8,7 @@ conditions with deadlines (wait_until) or on the peer's replies.
 import asyncio
 import grp
 import json
+import logging
 import os
 import shutil
 import socket
@@ -384,6 +385,22 @@ async def test_max_clients(make_server, sock_path):
     fourth.close()
 
 
+
+async def test_refused_connections_are_logged_at_most_once_a_minute(make_server, sock_path, caplog):
+    server = await make_server(max_clients=1)
+    holder = await Raw.connect(sock_path)
+    assert (await holder.request({"cmd": "leader"}))["ok"] is True
+    for _ in range(5):
+        refused = await Raw.connect(sock_path)
+        assert "too many clients" in (await refused.recv())["error"]
+        await refused.wait_closed_by_peer()
+        refused.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "refusing connection" in warnings[0], warnings
+    assert server.refused == 5
+    holder.close()
+
+
 # -------------------------------------------------------------------- watch
 
 
@@ -565,6 +582,31 @@ async def test_close_removes_socket_and_disconnects_clients(sock_path):
     watcher.close()
     plain.close()
     await server.close()  # idempotent
+
+
+
+async def test_close_with_watchers_logs_no_error_and_no_traceback(sock_path, caplog):
+    loop = asyncio.get_running_loop()
+    reported = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    try:
+        server = ApiServer(sock_path, FakeProvider())
+        await server.start()
+        watchers = [await start_watch(sock_path) for _ in range(3)]
+        for watcher in watchers:
+            await watcher.recv()  # the snapshot
+        await server.close()
+        for watcher in watchers:
+            await watcher.wait_closed_by_peer()
+            watcher.close()
+        # A callback failing after the close would have been reported by now:
+        # the handlers' done callbacks run before close()'s gather returns.
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous)
+    assert reported == []
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], caplog.text
 
 
 async def test_stale_socket_file_is_replaced(make_server, sock_path):

@@ -373,6 +373,8 @@ def test_watch_json_reports_leader_changed_when_the_leader_is_killed(cluster):
         assert changes[0]["old"] == "node-0", changes
         assert changes[-1]["term"] > before["term"], changes
         assert changes[-1]["leader"] == "node-1" and changes[-1]["self"] == "node-1", changes
+        # Each event says what it saw, not the state when it was sent.
+        assert all(e["leader"] == e["new"] and e["is_leader"] == (e["new"] == "node-1") for e in changes), changes
         assert watch.poll() is None, "watch must keep streaming"
     finally:
         watch.terminate()
@@ -548,6 +550,67 @@ def test_a_hook_still_running_at_shutdown_is_killed_with_the_agent(tmp_path):
         assert ("on_demoted", "-", "1", "node-0") in _records(events), _records(events)
         c.wait_for(lambda: _pid_gone(pid), SETTLE_S,
                    "the hook (pid %d) to be killed with the agent, not left behind" % pid)
+
+
+
+def test_on_leader_change_runs_once_per_settled_change_never_for_a_transient_no_leader(tmp_path):
+    record = _script(tmp_path / "record.sh", RECORD_HOOK)
+    events = [str(tmp_path / ("node-%d.events" % i)) for i in range(3)]
+
+    def hooks(i):
+        return {"hooks": {"on_leader_change": [record, events[i]]}}
+
+    with Cluster(tmp_path / "cluster", 3, extra_config=hooks) as c:
+        first = steady(c)
+        for i in range(3):
+            c.wait_for(lambda i=i: len(_records(events[i])) == 1, SETTLE_S, "node-%d's first hook run" % i)
+        # A graceful handover: each follower sees "no leader" (the
+        # resignation), then node-1's claim, within the settle window.
+        c.send_signal(0, signal.SIGTERM)
+        second = c.wait_leader([1, 2], leader="node-1", min_term=first["term"], timeout=SETTLE_S)
+        for i in (1, 2):
+            expected = [("on_leader_change", "node-0", str(first["term"]), "node-%d" % i),
+                        ("on_leader_change", "node-1", str(second["term"]), "node-%d" % i)]
+            c.wait_for(lambda i=i: expected[1] in _records(events[i]), SETTLE_S, "node-%d's run for node-1" % i)
+            assert _records(events[i]) == expected
+            # Idle, with no settle window pending: no other run can come.
+            c.wait_for(lambda i=i: c.client(i).status()["stats"]["hooks_pending"] == 0, SETTLE_S,
+                       "node-%d's hooks to be done" % i)
+            assert _records(events[i]) == expected
+        assert c.wait_exit(0, SETTLE_S) == 0
+
+
+def test_stopping_an_agent_with_watch_clients_logs_no_error(tmp_path):
+    with Cluster(tmp_path / "cluster", 1) as c:
+        steady(c)
+        watches = [subprocess.Popen([sys.executable, "-m", "agent.cli", "watch", "--json",
+                                     "--socket", c.socket_path(0)],
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                   for _ in range(2)]
+        try:
+            # The snapshot comes once the agent has counted the client among its watchers.
+            for watch in watches:
+                first = LineReader(watch.stdout).next_json(time.monotonic() + SETTLE_S, "the watch snapshot")
+                assert first["event"] == "leader", first
+            c.send_signal(0, signal.SIGTERM)
+            assert c.wait_exit(0, SETTLE_S) == 0
+        finally:
+            for watch in watches:
+                watch.wait(SETTLE_S)
+                watch.stdout.close()
+        with open(c.log_path(0)) as handle:
+            text = handle.read()
+        assert " ERROR " not in text and "Traceback" not in text, text
+
+
+def test_ping_to_a_refused_port_says_so_at_once_without_a_traceback():
+    port = free_udp_port()
+    started = time.monotonic()
+    result = run_cli("ping", "127.0.0.1:%d" % port, "--timeout", "20s")
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1, result
+    assert "refused" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert elapsed < 10, "ping to a refused port took %.1fs (its timeout is 20s)" % elapsed
 
 
 def test_terms_keep_growing_across_a_restart_of_the_whole_cluster(tmp_path):
