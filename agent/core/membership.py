@@ -55,25 +55,30 @@ def supersedes(new_incarnation, new_state, incarnation, state):
     return new_state > state
 
 
+# MicroPython ignores __slots__, and every attribute an instance holds
+# costs a board heap for good: there (_SPARSE) three attributes that are
+# usually at their default live on the class and are set on a member only
+# when they differ. CPython keeps __slots__ (a simulation of a thousand
+# nodes holds a million members) and sets them all.
+try:
+    from micropython import const  # noqa: F401  (only to know the runtime)
+    _SPARSE = True
+except ImportError:
+    _SPARSE = False
+
+
 class Member:
     """One member as this node knows it (mutable inside the table only).
 
-    Three attributes are usually at their class default and then not kept
-    on the member at all: tags (None), encoded (None: the daemon's cache of
-    the member's sync record; a board keeps none) and signature (b"":
-    unsigned). On a board each attribute kept costs every member heap for
-    good (an instance's table grows in steps of two slots); so they are set
-    only when they differ, and no __slots__, which would forbid the class
-    defaults.
+    tags (None when it has none), encoded (its state-sync record while it
+    does not change; servers only, None otherwise) and signature (its own
+    signature over its Alive statement at this incarnation, passed on in
+    state syncs; b"" when unsigned): on a board each is kept only when it is
+    not its default (see _SPARSE).
     """
 
-    # This member's tags, when it has some.
-    tags = None
-    # Its state-sync record, encoded, while it does not change (servers only).
-    encoded = None
-    # Its own signature over its Alive statement at this incarnation,
-    # passed on in state syncs.
-    signature = b""
+    __slots__ = ("name", "address", "incarnation", "state", "priority", "eligible",
+                 "tags", "since_ms", "encoded", "signature")
 
     def __init__(self, name, address, incarnation, state, priority, eligible, tags, since_ms, signature=b""):
         self.name = name
@@ -83,10 +88,12 @@ class Member:
         self.priority = priority
         self.eligible = eligible
         self.since_ms = since_ms
-        if tags is not None:
+        if tags is not None or not _SPARSE:
             self.tags = tags
-        if signature:
+        if signature or not _SPARSE:
             self.signature = signature
+        if not _SPARSE:
+            self.encoded = None
 
     @property
     def state_name(self):
@@ -111,6 +118,12 @@ class Member:
     def __repr__(self):
         return "Member(%s %s inc=%d %s:%d)" % (self.name, STATE_NAMES[self.state], self.incarnation,
                                               self.address[0], self.address[1])
+
+
+if _SPARSE:
+    Member.tags = None
+    Member.encoded = None
+    Member.signature = b""
 
 
 class MemberTable:
