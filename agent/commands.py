@@ -341,9 +341,14 @@ def cmd_keygen(args):
 
 def add_check_config(sub):
     p = sub.add_parser("check-config", help="validate a config file without starting",
-                       description="Validate a config file and the files it names (keys, keyring) "
-                                   "without starting. Exit 0 if valid, 2 with one message per problem "
-                                   "(naming the key, the bad value and what is allowed) if not.")
+                       description="Validate a config file, the files it names (keys, keyring) and "
+                                   "the programs it runs (hooks, health check: they must exist and be "
+                                   "executable by this user), without starting; seed host names that "
+                                   "do not resolve are warnings. Exit 0 if valid, 2 with one message "
+                                   "per problem (naming the key, the bad value and what is allowed) "
+                                   "if not. With --json, print the verdict as one object on stdout: "
+                                   "{file, valid, errors, warnings, config} (config is null when the "
+                                   "file does not parse; api.mode is written \"0660\").")
     p.add_argument("file", metavar="FILE")
     _add_json(p)
     p.set_defaults(func=cmd_check_config)
@@ -351,20 +356,31 @@ def add_check_config(sub):
 
 def cmd_check_config(args):
     from agent import config
+    cfg, errors, warnings = None, [], []
     try:
         cfg = config.load_config(args.file)
-        rt = config.load_runtime(cfg)
-    except (OSError, ValueError) as exc:
-        print("%s" % exc, file=sys.stderr)
-        return EXIT_USAGE
+    except config.ConfigError as exc:
+        errors.extend(exc.errors)
+    if cfg is not None:
+        try:
+            warnings.extend(config.load_runtime(cfg).warnings)
+        except config.ConfigError as exc:
+            errors.extend(exc.errors)
+        more_errors, more_warnings = config.check_installation(cfg)
+        errors.extend(more_errors)
+        warnings.extend(more_warnings)
     if args.json:
-        print(json.dumps(cfg.as_dict(), sort_keys=True))
+        print(json.dumps({"file": args.file, "valid": not errors, "errors": errors, "warnings": warnings,
+                          "config": None if cfg is None else cfg.as_dict()}, sort_keys=True))
     else:
-        print("%s: valid (node %s, cluster %s, profile %s)" % (
-            args.file, cfg.node.name, cfg.cluster.name, cfg.gossip.profile.name))
-    for warning in rt.warnings:
-        print("warning: %s" % warning, file=sys.stderr)
-    return EXIT_OK
+        for error in errors:
+            print("%s: %s" % (args.file, error), file=sys.stderr)
+        for warning in warnings:
+            print("warning: %s" % warning, file=sys.stderr)
+        if not errors:
+            print("%s: valid (node %s, cluster %s, profile %s)" % (
+                args.file, cfg.node.name, cfg.cluster.name, cfg.gossip.profile.name))
+    return EXIT_USAGE if errors else EXIT_OK
 
 
 # --- ping -----------------------------------------------------------------

@@ -131,3 +131,103 @@ def test_query_commands_reach_a_real_agent_through_its_config(tmp_path):
         assert [m["name"] for m in json.loads(members.stdout)["members"]] == ["node-0"], members
         status = run_cli("status", "--config", config_path, env=env)
         assert status.returncode == 0 and "node-0" in status.stdout, status
+
+
+# --- 8a. check-config: programs, seed names, the verdict as JSON --------------------------------
+
+def _write_config(directory, data):
+    path = os.path.join(directory, "leaderd.yaml")
+    base = {"node": {"name": "n1", "bind": "127.0.0.1:%d" % free_udp_port()}}
+    base.update(data)
+    with open(path, "w") as handle:
+        yaml.safe_dump(base, handle)
+    return path
+
+
+def _programs(directory):
+    """(an executable script, a plain file, a missing path) under directory."""
+    good = os.path.join(directory, "good-hook")
+    with open(good, "w") as handle:
+        handle.write("#!/bin/sh\nexit 0\n")
+    os.chmod(good, 0o755)
+    plain = os.path.join(directory, "plain-hook")
+    with open(plain, "w") as handle:
+        handle.write("#!/bin/sh\nexit 0\n")
+    os.chmod(plain, 0o644)
+    return good, plain, os.path.join(directory, "missing-hook")
+
+
+def test_check_installation_names_each_unusable_program(short_dir):
+    from agent import config
+    good, plain, missing = _programs(short_dir)
+    cfg = config.parse_config({
+        "hooks": {"on_elected": [missing, "--now"], "on_demoted": [plain], "on_leader_change": [good]},
+        "health": {"command": ["no-such-check-anywhere"]}})
+    errors, warnings = config.check_installation(cfg, which=lambda name: None)
+    assert errors == [
+        "hooks.on_elected[0]: %s does not exist" % missing,
+        "hooks.on_demoted[0]: %s is not executable (by this user): chmod +x it" % plain,
+        "health.command[0]: 'no-such-check-anywhere' is not found in PATH (%s); give its full path"
+        % os.environ.get("PATH", ""),
+    ] and warnings == []
+    cfg = config.parse_config({"hooks": {"on_elected": [short_dir]}, "health": {"command": ["sh", "-c", "true"]}})
+    assert config.check_installation(cfg)[0] == ["hooks.on_elected[0]: %s is a directory, not a program" % short_dir]
+
+
+def test_check_installation_warns_about_seed_names_that_do_not_resolve():
+    from agent import config
+    asked = []
+
+    def resolve(host, port, family, kind):
+        asked.append((host, port, family))
+        if host == "pi-garage.local":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(family, kind, 0, "", ("192.168.1.11", port))]
+
+    cfg = config.parse_config({"cluster": {"seeds": ["192.168.1.10:7946", "pi-garage.local:7946", "pi-shed:7947"]}})
+    errors, warnings = config.check_installation(cfg, resolve=resolve)
+    assert errors == []
+    assert warnings == ["cluster.seeds[1]: pi-garage.local does not resolve now (Name or service not known); "
+                        "an agent started before it does goes on without this seed"]
+    assert asked == [("pi-garage.local", 7946, socket.AF_INET), ("pi-shed", 7947, socket.AF_INET)]
+
+
+def test_check_config_refuses_a_missing_hook_and_warns_about_an_unresolvable_seed(short_dir):
+    good, plain, missing = _programs(short_dir)
+    path = _write_config(short_dir, {"hooks": {"on_elected": [missing]},
+                                     "cluster": {"seeds": ["nowhere.invalid:7946"]}})
+    checked = run_cli("check-config", path)
+    assert checked.returncode == EXIT_USAGE, checked
+    assert "%s: hooks.on_elected[0]: %s does not exist" % (path, missing) in checked.stderr, checked.stderr
+    assert "warning: cluster.seeds[0]: nowhere.invalid does not resolve now" in checked.stderr, checked.stderr
+    assert "valid (" not in checked.stdout, checked.stdout
+    # The seed alone is only a warning.
+    path = _write_config(short_dir, {"hooks": {"on_elected": [good]}, "cluster": {"seeds": ["nowhere.invalid:7946"]}})
+    checked = run_cli("check-config", path)
+    assert checked.returncode == 0, checked
+    assert "valid (node n1" in checked.stdout and "nowhere.invalid does not resolve" in checked.stderr, checked
+
+
+def test_check_config_json_prints_the_verdict_with_errors_and_warnings(short_dir):
+    good, plain, missing = _programs(short_dir)
+    path = _write_config(short_dir, {"health": {"command": [plain]}, "api": {"mode": "0640"}})
+    checked = run_cli("check-config", "--json", path)
+    assert checked.returncode == EXIT_USAGE, checked
+    verdict = json.loads(checked.stdout)
+    assert verdict["valid"] is False and verdict["file"] == path
+    assert verdict["errors"] == ["health.command[0]: %s is not executable (by this user): chmod +x it" % plain]
+    assert any("unauthenticated" in w for w in verdict["warnings"]), verdict
+    assert verdict["config"]["api"]["mode"] == "0640" and verdict["config"]["node"]["name"] == "n1"
+    path = _write_config(short_dir, {"health": {"command": [good]}})
+    verdict = json.loads(run_cli("check-config", "--json", path).stdout)
+    assert verdict["valid"] is True and verdict["errors"] == [] and verdict["config"]["api"]["mode"] == "0660"
+
+
+def test_check_config_json_of_a_file_that_does_not_parse(short_dir, capsys):
+    path = os.path.join(short_dir, "broken.yaml")
+    with open(path, "w") as handle:
+        handle.write("node: {priority: 300}\n")
+    assert cli.main(["check-config", "--json", path]) == EXIT_USAGE
+    verdict = json.loads(capsys.readouterr().out)
+    assert verdict["valid"] is False and verdict["config"] is None
+    assert len(verdict["errors"]) == 1 and verdict["errors"][0].startswith("node.priority: got 300"), verdict
