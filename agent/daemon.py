@@ -8,6 +8,7 @@ SIGHUP: build and validate a fresh config, then swap what can be swapped).
 """
 
 import asyncio
+import errno
 import json
 import logging
 import os
@@ -90,8 +91,17 @@ class Agent:
         """Binds the socket, creates the node, joins, opens the API, tells systemd."""
         cfg, rt = self.cfg, self.runtime
         bind = cfg.node.bind
-        self.transport, _ = await self.loop.create_datagram_endpoint(
-            lambda: _Transport(self), local_addr=bind, reuse_port=False)
+        try:
+            self.transport, _ = await self.loop.create_datagram_endpoint(
+                lambda: _Transport(self), local_addr=bind, reuse_port=False)
+        except OSError as exc:
+            # asyncio's message names no address: say which one, and whose key it is.
+            where = ("[%s]:%d" if ":" in bind[0] else "%s:%d") % bind
+            if exc.errno == errno.EADDRINUSE:
+                why = "address already in use: another agent (or a `leaderd run` in a terminal) holds it"
+            else:
+                why = exc.strerror or str(exc)
+            raise OSError("cannot bind UDP %s (node.bind): %s" % (where, why)) from None
         sock = self.transport.get_extra_info("socket")
         for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
             try:

@@ -231,3 +231,21 @@ def test_check_config_json_of_a_file_that_does_not_parse(short_dir, capsys):
     verdict = json.loads(capsys.readouterr().out)
     assert verdict["valid"] is False and verdict["config"] is None
     assert len(verdict["errors"]) == 1 and verdict["errors"][0].startswith("node.priority: got 300"), verdict
+
+
+# --- 9b. a port clash names the address --------------------------------------------------------
+
+def test_a_port_clash_names_the_address_and_the_key(short_dir):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+        sock = os.path.join(short_dir, "api.sock")
+        path = os.path.join(short_dir, "clash.yaml")
+        with open(path, "w") as handle:
+            yaml.safe_dump({"node": {"name": "clash", "bind": "127.0.0.1:%d" % port},
+                            "gossip": {"profile": "local"}, "api": {"socket": sock}}, handle)
+        ran = run_cli("run", "--config", path, timeout=20)
+    assert ran.returncode == 1, ran
+    assert "cannot bind UDP 127.0.0.1:%d (node.bind): address already in use" % port in ran.stderr, ran.stderr
+    assert "Traceback" not in ran.stderr, ran.stderr
+    assert not os.path.exists(sock)
