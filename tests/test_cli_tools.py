@@ -249,3 +249,53 @@ def test_a_port_clash_names_the_address_and_the_key(short_dir):
     assert "cannot bind UDP 127.0.0.1:%d (node.bind): address already in use" % port in ran.stderr, ran.stderr
     assert "Traceback" not in ran.stderr, ran.stderr
     assert not os.path.exists(sock)
+
+
+# --- 9b. SIGHUP logs what changed --------------------------------------------------------------
+
+def test_reload_changes_names_each_applied_change(short_dir):
+    from agent import config, daemon, keys
+    trusted = os.path.join(short_dir, "trusted")
+    os.mkdir(trusted)
+    for name in ("n1", "n2", "n3"):
+        keys.keygen(name, short_dir)
+        os.replace(os.path.join(short_dir, name + ".pub"), os.path.join(trusted, name + ".pub"))
+    base = {"node": {"name": "n1", "bind": "127.0.0.1:7946"},
+            "election": {"signing_key_file": os.path.join(short_dir, "n1.key"), "trusted_keys_dir": trusted}}
+
+    def load(data):
+        cfg = config.parse_config(data)
+        return cfg, config.load_runtime(cfg)
+
+    old = load(base)
+    assert daemon.reload_changes(*old, *load(base)) == []
+    os.unlink(os.path.join(trusted, "n3.pub"))
+    new = load(dict(base, node={"name": "n1", "bind": "127.0.0.1:7946", "priority": 150},
+                    hooks={"on_elected": ["/bin/true", "x"], "timeout": "10s"},
+                    health={"command": ["/bin/true"], "rise": 1}))
+    assert daemon.reload_changes(*old, *new) == [
+        "node.priority 100 -> 150",
+        "trusted keys: no longer trusted n3",
+        "hooks.on_elected none -> /bin/true x",
+        "hooks.timeout 30s -> 10s",
+        "health.command none -> /bin/true",
+        "health.rise 2 -> 1",
+    ]
+
+
+def test_sighup_logs_what_changed(tmp_path):
+    import signal
+    with Cluster(str(tmp_path), 1) as c:
+        c.start_all()
+        c.wait_leader()
+        changed = c.config(0)
+        changed["node"]["priority"] = changed["node"].get("priority", 100) + 7
+        before = c.config(0)["node"].get("priority", 100)
+        c.write_config(0, changed)
+        mark = c.log_size(0)
+        c.send_signal(0, signal.SIGHUP)
+        c.wait_log(0, "SIGHUP: configuration reloaded: node.priority %d -> %d" % (before, before + 7),
+                   15, after=mark)
+        mark = c.log_size(0)
+        c.send_signal(0, signal.SIGHUP)
+        c.wait_log(0, "SIGHUP: configuration reloaded: nothing changed", 15, after=mark)
