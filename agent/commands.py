@@ -103,7 +103,8 @@ def add_run(sub):
                        description="Run the agent in the foreground, logging to stderr. Under "
                                    "systemd (Type=notify) it reports READY=1 once its socket answers, "
                                    "STATUS= with the leader, and WATCHDOG=1 when WatchdogSec is set. "
-                                   "SIGHUP reloads keys, keyring, priority, hooks and health check; "
+                                   "SIGHUP reloads keys, keyring, priority, hooks and health check "
+                                   "and logs what changed; "
                                    "SIGTERM leaves gracefully (a leader resigns first). Without "
                                    "--config it runs with defaults and warns that it is insecure.")
     p.add_argument("--config", metavar="FILE", help="YAML config file (see configs/)")
