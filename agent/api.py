@@ -149,7 +149,8 @@ def _resolve_mode(mode) -> int:
         except ValueError:
             raise ApiStartError('api mode %r: expected octal permissions like "0660"' % mode) from None
     if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o777:
-        raise ApiStartError('api mode %r: expected permissions between 0 and 0o777' % (mode,))
+        shown = "%04o" % mode if isinstance(mode, int) and not isinstance(mode, bool) and mode >= 0 else repr(mode)
+        raise ApiStartError('api mode %s: expected permissions between "0000" and "0777"' % shown)
     return mode
 
 
@@ -260,7 +261,7 @@ class ApiServer:
         except BaseException:
             await self.close()
             raise
-        log.debug("API listening on %s (mode %o)", self.path, mode)
+        log.debug("API listening on %s (mode %04o)", self.path, mode)
 
     async def close(self) -> None:
         """Stop listening, disconnect every client and remove the socket file."""

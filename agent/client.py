@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import socket
+import stat
 import time
 
 from agent.api import API_VERSION
@@ -75,6 +76,12 @@ def _unreachable(path: str, exc: BaseException) -> AgentUnreachable:
             "or point at its socket with --socket / $LEADERD_SOCKET)" % path
         )
     if isinstance(exc, ConnectionRefusedError):
+        kind = _not_a_socket(path)
+        if kind is not None:
+            return AgentUnreachable(
+                "%s is %s, not a socket: point --socket (or $LEADERD_SOCKET) at the agent's "
+                "api.socket, or use --config with the agent's config file" % (path, kind)
+            )
         return AgentUnreachable(
             "nothing listens on %s: leaderd is not running (the socket file is stale)" % path
         )
@@ -86,6 +93,21 @@ def _unreachable(path: str, exc: BaseException) -> AgentUnreachable:
     if isinstance(exc, (socket.timeout, asyncio.TimeoutError, TimeoutError)):
         return AgentTimeout("agent at %s did not accept the connection in time: is it hung?" % path)
     return AgentUnreachable("cannot connect to the agent at %s: %s" % (path, exc))
+
+
+def _not_a_socket(path: str):
+    """What path is ("a regular file", "a directory", ...) when it exists and is not a socket; else None."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISSOCK(mode):
+        return None
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    return "a special file"
 
 
 def _encode_request(cmd: str, **fields) -> bytes:

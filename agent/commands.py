@@ -15,19 +15,57 @@ from agent.exitcodes import EXIT_FAILURE, EXIT_NOT_LEADER, EXIT_OK, EXIT_UNREACH
 from agent.paths import SYSTEM_SOCKET_PATH, USER_SOCKET_PATH_TEXT
 
 
+DEFAULT_CLIENT_TIMEOUT = "5s"
+
+
 def _add_socket(parser):
-    parser.add_argument("--socket", metavar="PATH", default=None,
-                        help="the agent's API socket (default: $LEADERD_SOCKET, %s, %s)"
-                             % (USER_SOCKET_PATH_TEXT, SYSTEM_SOCKET_PATH))
+    """--socket / --config (which socket) and --timeout (how long to wait) of a client subcommand."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--socket", metavar="PATH", default=None,
+                       help="the agent's API socket (default: $LEADERD_SOCKET, %s, %s)"
+                            % (USER_SOCKET_PATH_TEXT, SYSTEM_SOCKET_PATH))
+    where.add_argument("--config", metavar="FILE", default=None,
+                       help="the agent's config file: talk to the api.socket it names (as `run "
+                            "--config FILE` listens on)")
+    parser.add_argument("--timeout", metavar="D", default=DEFAULT_CLIENT_TIMEOUT,
+                        help='how long to wait for the agent to answer, e.g. "500ms", "10s"; a bare '
+                             "number is seconds (default: %s)" % DEFAULT_CLIENT_TIMEOUT)
 
 
 def _add_json(parser):
     parser.add_argument("--json", action="store_true", help="print JSON (a stable, documented shape)")
 
 
+class _UsageError(Exception):
+    """A bad --config or --timeout: printed, and the command exits EXIT_USAGE."""
+
+
 def _client(args):
+    """The Client for --socket / --config and --timeout; _UsageError when they are unusable."""
     from agent.client import Client
-    return Client(args.socket)
+    from agent.durations import parse_duration
+    try:
+        timeout_ms = parse_duration(args.timeout)
+    except ValueError as exc:
+        raise _UsageError("--timeout: %s" % exc) from None
+    if timeout_ms <= 0:
+        raise _UsageError("--timeout: must be longer than 0, got %r" % (args.timeout,))
+    path = args.socket
+    if args.config is not None:
+        from agent import config
+        try:
+            path = config.load_config(args.config).api.socket
+        except ValueError as exc:
+            raise _UsageError("--config: the socket is not known, the config is not usable:\n%s" % exc) from None
+    return Client(path, timeout=timeout_ms / 1000.0)
+
+
+def _unreachable_message(exc, args):
+    """The line printed when the agent cannot be reached; a timeout names --timeout."""
+    from agent.client import AgentTimeout
+    if isinstance(exc, AgentTimeout):
+        return "leaderd: %s (waited --timeout %s)" % (exc, args.timeout)
+    return "leaderd: %s" % exc
 
 
 def _call(args, method):
@@ -35,9 +73,13 @@ def _call(args, method):
     from agent.client import ApiError, AgentUnreachable
     try:
         client = _client(args)
+    except _UsageError as exc:
+        print("leaderd %s: %s" % (args.command, exc), file=sys.stderr)
+        return None, EXIT_USAGE
+    try:
         return getattr(client, method)(), EXIT_OK
     except AgentUnreachable as exc:
-        print("leaderd: %s" % exc, file=sys.stderr)
+        print(_unreachable_message(exc, args), file=sys.stderr)
     except ApiError as exc:
         print("leaderd: the agent answered with an error: %s" % exc, file=sys.stderr)
     return None, EXIT_UNREACHABLE
@@ -61,7 +103,8 @@ def add_run(sub):
                        description="Run the agent in the foreground, logging to stderr. Under "
                                    "systemd (Type=notify) it reports READY=1 once its socket answers, "
                                    "STATUS= with the leader, and WATCHDOG=1 when WatchdogSec is set. "
-                                   "SIGHUP reloads keys, keyring, priority, hooks and health check; "
+                                   "SIGHUP reloads keys, keyring, priority, hooks and health check "
+                                   "and logs what changed; "
                                    "SIGTERM leaves gracefully (a leader resigns first). Without "
                                    "--config it runs with defaults and warns that it is insecure.")
     p.add_argument("--config", metavar="FILE", help="YAML config file (see configs/)")
@@ -218,7 +261,8 @@ def add_watch(sub):
     p = sub.add_parser("watch", help="stream leadership and membership changes",
                        description="Print one line per leadership or membership change until "
                                    "interrupted. The first line is the current leader. With --json, "
-                                   "one JSON object per line with an \"event\" field.")
+                                   "one JSON object per line with an \"event\" field. --timeout bounds "
+                                   "the wait for the agent's first answer; the stream itself has none.")
     _add_socket(p)
     _add_json(p)
     p.set_defaults(func=cmd_watch)
@@ -227,13 +271,18 @@ def add_watch(sub):
 def cmd_watch(args):
     from agent.client import ApiError, AgentUnreachable
     try:
-        for event in _client(args).watch():
+        client = _client(args)
+    except _UsageError as exc:
+        print("leaderd watch: %s" % exc, file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        for event in client.watch():
             if args.json:
                 print(json.dumps(event, sort_keys=True), flush=True)
             else:
                 print(_describe(event), flush=True)
     except AgentUnreachable as exc:
-        print("leaderd: %s" % exc, file=sys.stderr)
+        print(_unreachable_message(exc, args), file=sys.stderr)
         return EXIT_UNREACHABLE
     except ApiError as exc:
         print("leaderd: %s" % exc, file=sys.stderr)
@@ -293,9 +342,14 @@ def cmd_keygen(args):
 
 def add_check_config(sub):
     p = sub.add_parser("check-config", help="validate a config file without starting",
-                       description="Validate a config file and the files it names (keys, keyring) "
-                                   "without starting. Exit 0 if valid, 2 with one message per problem "
-                                   "(naming the key, the bad value and what is allowed) if not.")
+                       description="Validate a config file, the files it names (keys, keyring) and "
+                                   "the programs it runs (hooks, health check: they must exist and be "
+                                   "executable by this user), without starting; seed host names that "
+                                   "do not resolve are warnings. Exit 0 if valid, 2 with one message "
+                                   "per problem (naming the key, the bad value and what is allowed) "
+                                   "if not. With --json, print the verdict as one object on stdout: "
+                                   "{file, valid, errors, warnings, config} (config is null when the "
+                                   "file does not parse; api.mode is written \"0660\").")
     p.add_argument("file", metavar="FILE")
     _add_json(p)
     p.set_defaults(func=cmd_check_config)
@@ -303,20 +357,31 @@ def add_check_config(sub):
 
 def cmd_check_config(args):
     from agent import config
+    cfg, errors, warnings = None, [], []
     try:
         cfg = config.load_config(args.file)
-        rt = config.load_runtime(cfg)
-    except (OSError, ValueError) as exc:
-        print("%s" % exc, file=sys.stderr)
-        return EXIT_USAGE
+    except config.ConfigError as exc:
+        errors.extend(exc.errors)
+    if cfg is not None:
+        try:
+            warnings.extend(config.load_runtime(cfg).warnings)
+        except config.ConfigError as exc:
+            errors.extend(exc.errors)
+        more_errors, more_warnings = config.check_installation(cfg)
+        errors.extend(more_errors)
+        warnings.extend(more_warnings)
     if args.json:
-        print(json.dumps(cfg.as_dict(), sort_keys=True))
+        print(json.dumps({"file": args.file, "valid": not errors, "errors": errors, "warnings": warnings,
+                          "config": None if cfg is None else cfg.as_dict()}, sort_keys=True))
     else:
-        print("%s: valid (node %s, cluster %s, profile %s)" % (
-            args.file, cfg.node.name, cfg.cluster.name, cfg.gossip.profile.name))
-    for warning in rt.warnings:
-        print("warning: %s" % warning, file=sys.stderr)
-    return EXIT_OK
+        for error in errors:
+            print("%s: %s" % (args.file, error), file=sys.stderr)
+        for warning in warnings:
+            print("warning: %s" % warning, file=sys.stderr)
+        if not errors:
+            print("%s: valid (node %s, cluster %s, profile %s)" % (
+                args.file, cfg.node.name, cfg.cluster.name, cfg.gossip.profile.name))
+    return EXIT_USAGE if errors else EXIT_OK
 
 
 # --- ping -----------------------------------------------------------------

@@ -86,6 +86,7 @@ import difflib
 import ipaddress
 import os
 import re
+import shutil
 import socket
 import types
 
@@ -100,7 +101,7 @@ __all__ = [
     "ConfigError", "Config", "NodeConfig", "ClusterConfig", "ElectionConfig", "GossipConfig",
     "ApiConfig", "HooksConfig", "HealthConfig", "LogConfig", "Runtime",
     "load_config", "parse_config", "default_config", "default_socket_path", "default_node_name",
-    "load_runtime", "node_arguments", "find_advertise_host", "DEFAULT_PORT",
+    "load_runtime", "check_installation", "node_arguments", "find_advertise_host", "DEFAULT_PORT",
 ]
 
 DEFAULT_PORT = 7946          # Serf's LAN port: people recognise it
@@ -230,8 +231,10 @@ class Config:
     source: str = "<config>"
 
     def as_dict(self):
-        """Plain, JSON-ready data (durations in ms, keys base64) for check-config and tests."""
-        return _plain(self)
+        """Plain, JSON-ready data (durations in ms, keys base64, api.mode as "0660") for check-config and tests."""
+        data = _plain(self)
+        data["api"]["mode"] = "%04o" % self.api.mode
+        return data
 
 
 def _plain(value):
@@ -771,6 +774,53 @@ def load_runtime(config, find_host=find_advertise_host):
     return Runtime(keyring=keyring, signer=signer, verifier=keyfiles.verify, public_key=public_key,
                    trusted_keys=None if trusted is None else _frozen_map(trusted),
                    advertise=advertise, warnings=tuple(warnings))
+
+
+def _program_problem(program, which):
+    """Why argv[0] = program cannot be started (a sentence), or None when it can."""
+    if os.sep not in program:
+        if which(program) is None:
+            return "%r is not found in PATH (%s); give its full path" % (program, os.environ.get("PATH", ""))
+        return None
+    if not os.path.exists(program):
+        return "%s does not exist" % program
+    if os.path.isdir(program):
+        return "%s is a directory, not a program" % program
+    if not os.access(program, os.X_OK):
+        return "%s is not executable (by this user): chmod +x it" % program
+    return None
+
+
+def check_installation(config, resolve=socket.getaddrinfo, which=shutil.which):
+    """What check-config adds to load_runtime: (errors, warnings) about the machine a config will run on.
+
+    Errors: a hook's or the health check's program (argv[0]) that does not
+    exist, is not executable by this user, or is not in PATH; the agent
+    would start, and the hook or check would fail each time. Warnings: a
+    seed host name that does not resolve (IPv4, as the agent resolves it
+    when it starts): DNS may come up later, but an agent that starts
+    without it goes on without that seed.
+    """
+    errors, warnings = [], []
+    programs = [("hooks." + event, getattr(config.hooks, event)) for event in HOOK_EVENTS]
+    programs.append(("health.command", config.health.command))
+    for key, argv in programs:
+        if argv:
+            problem = _program_problem(argv[0], which)
+            if problem is not None:
+                errors.append("%s[0]: %s" % (key, problem))
+    for index, (host, port) in enumerate(config.cluster.seeds):
+        try:
+            ipaddress.ip_address(host)
+            continue  # an address: nothing to resolve
+        except ValueError:
+            pass
+        try:
+            resolve(host, port, socket.AF_INET, socket.SOCK_DGRAM)
+        except (OSError, UnicodeError) as exc:
+            warnings.append("cluster.seeds[%d]: %s does not resolve now (%s); an agent started before "
+                            "it does goes on without this seed" % (index, host, getattr(exc, "strerror", None) or exc))
+    return errors, warnings
 
 
 def _format_hostport(address):

@@ -8,6 +8,7 @@ SIGHUP: build and validate a fresh config, then swap what can be swapped).
 """
 
 import asyncio
+import errno
 import json
 import logging
 import os
@@ -90,8 +91,17 @@ class Agent:
         """Binds the socket, creates the node, joins, opens the API, tells systemd."""
         cfg, rt = self.cfg, self.runtime
         bind = cfg.node.bind
-        self.transport, _ = await self.loop.create_datagram_endpoint(
-            lambda: _Transport(self), local_addr=bind, reuse_port=False)
+        try:
+            self.transport, _ = await self.loop.create_datagram_endpoint(
+                lambda: _Transport(self), local_addr=bind, reuse_port=False)
+        except OSError as exc:
+            # asyncio's message names no address: say which one, and whose key it is.
+            where = ("[%s]:%d" if ":" in bind[0] else "%s:%d") % bind
+            if exc.errno == errno.EADDRINUSE:
+                why = "address already in use: another agent (or a `leaderd run` in a terminal) holds it"
+            else:
+                why = exc.strerror or str(exc)
+            raise OSError("cannot bind UDP %s (node.bind): %s" % (where, why)) from None
         sock = self.transport.get_extra_info("socket")
         for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
             try:
@@ -261,13 +271,15 @@ class Agent:
         except Exception:
             failed.append("health")
             log.exception("SIGHUP: cannot apply health; the agent keeps running")
+        changes = reload_changes(self.cfg, self.runtime, cfg, rt)
         self.cfg, self.runtime = cfg, rt
+        summary = "; ".join(changes) if changes else "nothing changed"
         if failed:
             self.stats["reload_errors"] += 1
-            log.error("SIGHUP: configuration reloaded except %s (errors above)", ", ".join(failed))
+            log.error("SIGHUP: configuration reloaded except %s (errors above): %s", ", ".join(failed), summary)
         else:
             self.stats["reloads"] += 1
-            log.info("SIGHUP: configuration reloaded")
+            log.info("SIGHUP: configuration reloaded: %s", summary)
         self._pump()
 
     async def _swap_health(self, cfg, now):
@@ -488,6 +500,58 @@ class Agent:
             "authenticated": node.authenticated,
             "leader": self.leader(), "members": counts, "stats": stats,
         }
+
+
+def _show_argv(argv):
+    return "none" if not argv else " ".join(argv)
+
+
+def _names(keys):
+    return ", ".join(sorted(keys)) or "none"
+
+
+def reload_changes(old_cfg, old_rt, new_cfg, new_rt):
+    """What a reload changes among what it applies, as "key old -> new" phrases (none: an empty list)."""
+    changes = []
+
+    def compare(key, old, new, show=str):
+        if old != new:
+            changes.append("%s %s -> %s" % (key, show(old), show(new)))
+
+    compare("node.priority", old_cfg.node.priority, new_cfg.node.priority)
+    compare("election.preempt", old_cfg.election.preempt, new_cfg.election.preempt,
+            lambda v: "true" if v else "false")
+    compare("election.preempt_delay", old_cfg.election.preempt_delay_ms, new_cfg.election.preempt_delay_ms,
+            format_duration)
+    compare("cluster.keyring_file", old_cfg.cluster.keyring_file, new_cfg.cluster.keyring_file)
+    if old_rt.keyring != new_rt.keyring:
+        old_keys, new_keys = old_rt.keyring or (), new_rt.keyring or ()
+        primary = "a new primary key" if old_keys[:1] != new_keys[:1] else "the same primary key"
+        changes.append("cluster keys: %d -> %d, %s" % (len(old_keys), len(new_keys), primary))
+    if old_rt.public_key != new_rt.public_key:
+        changes.append("election.signing_key_file: a different key (%s)" % (new_cfg.election.signing_key_file or "none"))
+    old_trust, new_trust = dict(old_rt.trusted_keys or {}), dict(new_rt.trusted_keys or {})
+    if old_trust != new_trust or (old_rt.trusted_keys is None) != (new_rt.trusted_keys is None):
+        added = set(new_trust) - set(old_trust)
+        removed = set(old_trust) - set(new_trust)
+        replaced = {n for n in set(old_trust) & set(new_trust) if old_trust[n] != new_trust[n]}
+        parts = ["a trust list now (claims verified)"] if old_rt.trusted_keys is None else []
+        parts += ["trusted %s" % _names(added)] if added else []
+        parts += ["no longer trusted %s" % _names(removed)] if removed else []
+        parts += ["new key for %s" % _names(replaced)] if replaced else []
+        if new_rt.trusted_keys is None:
+            parts.append("no trust list now (claims unverified)")
+        changes.append("trusted keys: " + ", ".join(parts))
+    for event in config_mod.HOOK_EVENTS:
+        compare("hooks." + event, getattr(old_cfg.hooks, event), getattr(new_cfg.hooks, event), _show_argv)
+    compare("hooks.timeout", old_cfg.hooks.timeout_ms, new_cfg.hooks.timeout_ms, format_duration)
+    compare("health.command", old_cfg.health.command, new_cfg.health.command, _show_argv)
+    for field in ("interval_ms", "timeout_ms"):
+        compare("health." + field[:-3], getattr(old_cfg.health, field), getattr(new_cfg.health, field),
+                format_duration)
+    for field in ("rise", "fall"):
+        compare("health." + field, getattr(old_cfg.health, field), getattr(new_cfg.health, field))
+    return changes
 
 
 # What a reload cannot change: the running values stay, with a warning each time.

@@ -660,3 +660,7 @@ async def test_bad_mode_refuses_to_start(sock_path):
     with pytest.raises(ApiStartError, match="mode"):
         await ApiServer(sock_path, FakeProvider(), mode="rw-rw----").start()
     assert not os.path.exists(sock_path)
+    # A mode out of range is written in octal, as configs write it, not as the decimal int.
+    with pytest.raises(ApiStartError, match='api mode 1660: expected permissions between "0000" and "0777"'):
+        await ApiServer(sock_path, FakeProvider(), mode=0o1660).start()
+    assert not os.path.exists(sock_path)

@@ -314,7 +314,7 @@ def test_load_config_reports_yaml_errors_and_duplicates(tmp_path):
 def test_as_dict_is_plain_data():
     data = parse(DESIGN_EXAMPLE).as_dict()
     assert json.loads(json.dumps(data)) == data
-    assert data["node"]["priority"] == 150 and data["api"]["mode"] == 0o660
+    assert data["node"]["priority"] == 150 and data["api"]["mode"] == "0660"
     assert data["gossip"]["profile"]["probe_interval_ms"] == 500
 
 
