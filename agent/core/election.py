@@ -541,12 +541,9 @@ class Election:
         # its term would let them inflate terms.
         if self._check(claim, now, own=True) is not None:
             return
-        # Take the role back with a fresh term, or give it up. A node that
-        # cannot lead does not adopt the term: if the others never believed
-        # that claim (they do not trust this node), a term they never saw
-        # would leave this node refusing their leader's heartbeats as stale.
+        # Take the role back with a fresh term, or give it up.
+        self.term = claim.term
         if self.can_lead():
-            self.term = claim.term
             self._claim(now, self.term + 1)
         else:
             self._send_to_all([self._resign_message(claim.term)])
