@@ -22,7 +22,9 @@ Protocol summary (docs/PROTOCOL.md has the details):
   each up to retransmit_mult * ceil(log10(n + 1)) times (broadcast.py).
 - Anti-entropy: full state sync (push-pull) with a random member every
   push_pull_interval (scaled up past 32 members), with the seeds on join, and
-  with a random dead member every dead_reprobe_interval, so partitions heal.
+  with one dead member every dead_reprobe_interval, in turn (each of k dead
+  members within k intervals, not "likely": a random pick may miss one for
+  minutes), so partitions heal.
 """
 
 from agent.core import events, wire
@@ -129,6 +131,7 @@ class Node:
         self._seq = rng.getrandbits(30)
         self._live = NameSet()
         self._dead = NameSet()
+        self._reprobe_turn = 0
         self._probe_order = []
         self._probe_pos = 0
         self._probe = None
@@ -1170,8 +1173,15 @@ class Node:
             self.table.remove(name)
             self._dead.discard(name)
             self._told_dead.pop(name, None)
-        name = self._dead.pick(self.rng)
-        if name is not None:
+        dead = self._dead.names
+        if dead:
+            # In turn through the dead list (removal swaps the last name into
+            # the gap, so one may come up early; none waits past a full turn
+            # of a list that did not change).
+            if self._reprobe_turn >= len(dead):
+                self._reprobe_turn = 0
+            name = dead[self._reprobe_turn]
+            self._reprobe_turn += 1
             self._send_sync(self.table.get(name).address, True, False)
 
     # --- Events and drops -----------------------------------------------

@@ -316,6 +316,36 @@ def test_partition_heals_after_gossip_to_the_dead_is_over():
     _partition_and_heal(2, PROFILE.gossip_to_the_dead_ms + PROFILE.dead_reprobe_interval_ms)
 
 
+def test_dead_members_are_reprobed_in_turn():
+    """n0 cut off from five members it holds dead: once gossip to the dead is
+    over, only the dead re-probe (one sync per dead_reprobe_interval) reaches
+    them, and it takes each in turn: all five within five intervals. (A random
+    pick each interval left one out for minutes: a healed side stayed apart,
+    and its leader's term below the one the other side had followed.)"""
+    net = converged_cluster(6, seed=3)
+    others = names(6)[1:]
+    cut = [net.address(name) for name in others]
+    me = net.address("n0")
+    sent = {}
+
+    def cut_off(src, dst, data):
+        if src == me and dst in cut:
+            sent[dst] = sent.get(dst, 0) + 1
+            return True
+        return (src in cut) != (dst in cut)
+
+    net.drop = cut_off
+    # Alone, n0 hears no acks: Lifeguard slows its probes (awareness), so
+    # this takes longer than the cluster's detection bound.
+    bound = PROFILE.awareness_max_multiplier * detection_bound_ms(PROFILE, 6)
+    assert net.run(bound, lambda: net.all_see("dead", others, ["n0"])), net.describe()
+    net.run(PROFILE.gossip_to_the_dead_ms + PROFILE.dead_reprobe_interval_ms)
+    sent.clear()
+    net.run(5 * PROFILE.dead_reprobe_interval_ms)
+    missed = [name for name in others if net.address(name) not in sent]
+    assert not missed, "n0 re-probed %r in 5 intervals, never %r" % (sent, missed)
+
+
 def test_graceful_leave():
     net = converged_cluster(4)
     leaver = net.by_name["n2"]
