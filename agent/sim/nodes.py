@@ -23,6 +23,8 @@ import hashlib
 
 from agent.core.node import Node
 
+# The daemon's default cluster.join_timeout (agent/config.py).
+JOIN_TIMEOUT_MS = 5000
 # Verification results kept by the shared cache before it starts afresh.
 _SHARED_CACHE_SIZE = 4096
 
@@ -40,15 +42,20 @@ class NodeFactory:
     secure=False builds insecure cores (no keys, no trust list: unsigned claims).
     `untrusted` names get a key of their own but are left out of everyone's
     trust list: they are members, never leaders.
+    join_timeout_ms is the daemon's `cluster.join_timeout` (default 5 s, as
+    the daemon's): a core whose seeds are all down (a restart while they
+    are) takes part in the election alone after it, as an agent does;
+    None waits for a seed for ever.
     """
 
     def __init__(self, seed, names, secure=True, preempt=True, preempt_delay_ms=None,
-                 untrusted=(), shared_cache=True):
+                 untrusted=(), shared_cache=True, join_timeout_ms=JOIN_TIMEOUT_MS):
         self.seed = seed
         self.secure = secure
         self.preempt = preempt
         self.preempt_delay_ms = preempt_delay_ms
         self.untrusted = frozenset(untrusted)
+        self.join_timeout_ms = join_timeout_ms
         self._private = {}
         self._signers = {}
         self.trusted_keys = None
@@ -102,7 +109,7 @@ class NodeFactory:
         return ok
 
     def __call__(self, name, address, profile, rng, now, priority, term=0):
-        options = {"preempt": self.preempt}
+        options = {"preempt": self.preempt, "join_timeout_ms": self.join_timeout_ms}
         if term:
             options["term"] = term  # the daemon's term file, from this name's earlier cores
         if self.preempt_delay_ms is not None:
