@@ -380,13 +380,30 @@ def test_rejects_public_keys_that_do_not_decode():
     assert ed25519.verify((1).to_bytes(32, "little"), message, signature) is False
 
 
+def _signature_with_r(seed, public, message, r_encoding):
+    # A signature whose R is the identity point (nonce 0), written as
+    # r_encoding: S = h * a with h over that very encoding, so a verifier
+    # that reduced R's y modulo p would accept it.
+    digest = hashlib.sha512(seed).digest()
+    clamped = bytearray(digest[:32])
+    clamped[0] &= 248
+    clamped[31] = (clamped[31] & 127) | 64
+    a = int.from_bytes(clamped, "little")
+    h = int.from_bytes(hashlib.sha512(r_encoding + public + message).digest(), "little") % ed25519.L
+    return r_encoding + (h * a % ed25519.L).to_bytes(32, "little")
+
+
 def test_rejects_non_canonical_r():
-    seed, public, message, signature = _rfc_vectors()[0]
-    r = int.from_bytes(signature[:32], "little")
-    y, sign = r & ((1 << 255) - 1), r >> 255
-    if y + P < 2 ** 255:
-        bad = ((y + P) | sign << 255).to_bytes(32, "little") + signature[32:]
-        assert ed25519.verify(public, message, bad) is False
+    # The identity point has y = 1, so y + p (< 2^255) encodes it again,
+    # non-canonically: RFC 8032 5.1.7 says reject. The same construction
+    # with the canonical encoding verifies, so the rejection is about the
+    # encoding and nothing else.
+    seed, public, message, _ = _rfc_vectors()[0]
+    canonical = (1).to_bytes(32, "little")
+    non_canonical = (1 + ed25519.P).to_bytes(32, "little")
+    assert 1 + ed25519.P < 2 ** 255
+    assert ed25519.verify(public, message, _signature_with_r(seed, public, message, canonical)) is True
+    assert ed25519.verify(public, message, _signature_with_r(seed, public, message, non_canonical)) is False
 
 
 def test_arguments_that_are_not_bytes_raise_type_error():
