@@ -337,7 +337,13 @@ def test_board_keeps_answering_pings_while_it_verifies(runtime, tmp_path):
             # The 32 forged claims, and the leader's heartbeats meanwhile.
             assert len(took) >= 32, board.describe()
             assert rtts, "no ping ran during the checks"
-            assert max(rtts) < sum(took) + 50, (max(rtts), took)
+            # Sliced, not blocking: a board that checked without yielding
+            # would answer about one ping per check, each after most of a
+            # check. Sliced, pings are answered while a check runs: several
+            # a check, and the typical ping far shorter than the typical check.
+            rtts_sorted, took_sorted = sorted(rtts), sorted(took)
+            assert len(rtts) >= 3 * len(took), (len(rtts), len(took))
+            assert 3 * rtts_sorted[len(rtts) // 2] < took_sorted[len(took) // 2], (rtts_sorted, took_sorted)
             assert board.leader() == ("node-0", info["term"]), board.describe()
         finally:
             if pinger is not None:
