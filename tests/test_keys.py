@@ -101,10 +101,14 @@ def test_exposed_private_key_is_refused_with_the_chmod_command(tmp_path, mode):
     assert "chmod 600 " + key_path in message
 
 
-def test_owner_only_modes_are_accepted(tmp_path):
-    key_path, _ = keys.keygen("node-a", str(tmp_path))
-    os.chmod(key_path, 0o400)
-    keys.load_private_key(key_path)
+@pytest.mark.parametrize("mode", [0o400, 0o600])
+def test_owner_only_modes_are_accepted(tmp_path, mode):
+    # The key loads, and it is the key whose public half keygen wrote.
+    key_path, pub_path = keys.keygen("node-a", str(tmp_path))
+    os.chmod(key_path, mode)
+    private = keys.load_private_key(key_path)
+    assert keys.public_bytes(private) == keys.load_public_key(pub_path)
+    assert len(keys.public_bytes(private)) == 32
 
 
 def write(path, text, mode=0o600):
