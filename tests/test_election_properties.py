@@ -586,3 +586,62 @@ def test_returning_sole_candidate_is_followed_again():
     assert sim.metrics.agreed_now() == "node-2", (
         "after its pause node-2 leads in its own eyes at term %d, followed by: %r (seed 1)"
         % (sim.node(2).election.leader_term, [sim.node(i).leader() for i in range(3)]))
+
+
+def _terms(sim):
+    return [(slot.name, slot.node.leader()) for slot in sim.slots if slot.node is not None]
+
+
+def test_leader_of_a_lower_term_leads_above_a_resigned_one():
+    """Was a core bug (found by the machine above, seed 988): while split,
+    node-1 led up to term 3 on its side and then resigned (ineligible), and
+    node-0 led at term 2 on the other. After the heal node-2, which had
+    followed term 3, could never follow term 2 (terms a node follows only
+    grow): it showed node-0 a claim of the wrong term (a resignation left
+    the previous settled claim in place), and node-0 could not lead above a
+    claimant that had since signed itself ineligible. Now node-0 leads above
+    term 3 and everybody follows it."""
+    sim, _ = _cluster(seed=1, nodes=2, priorities=[100, 200])
+    assert sim.metrics.agreed_now() == "node-1"
+    sim.partition([[0], [1]])
+    sim.run(sim.now + BOUND_MS)
+    for _ in range(2):  # node-1 restarts twice: terms 2 and 3 on its side
+        sim.restart(1)
+        sim.run(sim.now + BOUND_MS)
+    assert sim.node(1).election.leader_term > sim.node(0).election.leader_term, _terms(sim)
+    top = sim.node(1).election.leader_term
+    sim.set_eligible(1, False)
+    sim.run(sim.now + 2000)
+    sim.heal()
+    end = sim.now + BOUND_MS
+    while sim.now < end:
+        sim.run(sim.now + 50)
+        assert sim.node(0).leader()[0] == "node-0", (
+            "t=%d: node-0 follows %r, which resigned term %d and is ineligible" % (sim.now, sim.node(0).leader(), top))
+    leaders = _terms(sim)
+    assert all(leader is not None and leader[0] == "node-0" and leader[1] > top for _, leader in leaders), (
+        "after the heal (node-1 led term %d, then resigned): %r" % (top, leaders))
+
+
+def test_leader_of_a_lower_term_leads_above_a_dead_claimant():
+    """Was a core bug (found by the machine above): while split, node-1 led
+    up to term 3 on its side and then crashed; node-0 led at term 2 on the
+    other. After the heal node-2, which had followed term 3, could never
+    follow term 2, and node-0 would not lead above a claim from a member it
+    held dead (it only probed it). Now node-0 adopts the proved term and
+    claims above it at its next heartbeat."""
+    sim, _ = _cluster(seed=1, nodes=3, priorities=[100, 200, 0])
+    sim.partition([[0], [1, 2]])
+    sim.run(sim.now + BOUND_MS)
+    for _ in range(2):
+        sim.restart(1)
+        sim.run(sim.now + BOUND_MS)
+    top = sim.node(1).election.leader_term
+    assert top > sim.node(0).election.leader_term, _terms(sim)
+    sim.crash(1)
+    sim.run(sim.now + 2000)
+    sim.heal()
+    sim.run(sim.now + BOUND_MS)
+    leaders = _terms(sim)
+    assert all(leader is not None and leader[0] == "node-0" and leader[1] > top for _, leader in leaders), (
+        "after the heal (node-1 led term %d, then crashed): %r" % (top, leaders))

@@ -349,6 +349,10 @@ class Election:
         """As leader: re-asserts the claim at once, counter one higher, signed afresh."""
         if self.leader != self.name or self.leader_counter >= _MAX_TERM:
             return
+        if self.term > self.leader_term:
+            # A later term was proved to us while we led (above): lead above it.
+            self._claim(now, self.term + 1)
+            return
         self._claim(now, self.leader_term, self.leader_counter + 1)
 
     # --- Claims ---------------------------------------------------------
@@ -473,7 +477,7 @@ class Election:
             # A leader that never heard of the later term keeps asserting its
             # old one, which we may not follow (terms must not fall): show
             # it the later claim, so it claims above it (once per term).
-            self._hint(claim, self.settled_claim)
+            self._hint(claim, self.settled_claim, now)
             return
         if self._check(claim, now, urgent=claim.name == self.candidate()) is not None:
             return
@@ -485,6 +489,22 @@ class Election:
         rank = (claim.priority, claim.name)
         leader_rank = (self.priority, self.name) if leading else (self._leader_priority_now(), self.leader)
         if rank > leader_rank and claim.term > self.leader_term:
+            member = self.table.get(claim.name)
+            if leading and (member is None or not member.is_live()
+                            or (not self._eligible(member) and member.incarnation > claim.incarnation)):
+                # A later term from a claimant that cannot lead now: one we
+                # hold dead, or that has since signed itself ineligible (a
+                # hint: another node followed it, then lost it). Its term is
+                # history, signed, so we must lead above it (fencing tokens
+                # only grow), but not at once: one alive refutes its death
+                # first, and is followed. Adopted now; our next heartbeat
+                # claims above it (a claim interval, never a claim war).
+                if self._check(claim, now, urgent=True, own=True) is None:
+                    if claim.term > self.term:
+                        self.term = claim.term
+                    if member is not None and not member.is_live():
+                        self._tell_dead(member, member.address, now)
+                return
             # A better claimant with a later term: preemption, or the winner
             # of a healed partition. (Its priority is signed in the claim.)
             if self._check(claim, now, urgent=True) is not None:
@@ -516,15 +536,19 @@ class Election:
         # heartbeat.
         if not leading and claim.term > self.leader_term and (self._rival is None or claim.term >= self._rival.term):
             self._rival = claim
-        self._hint(claim, self.claim_message)
+        self._hint(claim, self.claim_message, now)
 
-    def _hint(self, claim, message):
+    def _hint(self, claim, message, now):
         member = self.table.get(claim.name)
         if message is None or member is None or not member.is_live():
             return
+        # Once per rival and term, and again every few claim intervals while
+        # it keeps asserting that term (a hint lost in a partition, or sent
+        # before the rival could act on it, is not the last).
         key = (_HINT, claim.name, claim.term)
-        if key not in self._hinted:
-            self._note(key, True)
+        sent = self._hinted.get(key)
+        if sent is None or now - sent >= _LEADER_TIMEOUT_INTERVALS * self.profile.claim_interval_ms:
+            self._note(key, now)
             self._send(member.address, [message])
 
     def _note(self, key, value):
@@ -711,6 +735,10 @@ class Election:
         self.broadcasts.remove(_CLAIM_KEY)
         self.broadcasts.enqueue(("election", 1), message)
         self.settled_term = term
+        # Our own claim is what we show a leader of a lower term (_hint): the
+        # proof that this term was led, so it leads above it.
+        self.settled_claim = self.claim_message
+        self.settled_leader = self.name
         self.resigned_leader = self.name
         self.leader = None
         self.claim_message = None
