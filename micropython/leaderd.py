@@ -283,6 +283,11 @@ class Agent:
                         self.stats["spare_used"] += 1
                     handled += 1
                     node.receive_datagram(data, self._address(raw), self.now())
+                    data = None
+                    # Its replies go now, not after the batch: a board behind
+                    # on a join burst would otherwise hold up to a batch of
+                    # them (state syncs of ~1.4 KB each) at once.
+                    self._send()
                 except OSError as exc:
                     if exc.args[0] not in (11, 35):  # EAGAIN / EWOULDBLOCK: drained
                         self.stats["recv_errors"] += 1
