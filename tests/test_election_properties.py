@@ -41,12 +41,13 @@ node follows the eligible live trusted node with the highest (priority,
 name).
 
 Every run is a pure function of hypothesis's draws (the simulator is seeded
-by the drawn `seed`). The suite (and CI) runs one fixed set of schedules
-(derandomized), so a red run is a regression, never luck; with
-LEADERD_RANDOM_SCHEDULES=1 hypothesis draws new schedules at every run (no
-database), the way to hunt for new bugs:
+by the drawn `seed`). Hypothesis draws new schedules at every run of the
+suite (CI included; no example database), so each run explores schedules no
+earlier run tried: that is how the machine found the bugs reproduced below.
+To replay the one fixed, derandomized set instead (to compare two checkouts
+on the same schedules):
 
-    LEADERD_RANDOM_SCHEDULES=1 .venv/bin/python -m pytest -q tests/test_election_properties.py
+    LEADERD_FIXED_SCHEDULES=1 .venv/bin/python -m pytest -q tests/test_election_properties.py
 
 On failure it prints the falsifying schedule, step by step with the seed in
 `start(...)`, and a @reproduce_failure(...) line: put it on the machine
@@ -482,7 +483,7 @@ class SafetyMachine(ElectionMachine):
 PHASES = tuple(Phase) if os.environ.get("LEADERD_SHRINK") else (Phase.explicit, Phase.generate)
 ElectionMachine.TestCase.settings = settings(
     max_examples=150, stateful_step_count=30, deadline=None,
-    derandomize=not os.environ.get("LEADERD_RANDOM_SCHEDULES"), database=None,
+    derandomize=bool(os.environ.get("LEADERD_FIXED_SCHEDULES")), database=None,
     print_blob=True, phases=PHASES, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 SafetyMachine.TestCase.settings = ElectionMachine.TestCase.settings
 TestElectionSafety = SafetyMachine.TestCase
