@@ -35,10 +35,12 @@ import asyncio
 import inspect
 import json
 import logging
+import fcntl
 import os
 import socket
 import stat
 import struct
+import termios
 
 from agent import __version__
 from agent.ratelimit import WarningLimiter
@@ -193,6 +195,23 @@ def _peer_uid(writer: asyncio.StreamWriter):
     return _UCRED.unpack(creds)[1]
 
 
+def _request_waiting(client) -> bool:
+    """Whether client's request may be on its way: a complete line read but not handled, or bytes not read yet.
+
+    A connection accepted in the same batch as others has its request still
+    in the kernel; a held one has nothing there (the transport reads what
+    comes at once), at most a partial line in the reader's buffer.
+    """
+    if b"\n" in getattr(client.reader, "_buffer", b""):  # StreamReader's buffer (no public accessor)
+        return True
+    sock = client.writer.get_extra_info("socket")
+    try:
+        waiting = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    except (AttributeError, OSError, ValueError):
+        return False
+    return struct.unpack("i", waiting)[0] > 0
+
+
 class _Budget:
     """Slots of one kind: `total` at most, the last `reserved` of them for privileged uids, `per_uid` for any other uid."""
 
@@ -245,11 +264,12 @@ class _Budget:
 class _Client:
     """One accepted connection: its peer's uid, the slot it holds, whether it has sent a request yet."""
 
-    __slots__ = ("uid", "privileged", "writer", "task", "slot", "requested")
+    __slots__ = ("uid", "privileged", "reader", "writer", "task", "slot", "requested")
 
-    def __init__(self, uid, privileged: bool, writer: asyncio.StreamWriter, task):
+    def __init__(self, uid, privileged: bool, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, task):
         self.uid = uid
         self.privileged = privileged
+        self.reader = reader
         self.writer = writer
         self.task = task
         self.slot = None  # None, "request" or "watch"
@@ -508,7 +528,7 @@ class ApiServer:
             writer.close()
             return
         uid = _peer_uid(writer)
-        client = _Client(uid, uid in self.reserved_uids, writer, asyncio.current_task())
+        client = _Client(uid, uid in self.reserved_uids, reader, writer, asyncio.current_task())
         refusal = self._admit(client)
         try:
             if refusal is not None:
@@ -539,13 +559,16 @@ class ApiServer:
         """Give client a request slot (None), or say why not ((reason, message)); never waits.
 
         A client that would be refused takes the slot of its uid's oldest
-        connection that has sent no request yet, if there is one.
+        connection that has sent no request yet, if there is one (and none
+        is on its way: a burst of one uid's clients is not a held connection).
         """
         refusal = self._requests.refusal(client.uid, client.privileged)
-        fresh = self._fresh.get(client.uid)
-        if refusal is not None and fresh:
-            self._replace(next(iter(fresh)))
-            refusal = self._requests.refusal(client.uid, client.privileged)
+        if refusal is not None:
+            for old in self._fresh.get(client.uid, ()):  # oldest first
+                if not _request_waiting(old):
+                    self._replace(old)
+                    refusal = self._requests.refusal(client.uid, client.privileged)
+                    break
         if refusal is not None:
             return refusal
         self._requests.take(client.uid, client.privileged)
@@ -563,8 +586,11 @@ class ApiServer:
         try:
             old.writer.write(_error_line("closed: another connection from uid %s needed the slot of this one, "
                                          "which had sent no request" % old.uid))
+            old.writer.close()  # after that line
         except Exception:  # the transport may be closing already: the line is a courtesy
             pass
+        # The handler may have its first line already (Python < 3.12's wait_for
+        # then swallows the cancellation): _serve also sees the slot gone.
         old.task.cancel()
 
     def _release(self, client: _Client) -> None:
@@ -609,10 +635,14 @@ class ApiServer:
                 )
                 return
             except asyncio.TimeoutError:
+                if client.slot is None:  # replaced meanwhile
+                    return
                 self.idle_closed += 1
                 log.debug("API: closing a connection from uid %s idle for %s s", client.uid, self.idle_timeout)
                 await self._write(writer, _error_line(
                     "closed: no complete request within %g s" % self.idle_timeout))
+                return
+            if client.slot is None:  # replaced (_replace) while its first line came in
                 return
             line = line.rstrip(b"\r\n")
             if line.strip():
