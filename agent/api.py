@@ -618,10 +618,15 @@ class ApiServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: _Client) -> None:
         """Answer requests line by line until EOF, an oversized line, idleness or watch."""
+        loop = asyncio.get_running_loop()
+        # idle_timeout counts from the connection or the last request: blank
+        # lines and bytes trickled without a newline do not extend it.
+        deadline = None if self.idle_timeout is None else loop.time() + self.idle_timeout
         while True:
             last = False
             try:
-                line = await asyncio.wait_for(reader.readuntil(b"\n"), self.idle_timeout)
+                wait = None if deadline is None else max(0.0, deadline - loop.time())
+                line = await asyncio.wait_for(reader.readuntil(b"\n"), wait)
             except asyncio.IncompleteReadError as exc:
                 # EOF; a final line without its newline is still a request.
                 line, last = exc.partial, True
@@ -655,11 +660,12 @@ class ApiServer:
                     log.debug("API: bad request %r: %s", line[:100], exc)
                     await self._write(writer, _error_line(str(exc)))
                 else:
-                    if request["cmd"] == "watch":
-                        if await self._watch(reader, writer, client):
-                            return  # streamed until a hangup: the connection is done
-                        continue
-                    await self._write(writer, await self._answer(request))
+                    if request["cmd"] != "watch":
+                        await self._write(writer, await self._answer(request))
+                    elif await self._watch(reader, writer, client):
+                        return  # streamed until a hangup: the connection is done
+                if deadline is not None:
+                    deadline = loop.time() + self.idle_timeout
             if last:
                 return
 
