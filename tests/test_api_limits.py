@@ -14,6 +14,7 @@ wait has a deadline and a condition (a reply, a report line, a counter).
 import asyncio
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import socket
@@ -111,6 +112,40 @@ async def test_a_connection_that_asked_something_is_never_replaced(make_server, 
     for raw in clients:
         assert (await raw.request({"cmd": "members"}))["ok"] is True
         raw.close()
+
+
+async def test_a_burst_past_a_uids_share_is_refused_not_replaced(make_server, sock_path):
+    server = await make_server(reserved_uids=(), max_clients=8, max_clients_per_uid=2)
+    # Four clients connect and send their request before the server runs at
+    # all (no await in between): it accepts them in one batch, each with its
+    # request waiting. Two are served; two are refused; none replaces another.
+    socks = []
+    for _ in range(4):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(str(sock_path))
+        sock.sendall(b'{"cmd": "leader"}\n')
+        socks.append(sock)
+    replies = []
+    for sock in socks:
+        reader, writer = await asyncio.open_unix_connection(sock=sock)
+        replies.append(json.loads(await asyncio.wait_for(reader.readline(), DEADLINE_S)))
+        writer.close()
+    errors = sorted(r.get("error", "") for r in replies)
+    assert [r["ok"] for r in replies].count(True) == 2, replies
+    assert errors[2:] == ["too many clients from uid %d (max 2 per uid); try again later" % OWN_UID] * 2, replies
+    assert server.counters()["api_replaced"] == 0
+
+
+async def test_refusals_warn_once_a_minute_per_uid(make_server, sock_path, caplog):
+    server = await make_server(reserved_uids=(), max_clients=8, max_clients_per_uid=1)
+    held = await connect_and_ask(sock_path)
+    for _ in range(4):
+        await refused_reply(sock_path)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith("API: refusing connection from uid %d: too many clients from uid" % OWN_UID)
+    assert server.counters()["api_refused_per_uid"] == 4
+    held.close()
 
 
 async def test_watchers_have_a_budget_of_their_own(make_server, sock_path):
