@@ -15,14 +15,32 @@ acknowledgement, a snapshot of the current leader, then one line per
 watcher has a bounded queue, and a watcher whose queue is full is
 disconnected, so a slow or vanished reader costs at most ``watch_queue``
 events of memory and never delays the agent.
+
+Limits: nobody can lock the API out (issue 11, item 4). Request connections
+and watchers have separate budgets (``max_clients``, ``max_watchers``), so
+watchers never crowd out requests. The peer's uid comes from SO_PEERCRED:
+the last ``reserved_clients`` / ``reserved_watchers`` slots of each budget
+are kept for root and the agent's own uid (``reserved_uids``), and any other
+uid holds at most ``max_clients_per_uid`` / ``max_watchers_per_uid``. A
+request connection has ``idle_timeout`` seconds to send each complete request
+line, then it is closed. A new connection that would be refused first
+replaces the oldest connection of the same uid that has sent no request yet,
+if there is one: a uid's idle connections never lock out that uid itself.
+Each refused, replaced or timed-out connection gets one error line before it
+is closed, and is counted (``counters()``); warnings about them are logged at
+most once a minute per reason (agent/ratelimit.py).
 """
 
 import asyncio
 import inspect
 import json
 import logging
+import fcntl
 import os
+import socket
 import stat
+import struct
+import termios
 
 from agent import __version__
 from agent.ratelimit import WarningLimiter
@@ -40,6 +58,19 @@ log = logging.getLogger(__name__)
 # The protocol version in every reply's "api" field. Raise it only for a change
 # an old client would misread; adding keys to replies does not count.
 API_VERSION = 1
+
+# The defaults of ApiServer's limits (OPERATIONS.md, "Limits of the API socket").
+# Request connections at once, all uids together; 1/8 of them are reserved, a uid gets 1/4.
+MAX_CLIENTS = 64
+# Watch connections at once, a budget of their own; the same shares.
+MAX_WATCHERS = 128
+# Seconds a request connection has to send each complete request line. The
+# client library sends its request as soon as it connects; 2 s leaves room
+# for a loaded machine, and closes idle connections before they pile up.
+IDLE_TIMEOUT_S = 2.0
+
+# struct ucred {pid_t pid; uid_t uid; gid_t gid;} as SO_PEERCRED returns it (Linux).
+_UCRED = struct.Struct("3i")
 
 COMMANDS = ("leader", "members", "status", "version", "watch", "transfer")
 _COMMAND_LIST = ", ".join(COMMANDS)
@@ -154,6 +185,97 @@ def _resolve_mode(mode) -> int:
     return mode
 
 
+def _peer_uid(writer: asyncio.StreamWriter):
+    """The uid of the process at the other end of a UNIX socket (SO_PEERCRED), or None where unknown."""
+    sock = writer.get_extra_info("socket")
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+    except (AttributeError, OSError):  # not Linux, or not a UNIX socket
+        return None
+    return _UCRED.unpack(creds)[1]
+
+
+def _request_waiting(client) -> bool:
+    """Whether client's request may be on its way: a complete line read but not handled, or bytes not read yet.
+
+    A connection accepted in the same batch as others has its request still
+    in the kernel; a held one has nothing there (the transport reads what
+    comes at once), at most a partial line in the reader's buffer.
+    """
+    if b"\n" in getattr(client.reader, "_buffer", b""):  # StreamReader's buffer (no public accessor)
+        return True
+    sock = client.writer.get_extra_info("socket")
+    try:
+        waiting = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    except (AttributeError, OSError, ValueError):
+        return False
+    return struct.unpack("i", waiting)[0] > 0
+
+
+class _Budget:
+    """Slots of one kind: `total` at most, the last `reserved` of them for privileged uids, `per_uid` for any other uid."""
+
+    __slots__ = ("kind", "total", "reserved", "per_uid", "used", "by_uid")
+
+    def __init__(self, kind: str, total: int, reserved: int, per_uid: int):
+        if total < 1:
+            raise ValueError("max_%s must be at least 1, got %r" % (kind, total))
+        if not 0 <= reserved < total:
+            raise ValueError("reserved_%s must be between 0 and max_%s - 1 (%d), got %r"
+                             % (kind, kind, total - 1, reserved))
+        if per_uid < 1:
+            raise ValueError("max_%s_per_uid must be at least 1, got %r" % (kind, per_uid))
+        self.kind = kind
+        self.total = total
+        self.reserved = reserved
+        self.per_uid = per_uid
+        self.used = 0
+        self.by_uid = {}  # unprivileged uid -> slots it holds
+
+    def refusal(self, uid, privileged: bool):
+        """None if uid may take a slot now, else (reason, the message for the refused client)."""
+        if privileged:
+            if self.used >= self.total:
+                return "full", "too many %s (max %d); try again later" % (self.kind, self.total)
+            return None
+        if self.by_uid.get(uid, 0) >= self.per_uid:
+            return "uid", "too many %s from uid %s (max %d per uid); try again later" % (
+                self.kind, uid, self.per_uid)
+        if self.used >= self.total - self.reserved:
+            return "full", "too many %s (max %d, of which %d are kept for root and the agent's uid); " \
+                           "try again later" % (self.kind, self.total, self.reserved)
+        return None
+
+    def take(self, uid, privileged: bool) -> None:
+        self.used += 1
+        if not privileged:
+            self.by_uid[uid] = self.by_uid.get(uid, 0) + 1
+
+    def give_back(self, uid, privileged: bool) -> None:
+        self.used -= 1
+        if not privileged:
+            left = self.by_uid[uid] - 1
+            if left:
+                self.by_uid[uid] = left
+            else:
+                del self.by_uid[uid]
+
+
+class _Client:
+    """One accepted connection: its peer's uid, the slot it holds, whether it has sent a request yet."""
+
+    __slots__ = ("uid", "privileged", "reader", "writer", "task", "slot", "requested")
+
+    def __init__(self, uid, privileged: bool, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, task):
+        self.uid = uid
+        self.privileged = privileged
+        self.reader = reader
+        self.writer = writer
+        self.task = task
+        self.slot = None  # None, "request" or "watch"
+        self.requested = False
+
+
 class _Watcher:
     """One watch connection: its bounded queue of encoded event lines and its transport."""
 
@@ -182,41 +304,76 @@ class ApiServer:
         mode=0o660,
         group=None,
         max_request_bytes: int = 4096,
-        max_clients: int = 64,
+        max_clients: int = MAX_CLIENTS,
         watch_queue: int = 256,
         write_timeout: float = 5.0,
-        idle_timeout: float = 300.0,
+        idle_timeout: float = IDLE_TIMEOUT_S,
+        max_watchers: int = MAX_WATCHERS,
+        reserved_clients=None,
+        reserved_watchers=None,
+        max_clients_per_uid=None,
+        max_watchers_per_uid=None,
+        reserved_uids=None,
     ):
         if max_request_bytes < 64:
             raise ValueError("max_request_bytes must be at least 64, got %r" % (max_request_bytes,))
-        if max_clients < 1:
-            raise ValueError("max_clients must be at least 1, got %r" % (max_clients,))
         if watch_queue < 2:
             # One slot for the leader snapshot, at least one for events.
             raise ValueError("watch_queue must be at least 2, got %r" % (watch_queue,))
+        # None: the shares of the module's defaults (1/8 reserved, 1/4 per uid).
+        self._requests = _Budget(
+            "clients", max_clients,
+            max_clients // 8 if reserved_clients is None else reserved_clients,
+            max(1, max_clients // 4) if max_clients_per_uid is None else max_clients_per_uid)
+        self._watch_slots = _Budget(
+            "watchers", max_watchers,
+            max_watchers // 8 if reserved_watchers is None else reserved_watchers,
+            max(1, max_watchers // 4) if max_watchers_per_uid is None else max_watchers_per_uid)
         self.path = os.fspath(path)
         self.provider = provider
         self.mode = mode
         self.group = group
         self.max_request_bytes = max_request_bytes
         self.max_clients = max_clients
+        self.max_watchers = max_watchers
         self.watch_queue = watch_queue
         # Seconds a reply or event may wait for the client to read it before
         # the connection is dropped (a client that stops reading).
         self.write_timeout = write_timeout
-        # Seconds a connection may sit without sending a request (None: forever).
+        # Seconds a request connection has to send each complete request (None: forever).
         self.idle_timeout = idle_timeout
+        # The uids the reserved slots are kept for, and no per-uid cap applies to.
+        self.reserved_uids = frozenset((0, os.geteuid()) if reserved_uids is None else reserved_uids)
         self._server = None
         self._socket_inode = None
         self._connections = set()  # handler tasks, rejected ones excluded
         self._watchers = set()
-        self.refused = 0  # connections refused for max_clients, all of them
-        self._refusals = WarningLimiter()  # ... of which one a minute is a WARNING
+        self._fresh = {}  # uid -> {_Client: None} that sent no request yet, oldest first
+        self.refused = 0  # connections refused (no request slot), all of them
+        self.refused_per_uid = 0  # ... of which for the per-uid cap
+        self.watch_refused = 0  # watch requests refused (no watcher slot)
+        self.replaced = 0  # connections closed for a new one of the same uid (they had sent nothing)
+        self.idle_closed = 0  # request connections closed by idle_timeout
+        self._refusals = WarningLimiter()  # one WARNING a minute per reason; the counters count all
+
+    def counters(self) -> dict:
+        """The API's figures for `status --json`'s "stats": connections now, refusals so far."""
+        return {
+            "api_clients": self._requests.used, "watchers": self.watcher_count,
+            "api_refused": self.refused, "api_refused_per_uid": self.refused_per_uid,
+            "api_watch_refused": self.watch_refused, "api_replaced": self.replaced,
+            "api_idle_closed": self.idle_closed,
+        }
 
     @property
     def client_count(self) -> int:
         """Connections being served now, watchers included."""
         return len(self._connections)
+
+    @property
+    def request_count(self) -> int:
+        """Request connections holding a slot now (watchers excluded)."""
+        return self._requests.used
 
     @property
     def watcher_count(self) -> int:
@@ -370,39 +527,106 @@ class ApiServer:
         if self._server is None:  # accepted just before close()
             writer.close()
             return
-        task = asyncio.current_task()
-        rejected = len(self._connections) >= self.max_clients
-        if not rejected:
-            self._connections.add(task)
+        uid = _peer_uid(writer)
+        client = _Client(uid, uid in self.reserved_uids, reader, writer, asyncio.current_task())
+        refusal = self._admit(client)
         try:
-            if rejected:
+            if refusal is not None:
+                reason, message = refusal
                 self.refused += 1
-                allowed, held = self._refusals.allow("max_clients")
-                log.log(logging.WARNING if allowed else logging.DEBUG,
-                        "API: refusing connection, %d clients already%s", self.max_clients,
-                        " (%d more refused since the last warning)" % held if held else "")
-                await self._write(writer, _error_line("too many clients (max %d); try again later" % self.max_clients))
+                if reason == "uid":
+                    self.refused_per_uid += 1
+                key = "uid:%s" % uid if reason == "uid" else "full"
+                self._warn(key, "API: refusing connection from uid %s: %s", uid, message)
+                await self._write(writer, _error_line(message))
             else:
-                await self._serve(reader, writer)
+                await self._serve(reader, writer, client)
         except (ConnectionError, asyncio.TimeoutError) as exc:
             log.debug("API client gone: %r", exc)
         except asyncio.CancelledError:
-            # close() (the agent stops) cancels every handler. Ending
+            # close() (the agent stops) or _replace() cancels the handler. Ending
             # normally, not cancelled: asyncio's streams (3.11) log a handler
             # task that ends cancelled as an ERROR with a traceback.
-            log.debug("API: connection closed as the server closes")
+            log.debug("API: connection closed by the server")
         except Exception:
             log.warning("API connection handler failed", exc_info=True)
         finally:
-            self._connections.discard(task)
+            self._release(client)
+            self._connections.discard(client.task)
             writer.close()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Answer requests line by line until EOF, an oversized line, or watch."""
+    def _admit(self, client: _Client):
+        """Give client a request slot (None), or say why not ((reason, message)); never waits.
+
+        A client that would be refused takes the slot of its uid's oldest
+        connection that has sent no request yet, if there is one (and none
+        is on its way: a burst of one uid's clients is not a held connection).
+        """
+        refusal = self._requests.refusal(client.uid, client.privileged)
+        if refusal is not None:
+            for old in self._fresh.get(client.uid, ()):  # oldest first
+                if not _request_waiting(old):
+                    self._replace(old)
+                    refusal = self._requests.refusal(client.uid, client.privileged)
+                    break
+        if refusal is not None:
+            return refusal
+        self._requests.take(client.uid, client.privileged)
+        client.slot = "request"
+        self._fresh.setdefault(client.uid, {})[client] = None
+        self._connections.add(client.task)
+        return None
+
+    def _replace(self, old: _Client) -> None:
+        """Close old (it sent no request) now, so that a new connection of its uid gets its slot."""
+        self._release(old)
+        self.replaced += 1
+        self._warn("replaced:%s" % old.uid, "API: closed the oldest connection of uid %s that had sent "
+                   "no request, for a new one of the same uid (no slot free)", old.uid)
+        try:
+            old.writer.write(_error_line("closed: another connection from uid %s needed the slot of this one, "
+                                         "which had sent no request" % old.uid))
+            old.writer.close()  # after that line
+        except Exception:  # the transport may be closing already: the line is a courtesy
+            pass
+        # The handler may have its first line already (Python < 3.12's wait_for
+        # then swallows the cancellation): _serve also sees the slot gone.
+        old.task.cancel()
+
+    def _release(self, client: _Client) -> None:
+        """Give back whatever slot client holds (idempotent)."""
+        if client.slot == "request":
+            self._requests.give_back(client.uid, client.privileged)
+            self._not_fresh(client)
+        elif client.slot == "watch":
+            self._watch_slots.give_back(client.uid, client.privileged)
+        client.slot = None
+
+    def _not_fresh(self, client: _Client) -> None:
+        fresh = self._fresh.get(client.uid)
+        if fresh is not None:
+            fresh.pop(client, None)
+            if not fresh:
+                del self._fresh[client.uid]
+
+    def _warn(self, key: str, message: str, *args) -> None:
+        """A WARNING at most once a minute per key, the rest at DEBUG (agent/ratelimit.py)."""
+        allowed, held = self._refusals.allow(key)
+        if held:
+            message += " (%d more since the last warning)" % held
+        log.log(logging.WARNING if allowed else logging.DEBUG, message, *args)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: _Client) -> None:
+        """Answer requests line by line until EOF, an oversized line, idleness or watch."""
+        loop = asyncio.get_running_loop()
+        # idle_timeout counts from the connection or the last request: blank
+        # lines and bytes trickled without a newline do not extend it.
+        deadline = None if self.idle_timeout is None else loop.time() + self.idle_timeout
         while True:
             last = False
             try:
-                line = await asyncio.wait_for(reader.readuntil(b"\n"), self.idle_timeout)
+                wait = None if deadline is None else max(0.0, deadline - loop.time())
+                line = await asyncio.wait_for(reader.readuntil(b"\n"), wait)
             except asyncio.IncompleteReadError as exc:
                 # EOF; a final line without its newline is still a request.
                 line, last = exc.partial, True
@@ -416,21 +640,32 @@ class ApiServer:
                 )
                 return
             except asyncio.TimeoutError:
-                log.debug("API: closing idle connection")
+                if client.slot is None:  # replaced meanwhile
+                    return
+                self.idle_closed += 1
+                log.debug("API: closing a connection from uid %s idle for %s s", client.uid, self.idle_timeout)
+                await self._write(writer, _error_line(
+                    "closed: no complete request within %g s" % self.idle_timeout))
+                return
+            if client.slot is None:  # replaced (_replace) while its first line came in
                 return
             line = line.rstrip(b"\r\n")
             if line.strip():
+                if not client.requested:  # no await since the line came: it cannot be replaced now
+                    client.requested = True
+                    self._not_fresh(client)
                 try:
                     request = _parse_request(line)
                 except _RequestError as exc:
                     log.debug("API: bad request %r: %s", line[:100], exc)
                     await self._write(writer, _error_line(str(exc)))
                 else:
-                    if request["cmd"] == "watch":
-                        if await self._watch(reader, writer):
-                            return  # streamed until a hangup: the connection is done
-                        continue
-                    await self._write(writer, await self._answer(request))
+                    if request["cmd"] != "watch":
+                        await self._write(writer, await self._answer(request))
+                    elif await self._watch(reader, writer, client):
+                        return  # streamed until a hangup: the connection is done
+                if deadline is not None:
+                    deadline = loop.time() + self.idle_timeout
             if last:
                 return
 
@@ -478,10 +713,11 @@ class ApiServer:
             result = await result
         return result
 
-    async def _watch(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    async def _watch(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: _Client) -> bool:
         """Stream the leader snapshot and published events until either side closes.
 
-        False, after an error reply, if the snapshot could not be taken.
+        False, after an error reply, if the snapshot could not be taken or no
+        watcher slot is free; the connection then stays a request connection.
         """
         try:
             snapshot = {"event": "leader"}
@@ -493,6 +729,18 @@ class ApiServer:
             log.warning("API: watch snapshot failed", exc_info=True)
             await self._write(writer, _error_line("internal error starting watch: %s" % exc))
             return False
+        refusal = self._watch_slots.refusal(client.uid, client.privileged)
+        if refusal is not None:
+            self.watch_refused += 1
+            key = "watch-uid:%s" % client.uid if refusal[0] == "uid" else "watch-full"
+            self._warn(key, "API: refusing a watch from uid %s: %s",
+                       client.uid, refusal[1])
+            await self._write(writer, _error_line(refusal[1]))
+            return False
+        # The request slot becomes a watcher slot: watchers never crowd out requests.
+        self._release(client)
+        self._watch_slots.take(client.uid, client.privileged)
+        client.slot = "watch"
         watcher = _Watcher(asyncio.Queue(self.watch_queue), writer)
         # No await between the snapshot and joining the watchers: every event
         # published from here on follows the snapshot in this client's queue.

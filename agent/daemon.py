@@ -484,8 +484,8 @@ class Agent:
         stats.update(self.stats)
         hooks = self.hooks
         stats.update({"hook_runs": hooks.runs, "hook_failures": hooks.failures, "hooks_dropped": hooks.dropped,
-                      "hooks_pending": hooks.pending, "watchers": self.api.watcher_count,
-                      "api_refused": self.api.refused})
+                      "hooks_pending": hooks.pending})
+        stats.update(self.api.counters())  # watchers, api_clients, api_refused...
         return {
             "self": node.name, "cluster": node.cluster, "address": "%s:%d" % node.address,
             "version": __version__, "pid": os.getpid(), "uptime_s": round(time.time() - self.started, 1),

@@ -135,14 +135,17 @@ async def test_watch_raises_when_agent_stops(make_server, sock_path):
 
 async def test_too_many_clients_surfaces_as_api_error(make_server, sock_path):
     server = await make_server(max_clients=1)
-    stream = AsyncClient(sock_path).watch()
-    await asyncio.wait_for(stream.__anext__(), 5)  # holds the only slot
+    # A connection that has asked something holds the only request slot
+    # (a watcher would not: watchers have a budget of their own).
+    reader, writer = await asyncio.open_unix_connection(str(sock_path))
+    writer.write(b'{"cmd": "leader"}\n')
+    assert b'"ok": true' in await asyncio.wait_for(reader.readline(), 5)
     with pytest.raises(ApiError, match="too many clients"):
         await AsyncClient(sock_path).leader()
     with pytest.raises(ApiError, match="too many clients"):
         await asyncio.to_thread(Client(sock_path).leader)
-    await stream.aclose()
-    await wait_until(lambda: server.client_count == 0, what="watcher to hang up")
+    writer.close()
+    await wait_until(lambda: server.client_count == 0, what="the holder to hang up")
     assert await AsyncClient(sock_path).leader() == LEADER
 
 
