@@ -167,13 +167,27 @@ class _LineSocket:
     def __init__(self, path: str, timeout):
         self.path = path
         self._buffer = b""
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            self._sock.settimeout(timeout)
-            self._sock.connect(path)
-        except OSError as exc:
-            self._sock.close()
-            raise _unreachable(path, exc) from None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                self._sock.settimeout(timeout)
+                self._sock.connect(path)
+                return
+            except BlockingIOError as exc:
+                # The agent's listen queue is full (a flood of connections):
+                # Linux fails a UNIX connect at once rather than waiting, so
+                # try again, backing off, until the deadline.
+                self._sock.close()
+                if deadline is not None and time.monotonic() + delay >= deadline:
+                    raise AgentTimeout("agent at %s did not accept the connection in time: its listen "
+                                       "queue stayed full (%s)" % (path, exc)) from None
+                time.sleep(delay)
+                delay = min(2 * delay, 0.1)
+            except OSError as exc:
+                self._sock.close()
+                raise _unreachable(path, exc) from None
 
     def close(self) -> None:
         self._sock.close()

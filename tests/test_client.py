@@ -269,3 +269,60 @@ def test_server_and_client_agree_on_the_protocol_version():
     import agent.client
 
     assert agent.client.API_VERSION == agent.api.API_VERSION == 1
+
+
+def _fill_listen_queue(path):
+    """A listener that never accepts, its queue filled: (listener, queued client sockets)."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(0)
+    queued = []
+    for _ in range(64):  # bounded: Linux queues backlog + 1
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            sock.connect(str(path))
+        except BlockingIOError:
+            sock.close()
+            return listener, queued
+        queued.append(sock)
+    raise AssertionError("the listen queue never filled")
+
+
+def test_full_listen_queue_is_retried_until_the_timeout(sock_path):
+    # Linux fails a UNIX connect at once while the listen queue is full; the
+    # client retries until its deadline and then says why, rather than
+    # failing at once with "Resource temporarily unavailable".
+    listener, queued = _fill_listen_queue(sock_path)
+    try:
+        with pytest.raises(AgentTimeout) as info:
+            Client(sock_path, timeout=0.3).leader()
+        assert "listen queue" in str(info.value) and str(sock_path) in str(info.value)
+    finally:
+        for sock in queued:
+            sock.close()
+        listener.close()
+
+
+async def test_full_listen_queue_then_room_connects(server, sock_path):
+    # The agent's queue is full for a moment (a flood), then drains: the
+    # client gets in within its timeout and gets its answer.
+    client = Client(sock_path, timeout=5)
+    flood = []
+    try:
+        for _ in range(512):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            try:
+                sock.connect(str(sock_path))
+            except BlockingIOError:
+                sock.close()
+                break
+            flood.append(sock)
+        call = asyncio.ensure_future(asyncio.to_thread(client.leader))
+        for sock in flood:  # the flood goes away; the server can accept again
+            sock.close()
+        assert await call == LEADER
+    finally:
+        for sock in flood:
+            sock.close()
