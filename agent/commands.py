@@ -229,9 +229,14 @@ def cmd_status(args):
         ("profile", "%s (local health %d)" % (reply["profile"], reply["awareness"])),
         ("uptime", "%ss, pid %d, version %s" % (reply["uptime_s"], reply["pid"], reply["version"])),
     ]
+    duplicate = reply.get("duplicate_name")
+    if duplicate:
+        rows.insert(1, ("name", "ALSO ANNOUNCED by the agent at %s (last heard %ss ago): two agents share "
+                                "this name, or a forger holds the cluster key" % (
+                                    duplicate["address"], duplicate["seen_s_ago"])))
     health = reply.get("health")
     if health:
-        rows.insert(5, ("health", "%s: %s, %d check%s run, %d passed in a row (rise %d)" % (
+        rows.insert(6 if duplicate else 5, ("health", "%s: %s, %d check%s run, %d passed in a row (rise %d)" % (
             health["command"], "passing" if health["healthy"] else "NOT PASSING (not eligible)", health["checks"],
             "" if health["checks"] == 1 else "s", health["passes"], health["rise"])))
     stats = reply["stats"]

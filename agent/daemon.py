@@ -76,6 +76,7 @@ class Agent:
         self.seeds = {}          # "ip:port" the node tries -> the seed as configured ("host:port")
         self.unresolved = []     # configured seeds that did not resolve at start
         self._joined = None      # node.joined at the last pump, to log the moment it joins
+        self._duplicate_warnings = WarningLimiter()  # duplicate_name: one WARNING per address a minute
         self._claim_warnings = WarningLimiter()  # claim_rejected: one WARNING per claimant a minute
         self._identity = dict((key, _get(cfg, key)) for key in _RESTART_KEYS)
 
@@ -378,6 +379,15 @@ class Agent:
             error = self.node.last_error
             log.error("internal error in %s (the agent goes on): %s", event.where, event.error,
                       exc_info=(type(error), error, error.__traceback__) if error is not None else None)
+        elif kind == "duplicate_name":
+            # Each of the two agents says so, naming the other; once a minute per address.
+            allowed, held = self._duplicate_warnings.allow(event.address)
+            if allowed:
+                log.warning("another agent at %s:%d announces this node's name %r (this agent is at %s:%d): two "
+                            "agents share one name (give each its own node.name), or a forger holds the cluster "
+                            "key%s", event.address[0], event.address[1], self.node.name,
+                            self.node.address[0], self.node.address[1],
+                            " (%d more reports since the last warning)" % held if held else "")
         elif kind == "claim_rejected":
             # The core reports a claimant at most once per claim interval; a
             # WARNING at most once a minute per claimant, the rest at DEBUG.
@@ -388,7 +398,7 @@ class Agent:
                             if held else "")
             else:
                 log.debug("%s %s", kind, _fields(data))
-        elif kind != "join_timed_out":
+        elif kind not in ("join_timed_out", "duplicate_name"):
             log.log(level, "%s %s", kind, _fields(data))
         if kind in ("leader_changed", "elected") and event.term is not None and event.term > self._term:
             self._term = event.term
@@ -498,6 +508,9 @@ class Agent:
             "joined": node.joined, "waiting_for_seeds": node.waiting_for_seeds(),
             "seeds": self._seed_names(sorted(self.seeds)) + self.unresolved,
             "authenticated": node.authenticated,
+            "duplicate_name": None if node.duplicate_name() is None else {
+                "address": "%s:%d" % node.duplicate_name()[0],
+                "seen_s_ago": round((self.now_ms() - node.duplicate_name()[1]) / 1000.0, 1)},
             "leader": self.leader(), "members": counts, "stats": stats,
         }
 

@@ -103,6 +103,12 @@ def ClaimRejected(name=None, term=None, reason=None):
     return Event("claim_rejected", ("name", "term", "reason"), (name, term, reason))
 
 
+def DuplicateName(address=None, incarnation=None):
+    """Another agent (or a forger) announces this node's name from `address`:
+    two agents share one name. Reported at most once per probe interval."""
+    return Event("duplicate_name", ("address", "incarnation"), (address, incarnation))
+
+
 def JoinTimedOut(seeds=None, after_ms=None):
     """No seed answered within the join timeout: the node now takes part in the
     election with the members it has (alone if need be) and keeps trying `seeds`

@@ -118,9 +118,12 @@ class Node:
             "dropped_auth": 0, "dropped_malformed": 0, "dropped_oversized": 0,
             "probes": 0, "probe_failures": 0, "refutations": 0, "unexpected_ping": 0,
             "claims_stale": 0, "signature_checks": 0, "dropped_incarnation": 0, "internal_errors": 0,
+            "duplicate_name": 0,
         }
         # The exception of the last internal error (_contain), or None.
         self.last_error = None
+        # (address, time) another agent with our name was last heard of, or None.
+        self._duplicate = None
         self._stalled_until = None
         self.left = False
         self.joined = False
@@ -231,6 +234,10 @@ class Node:
             self._bump_incarnation()
             self.election.evaluate(now)
             self.election.heartbeat(now)
+
+    def duplicate_name(self):
+        """(address, time ms) another agent announcing our name was last heard from, or None."""
+        return self._duplicate
 
     def eligible_by_operator(self):
         """What set_eligible() last said (the operator or the health check): the node may still be
@@ -788,6 +795,15 @@ class Node:
         """Refutes news that would replace our own alive entry (SWIM refutation)."""
         if self._leaving:
             return
+        if state == STATE_ALIVE and address is not None and address != self.address \
+                and incarnation >= self.incarnation:
+            # Our name, alive at another address, and not old news of us:
+            # another agent with our name (each refutes the other for ever),
+            # or a forger. Counted; reported once per probe interval.
+            self.stats["duplicate_name"] += 1
+            if self._duplicate is None or now - self._duplicate[1] >= self.profile.probe_interval_ms:
+                self._emit(events.DuplicateName(address=address, incarnation=incarnation))
+            self._duplicate = (address, now)
         if state == STATE_ALIVE:
             if incarnation < self.incarnation:
                 return

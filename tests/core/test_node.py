@@ -346,6 +346,44 @@ def test_dead_members_are_reprobed_in_turn():
     assert not missed, "n0 re-probed %r in 5 intervals, never %r" % (sent, missed)
 
 
+def test_two_agents_with_one_name_are_reported():
+    """A second agent started under n1's name at another address: each
+    hears the other's Alive under its own name and reports it (a counter,
+    and a duplicate_name event naming the other's address), not only the
+    refutation war it was before."""
+    net = converged_cluster(3)
+    twin = Node(name="n1", address=("10.0.0.99", 7946), profile=PROFILE, rng=XorShift(99), now=net.now)
+    net.nodes[twin.address] = twin
+    net.by_name["n1-twin"] = twin
+    net.events["n1-twin"] = []
+    twin.join([net.address("n0")], net.now)
+    first = net.by_name["n1"]
+
+    def reported(node, key, other):
+        return node.counters()["duplicate_name"] > 0 and any(
+            e.kind == "duplicate_name" and e.address == other for _, e in net.events[key])
+
+    assert net.run(10 * PROFILE.probe_interval_ms, lambda: reported(first, "n1", twin.address)
+                   and reported(twin, "n1-twin", first.address)), (
+        "n1 at %r: %d, its twin at %r: %d duplicate_name" % (
+            first.address, first.counters()["duplicate_name"], twin.address, twin.counters()["duplicate_name"]))
+    assert first.duplicate_name()[0] == twin.address and twin.duplicate_name()[0] == first.address
+
+
+def test_news_of_our_own_past_address_is_no_duplicate():
+    """A record of this node at an old address and an older incarnation (it
+    moved, and someone still holds the old record) is old news, not a twin."""
+    net = converged_cluster(3)
+    node = net.by_name["n0"]
+    node.set_priority(node.priority + 1, net.now)  # incarnation 1: the old record below is older
+    assert node.incarnation >= 1
+    codec = net.by_name["n1"].codec
+    old = wire.Alive(name="n0", incarnation=0, address=("10.0.0.77", 7946), priority=node.priority,
+                     eligible=True, tags=None, signature=b"")
+    node.receive_datagram(codec.seal([wire.encode_message(old)]), net.address("n1"), net.now)
+    assert node.counters()["duplicate_name"] == 0 and node.duplicate_name() is None
+
+
 def test_graceful_leave():
     net = converged_cluster(4)
     leaver = net.by_name["n2"]
