@@ -76,6 +76,7 @@ class Agent:
         self.seeds = {}          # "ip:port" the node tries -> the seed as configured ("host:port")
         self.unresolved = []     # configured seeds that did not resolve at start
         self._joined = None      # node.joined at the last pump, to log the moment it joins
+        self._duplicate = None  # (address, ms) of the last duplicate_name event: status shows it
         self._duplicate_warnings = WarningLimiter()  # duplicate_name: one WARNING per address a minute
         self._claim_warnings = WarningLimiter()  # claim_rejected: one WARNING per claimant a minute
         self._identity = dict((key, _get(cfg, key)) for key in _RESTART_KEYS)
@@ -381,6 +382,7 @@ class Agent:
                       exc_info=(type(error), error, error.__traceback__) if error is not None else None)
         elif kind == "duplicate_name":
             # Each of the two agents says so, naming the other; once a minute per address.
+            self._duplicate = (event.address, self.now_ms())
             allowed, held = self._duplicate_warnings.allow(event.address)
             if allowed:
                 log.warning("another agent at %s:%d announces this node's name %r (this agent is at %s:%d): two "
@@ -491,6 +493,7 @@ class Agent:
         for m in node.members():
             counts[m.state_name] = counts.get(m.state_name, 0) + 1
         stats = node.counters()
+        stats.setdefault("duplicate_name", 0)  # counted by the core from the first one on
         stats.update(self.stats)
         hooks = self.hooks
         stats.update({"hook_runs": hooks.runs, "hook_failures": hooks.failures, "hooks_dropped": hooks.dropped,
@@ -508,9 +511,9 @@ class Agent:
             "joined": node.joined, "waiting_for_seeds": node.waiting_for_seeds(),
             "seeds": self._seed_names(sorted(self.seeds)) + self.unresolved,
             "authenticated": node.authenticated,
-            "duplicate_name": None if node.duplicate_name() is None else {
-                "address": "%s:%d" % node.duplicate_name()[0],
-                "seen_s_ago": round((self.now_ms() - node.duplicate_name()[1]) / 1000.0, 1)},
+            "duplicate_name": None if self._duplicate is None else {
+                "address": "%s:%d" % self._duplicate[0],
+                "seen_s_ago": round((self.now_ms() - self._duplicate[1]) / 1000.0, 1)},
             "leader": self.leader(), "members": counts, "stats": stats,
         }
 

@@ -105,7 +105,7 @@ def ClaimRejected(name=None, term=None, reason=None):
 
 def DuplicateName(address=None, incarnation=None):
     """Another agent (or a forger) announces this node's name from `address`:
-    two agents share one name. Reported at most once per probe interval."""
+    two agents share one name."""
     return Event("duplicate_name", ("address", "incarnation"), (address, incarnation))
 
 

@@ -118,12 +118,9 @@ class Node:
             "dropped_auth": 0, "dropped_malformed": 0, "dropped_oversized": 0,
             "probes": 0, "probe_failures": 0, "refutations": 0, "unexpected_ping": 0,
             "claims_stale": 0, "signature_checks": 0, "dropped_incarnation": 0, "internal_errors": 0,
-            "duplicate_name": 0,
         }
         # The exception of the last internal error (_contain), or None.
         self.last_error = None
-        # (address, time) another agent with our name was last heard of, or None.
-        self._duplicate = None
         self._stalled_until = None
         self.left = False
         self.joined = False
@@ -234,10 +231,6 @@ class Node:
             self._bump_incarnation()
             self.election.evaluate(now)
             self.election.heartbeat(now)
-
-    def duplicate_name(self):
-        """(address, time ms) another agent announcing our name was last heard from, or None."""
-        return self._duplicate
 
     def eligible_by_operator(self):
         """What set_eligible() last said (the operator or the health check): the node may still be
@@ -797,13 +790,7 @@ class Node:
             return
         if state == STATE_ALIVE and address is not None and address != self.address \
                 and incarnation >= self.incarnation:
-            # Our name, alive at another address, and not old news of us:
-            # another agent with our name (each refutes the other for ever),
-            # or a forger. Counted; reported once per probe interval.
-            self.stats["duplicate_name"] += 1
-            if self._duplicate is None or now - self._duplicate[1] >= self.profile.probe_interval_ms:
-                self._emit(events.DuplicateName(address=address, incarnation=incarnation))
-            self._duplicate = (address, now)
+            self._twin(address, incarnation, now)
         if state == STATE_ALIVE:
             if incarnation < self.incarnation:
                 return
@@ -834,6 +821,15 @@ class Node:
         # If we lead, a heartbeat at once carries the new incarnation, signed;
         # a follower that dropped us follows it again (same term).
         self.election.heartbeat(now)
+
+    def _twin(self, address, incarnation, now):
+        # Our name, alive at another address, and not old news of us:
+        # another agent with our name (each refutes the other for ever), or
+        # a forger. Counted and reported (the event queue is bounded; the
+        # daemon rate-limits its warnings). Not on a board (BOARD_REPLACE
+        # in micropython/build.py: heap).
+        self.stats["duplicate_name"] = self.stats.get("duplicate_name", 0) + 1
+        self._emit(events.DuplicateName(address=address, incarnation=incarnation))
 
     def _bump_incarnation(self):
         # Never raises: the ceiling (2^32 - 1) is out of reach one step at a
