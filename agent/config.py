@@ -35,7 +35,8 @@ cluster
                 (alone if need be); the seeds are still tried after it,
                 and the two sides merge when one answers; 0 = no wait   default: 5s
 election
-  signing_key_file  this node's NAME.key (mode 0600)        default: none (cannot sign)
+  signing_key_file  this node's NAME.key: root:leaderd 0640, or the agent's
+                    own user's 0600 (agent/keys.py)        default: none (cannot sign)
   trusted_keys_dir  directory of NAME.pub files             default: none
   trusted_keys      map of name -> base64 public key; merged with the
                     directory, a name with two different keys is an error
