@@ -72,7 +72,7 @@ log
 insecure        true: run reachable from other machines with neither a
                 cluster keyring nor a trust list (see below)  default: false
 
-Secure by default (agent.core.rules.exposure_problem, the board's rule too):
+Secure by default (agent.core.rules.exposed, the board's rule too):
 a node bound to anything but a loopback address (127.0.0.0/8, ::1), the
 wildcards 0.0.0.0 and :: included, needs cluster.keyring_file or a trust list
 (election.trusted_keys_dir or trusted_keys) unless the top-level key
@@ -126,6 +126,9 @@ WILDCARD_HOSTS = ("0.0.0.0", "::")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 HOOK_EVENTS = ("on_elected", "on_demoted", "on_leader_change")
+# Why rules.exposed() refuses a node; the board's config says it in the same words.
+EXPOSED = ("reachable from other machines, with no cluster keyring and no trust list: anyone who can send it a "
+           "datagram could join the cluster and lead it")
 
 
 class ConfigError(ValueError):
@@ -244,7 +247,7 @@ class Config:
     health: HealthConfig
     log: LogConfig
     source: str = "<config>"
-    insecure: bool = False  # the top-level insecure: true (see exposure_problem in agent/core/rules.py)
+    insecure: bool = False  # the top-level insecure: true (see rules.exposed in agent/core/rules.py)
 
     def as_dict(self):
         """Plain, JSON-ready data (durations in ms, keys base64, api.mode as "0660") for check-config and tests."""
@@ -789,9 +792,8 @@ def load_runtime(config, find_host=find_advertise_host):
     else:
         warnings.append("claims are unsigned and unverified (insecure): set election.signing_key_file "
                         "and trusted_keys_dir")
-    problem = rules.exposure_problem(node.bind[0], cluster.keyring_file is not None, trust_list, config.insecure)
-    if problem is not None:
-        errors.append("node.bind: %s is %s. %s" % (_format_hostport(node.bind), problem, _key_commands(config)))
+    if rules.exposed(node.bind[0], cluster.keyring_file is not None, trust_list, config.insecure):
+        errors.append("node.bind: %s is %s. %s" % (_format_hostport(node.bind), EXPOSED, _key_commands(config)))
     advertise = node.advertise
     if advertise is None and node.bind[0] not in WILDCARD_HOSTS:
         advertise = node.bind

@@ -57,7 +57,7 @@ log
   level         debug | info | warning | error           default: info
   heap_interval duration between {"heap": ...} lines; 0 = none   default: 0
 insecure        true: run on a non-loopback address with neither a keyring nor
-                trusted_keys (the daemon's rule, rules.exposure_problem)   default: false
+                trusted_keys (the daemon's rule, rules.exposed)   default: false
 
 What a name, a number, a duration, an address or a key may be is
 agent/core/rules.py, the rules the daemon's config follows: a value is
@@ -340,15 +340,15 @@ def parse(data, source="<config>", default_host=None):
     insecure = data.get("insecure")
     if insecure is not None and insecure is not True and insecure is not False:
         errors.append("insecure: %s: expected true or false" % _show(insecure))
-    if bind is not None:
-        problem = rules.exposure_problem(
+    if bind is not None and rules.exposed(
             bind[0], given["cluster"].get("keyring") is not None or given["cluster"].get("keyring_file") is not None,
-            given["election"].get("trusted_keys") is not None, insecure)
-        if problem is not None:
-            errors.append("node.bind: %s is %s. Set cluster.keyring (a line of the cluster's keyring: leaderd "
-                          "keygen --cluster-key) and election.trusted_keys (NAME.pub lines: leaderd keygen "
-                          "--name NAME), or \"insecure\": true" % (_show(given["node"].get("bind", "0.0.0.0:7946")),
-                                                                  problem))
+            given["election"].get("trusted_keys") is not None, insecure):
+        # agent/config.py's EXPOSED, word for word (tests/test_secure_defaults.py).
+        errors.append("node.bind: %s is reachable from other machines, with no cluster keyring and no trust "
+                      "list: anyone who can send it a datagram could join the cluster and lead it. Set "
+                      "cluster.keyring (a line of the cluster's keyring: leaderd keygen --cluster-key) and "
+                      "election.trusted_keys (NAME.pub lines: leaderd keygen --name NAME), or \"insecure\": true"
+                      % _show(given["node"].get("bind", "0.0.0.0:7946")))
     if trusted is not None and not trusted:
         warnings.append("election.trusted_keys is empty: no node may lead here, this board included")
         seed = None

@@ -350,10 +350,10 @@ _BOARD_PROGRAM = """
 import asyncio, sys
 import leaderd_config
 config = leaderd_config.load(sys.argv[1])
-# As main.py does: the checker's and the timing profiles' heap back.
-del leaderd_config, sys.modules["leaderd_config"], sys.modules["agent.core.profile"]
+# As main.py (leaderd_main.prepare) does: the checker's, its rules' and the timing profiles' heap back.
+del leaderd_config, sys.modules["leaderd_config"], sys.modules["agent.core.profile"], sys.modules["agent.core.rules"]
 import agent.core, gc
-del agent.core.profile
+del agent.core.profile, agent.core.rules
 gc.collect()
 import leaderd
 

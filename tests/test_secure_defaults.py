@@ -1,6 +1,6 @@
 """Secure by default (issue 11, item 5): a reachable agent needs keys, or says insecure: true.
 
-The rule is agent.core.rules.exposure_problem, used by the daemon's
+The rule is agent.core.rules.exposed, used by the daemon's
 load_runtime and by the board's config: a node bound to anything but a
 loopback address (the wildcards included) with neither a cluster keyring nor
 a trust list does not start unless its config says ``insecure: true``; the
@@ -186,12 +186,11 @@ def test_insecure_must_be_true_or_false_and_is_named(tmp_path):
 ])
 def test_only_loopback_is_out_of_reach(host, reachable):
     assert rules.loopback(host) is not reachable
-    problem = rules.exposure_problem(host, False, False, False)
-    assert (problem is not None) is reachable
+    assert rules.exposed(host, False, False, False) is reachable
     # Any one of keyring, trust list or insecure: true is enough.
-    assert rules.exposure_problem(host, True, False, False) is None
-    assert rules.exposure_problem(host, False, True, False) is None
-    assert rules.exposure_problem(host, False, False, True) is None
+    assert rules.exposed(host, True, False, False) is False
+    assert rules.exposed(host, False, True, False) is False
+    assert rules.exposed(host, False, False, True) is False
 
 
 def _keyed(tmp_path):
@@ -344,8 +343,8 @@ def test_the_board_and_the_daemon_apply_the_same_rule(tmp_path):
         assert (daemon[0], board_cp[0], board_mp[0]) == (expected,) * 3, (case, daemon, board_cp, board_mp)
         if expected == "bad":
             for errors in (daemon[1], board_cp[1], board_mp[1]):
-                assert any(e.startswith("node.bind: ") and "is reachable from other machines, with no cluster "
-                           "keyring and no trust list" in e for e in errors), (case, errors)
+                assert any(e.startswith("node.bind: ") and " is %s. " % config.EXPOSED in e for e in errors), \
+                    (case, errors)
             assert any('"insecure": true' in e for e in board_cp[1]), board_cp
 
 

@@ -395,45 +395,31 @@ def _ipv6(raw):
 
 
 def loopback(host):
-    """Whether host, an IP address as host_port() returns it, is a loopback address (127.0.0.0/8 or ::1).
+    """Whether host, an IP address as host_port() returns it, is a loopback address (127.0.0.0/8, ::1).
 
-    Only these are out of reach of other machines; a wildcard (0.0.0.0, ::)
-    or any other address is not. IPv4-mapped forms (::ffff:127.0.0.1) count
-    as reachable: the safe side.
+    Only these are out of other machines' reach; the wildcards are not, nor
+    are IPv4-mapped forms (::ffff:127.0.0.1): the safe side.
     """
-    raw = _utf8(host)
-    if raw is None:
-        return False
+    raw = _utf8(host) or b""
     if _ipv4(raw):
-        return raw.split(b".")[0] == b"127"
-    cut = raw.find(b"%")
-    if cut >= 0:
-        raw = raw[:cut]
-    if not _ipv6(raw):
+        return raw[:4] == b"127."
+    raw = raw.split(b"%")[0]
+    if not _ipv6(raw) or b"." in raw:
         return False
     parts = raw.split(b":")
-    if not parts[-1] or b"." in parts[-1]:
-        return False
-    for part in parts[:-1]:
+    last = parts.pop()
+    for part in parts:
         if part and int(part.decode(), 16):
             return False
-    return int(parts[-1].decode(), 16) == 1
+    return last != b"" and int(last.decode(), 16) == 1
 
 
-def exposure_problem(host, keyring, trust_list, insecure):
-    """Why a node bound to host must not start as configured (a phrase), or None.
-
-    Secure by default: a node reachable from other machines (any bind
-    address but loopback, wildcards included) needs a cluster keyring or a
-    trust list (keyring, trust_list: whether one is configured; an empty
-    trust list counts: it means that nobody may lead), unless its config
-    says insecure: true. Without either, anyone who can send it a datagram
-    can join the cluster and claim the lead.
-    """
-    if insecure is True or keyring or trust_list or loopback(host):
-        return None
-    return ("reachable from other machines, with no cluster keyring and no trust list: anyone who can send "
-            "it a datagram could join the cluster and lead it")
+def exposed(host, keyring, trust_list, insecure):
+    """Whether a node bound to host may not start: it is reachable from other machines (any
+    address but loopback, wildcards included) with neither a keyring nor a trust list (an
+    empty one counts: nobody may lead), and the config does not say insecure: true. Each
+    shell words the error (agent/config.py, micropython/leaderd_config.py)."""
+    return not (insecure is True or keyring or trust_list or loopback(host))
 
 
 # --- Tags --------------------------------------------------------------------------
