@@ -105,8 +105,11 @@ def add_run(sub):
                                    "STATUS= with the leader, and WATCHDOG=1 when WatchdogSec is set. "
                                    "SIGHUP reloads keys, keyring, priority, hooks and health check "
                                    "and logs what changed; "
-                                   "SIGTERM leaves gracefully (a leader resigns first). Without "
-                                   "--config it runs with defaults and warns that it is insecure.")
+                                   "SIGTERM leaves gracefully (a leader resigns first). Secure by "
+                                   "default: bound to anything but loopback (the default bind is "
+                                   "0.0.0.0:7946), it refuses to start without a cluster keyring or a "
+                                   "trust list, printing the commands that make them, unless the config "
+                                   "says insecure: true.")
     p.add_argument("--config", metavar="FILE", help="YAML config file (see configs/)")
     p.set_defaults(func=cmd_run)
 

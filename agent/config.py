@@ -35,11 +35,15 @@ cluster
                 (alone if need be); the seeds are still tried after it,
                 and the two sides merge when one answers; 0 = no wait   default: 5s
 election
-  signing_key_file  this node's NAME.key (mode 0600)        default: none (cannot sign)
+  signing_key_file  this node's NAME.key: root:leaderd 0640, or the agent's
+                    own user's 0600 (agent/keys.py)        default: none (cannot sign)
   trusted_keys_dir  directory of NAME.pub files             default: none
   trusted_keys      map of name -> base64 public key; merged with the
                     directory, a name with two different keys is an error
-                    With neither, claims are not verified ("insecure").
+                    With neither, claims are not verified ("insecure"). A
+                    trust list that is empty (trusted_keys: {}, or a
+                    directory without NAME.pub) means that nobody may lead
+                    here, this node included; it never means "anybody may".
   preempt           a higher-priority node takes over       default: true
   preempt_delay     ... after being up this long            default: 5s
 gossip
@@ -65,6 +69,16 @@ health
 log
   level         debug | info | warning | error   default: info
   format        text | json                      default: text
+insecure        true: run reachable from other machines with neither a
+                cluster keyring nor a trust list (see below)  default: false
+
+Secure by default (agent.core.rules.exposed, the board's rule too):
+a node bound to anything but a loopback address (127.0.0.0/8, ::1), the
+wildcards 0.0.0.0 and :: included, needs cluster.keyring_file or a trust list
+(election.trusted_keys_dir or trusted_keys) unless the top-level key
+``insecure: true`` says otherwise; load_runtime refuses it naming node.bind,
+with the commands that make the keys. Loopback-only agents (leaderd demo,
+the tests) need neither.
 
 Durations are "250ms", "2s", "10m", "1h" (or "1m30s"); a bare number is
 seconds; nothing finer than a millisecond ("1.5ms" is refused). These rules
@@ -86,6 +100,7 @@ import difflib
 import ipaddress
 import os
 import re
+import shlex
 import shutil
 import socket
 import types
@@ -111,6 +126,9 @@ WILDCARD_HOSTS = ("0.0.0.0", "::")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 HOOK_EVENTS = ("on_elected", "on_demoted", "on_leader_change")
+# Why rules.exposed() refuses a node; the board's config says it in the same words.
+EXPOSED = ("reachable from other machines, with no cluster keyring and no trust list: anyone who can send it a "
+           "datagram could join the cluster and lead it")
 
 
 class ConfigError(ValueError):
@@ -155,7 +173,7 @@ class ElectionConfig:
     """The election section: signing, trust, preemption."""
     signing_key_file: str   # or None
     trusted_keys_dir: str   # or None
-    trusted_keys: types.MappingProxyType   # name -> raw 32-byte public key, from the config itself
+    trusted_keys: types.MappingProxyType   # name -> raw 32-byte public key, from the config itself; or None
     preempt: bool
     preempt_delay_ms: int
     term_file: str          # or None: where the highest term is kept across restarts
@@ -229,6 +247,7 @@ class Config:
     health: HealthConfig
     log: LogConfig
     source: str = "<config>"
+    insecure: bool = False  # the top-level insecure: true (see rules.exposed in agent/core/rules.py)
 
     def as_dict(self):
         """Plain, JSON-ready data (durations in ms, keys base64, api.mode as "0660") for check-config and tests."""
@@ -442,6 +461,7 @@ def _trusted_map(value):
 # --- Sections ------------------------------------------------------------------
 
 _SECTIONS = ("node", "cluster", "election", "gossip", "api", "hooks", "health", "log")
+_TOP_KEYS = _SECTIONS + ("insecure",)
 _MS_ALIASES = {field[:-3]: field for field in profiles.FIELDS if field.endswith("_ms")}
 _GOSSIP_KEYS = ("profile",) + profiles.FIELDS + tuple(_MS_ALIASES)
 
@@ -501,7 +521,8 @@ def _election(c, top):
     return ElectionConfig(
         signing_key_file=c.field(s, "election", "signing_key_file", _path(c)),
         trusted_keys_dir=c.field(s, "election", "trusted_keys_dir", _path(c)),
-        trusted_keys=c.field(s, "election", "trusted_keys", _trusted_map, _frozen_map({})),
+        # None when not set: an empty map is a trust list too, one that trusts nobody.
+        trusted_keys=c.field(s, "election", "trusted_keys", _trusted_map),
         preempt=c.field(s, "election", "preempt", _boolean, True),
         preempt_delay_ms=c.field(s, "election", "preempt_delay", _duration(0), 5000),
         term_file=c.field(s, "election", "term_file", _path(c)))
@@ -596,12 +617,19 @@ def parse_config(mapping, source="<config>", base_dir=None):
         mapping = {}
     if not isinstance(mapping, dict):
         raise ConfigError(["got %s at the top level; expected a mapping with the sections: %s"
-                           % (_show(mapping), ", ".join(_SECTIONS))], source)
-    checker.unknown_keys(mapping, "", _SECTIONS)
+                           % (_show(mapping), ", ".join(_TOP_KEYS))], source)
+    checker.unknown_keys(mapping, "", _TOP_KEYS)
+    insecure = False
+    if mapping.get("insecure") is not None:
+        try:
+            insecure = _boolean(mapping["insecure"])
+        except _Bad as bad:
+            checker.bad("insecure", mapping["insecure"], str(bad))
     config = Config(node=_node(checker, mapping), cluster=_cluster(checker, mapping),
                     election=_election(checker, mapping), gossip=_gossip(checker, mapping),
                     api=_api(checker, mapping), hooks=_hooks(checker, mapping),
-                    health=_health(checker, mapping), log=_log(checker, mapping), source=source)
+                    health=_health(checker, mapping), log=_log(checker, mapping), source=source,
+                    insecure=insecure)
     if checker.errors:
         raise ConfigError(checker.errors, source)
     return config
@@ -729,8 +757,9 @@ def load_runtime(config, find_host=find_advertise_host):
         if private is not None:
             signer, public_key = keyfiles.make_signer(private), keyfiles.public_bytes(private)
     trusted = None
-    if election.trusted_keys_dir or election.trusted_keys:
-        trusted = dict(election.trusted_keys)
+    trust_list = election.trusted_keys_dir is not None or election.trusted_keys is not None
+    if trust_list:
+        trusted = dict(election.trusted_keys or {})
         if election.trusted_keys_dir:
             from_dir = attempt("election.trusted_keys_dir",
                                lambda: keyfiles.load_trusted_dir(election.trusted_keys_dir)) or {}
@@ -739,7 +768,12 @@ def load_runtime(config, find_host=find_advertise_host):
                     errors.append("election.trusted_keys.%s: differs from %s; one node, one key: remove one"
                                   % (name, os.path.join(election.trusted_keys_dir, name + ".pub")))
                 trusted[name] = key
-        if public_key is not None:
+        if not trusted:
+            # Explicitly empty: nobody may lead here (this node is not added to it either).
+            warnings.append("the trust list (election.trusted_keys_dir / trusted_keys) is empty: no node may "
+                            "lead here, this one included; every claim is refused until NAME.pub files or "
+                            "trusted_keys are added")
+        elif public_key is not None:
             if node.name not in trusted:
                 trusted[node.name] = public_key
                 warnings.append("node %s is not in its own trust list; trusting its key locally, but other "
@@ -758,6 +792,8 @@ def load_runtime(config, find_host=find_advertise_host):
     else:
         warnings.append("claims are unsigned and unverified (insecure): set election.signing_key_file "
                         "and trusted_keys_dir")
+    if rules.exposed(node.bind[0], cluster.keyring_file is not None, trust_list, config.insecure):
+        errors.append("node.bind: %s is %s. %s" % (_format_hostport(node.bind), EXPOSED, _key_commands(config)))
     advertise = node.advertise
     if advertise is None and node.bind[0] not in WILDCARD_HOSTS:
         advertise = node.bind
@@ -774,6 +810,29 @@ def load_runtime(config, find_host=find_advertise_host):
     return Runtime(keyring=keyring, signer=signer, verifier=keyfiles.verify, public_key=public_key,
                    trusted_keys=None if trusted is None else _frozen_map(trusted),
                    advertise=advertise, warnings=tuple(warnings))
+
+
+def _key_commands(config):
+    """How to make the keys a node reachable from other machines needs: commands that work as printed."""
+    from_file = config.source not in ("<config>", "<defaults>") and os.path.isfile(config.source)
+    directory = os.path.dirname(os.path.abspath(config.source)) if from_file else "/etc/leaderd"
+    name = config.node.name
+    q = shlex.quote
+    return ("Make keys (as root for /etc/leaderd):\n"
+            "    mkdir -p -m 755 {trusted}\n"
+            "    (umask 027 && leaderd keygen --cluster-key > {keyring})\n"
+            "    leaderd keygen --name {name} --out {dir}\n"
+            "    install -m 644 {pub} {trusted}/\n"
+            "  then set cluster.keyring_file: {keyring}, election.signing_key_file: {key} and "
+            "election.trusted_keys_dir: {trusted} in {config} (the same keyring, and the NAME.pub of "
+            "every node that may lead, go to every node; under the systemd unit, run "
+            "`systemd-tmpfiles --create leaderd.conf` after); or bind a loopback address "
+            "(node.bind: 127.0.0.1:{port}) for agents on this machine only; or set insecure: true at the "
+            "top of the config to run unauthenticated anyway"
+            ).format(keyring=q(os.path.join(directory, "keyring")), name=q(name), dir=q(directory),
+                     trusted=q(os.path.join(directory, "trusted")), pub=q(os.path.join(directory, name + ".pub")),
+                     key=q(os.path.join(directory, name + ".key")), port=config.node.bind[1],
+                     config=config.source if from_file else "a config file (leaderd run --config FILE)")
 
 
 def _program_problem(program, which):

@@ -101,6 +101,12 @@ class Agent:
             where = ("[%s]:%d" if ":" in bind[0] else "%s:%d") % bind
             if exc.errno == errno.EADDRINUSE:
                 why = "address already in use: another agent (or a `leaderd run` in a terminal) holds it"
+            elif exc.errno in (errno.EPERM, errno.EACCES) and bind[1] >= 1024:
+                # No privilege is needed above 1023: a cgroup rule said no, e.g. the unit's
+                # SocketBindAllow=udp:7946 with another port in node.bind.
+                why = ("%s: refused by the service's sandbox (systemd/leaderd.service allows only "
+                       "SocketBindAllow=udp:7946): use port 7946 in node.bind, or allow this port in a "
+                       "drop-in (docs/OPERATIONS.md)" % (exc.strerror or exc))
             else:
                 why = exc.strerror or str(exc)
             raise OSError("cannot bind UDP %s (node.bind): %s" % (where, why)) from None

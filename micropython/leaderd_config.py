@@ -42,7 +42,9 @@ election
   signing_key       base64 32-byte Ed25519 seed (NAME.key); with priority > 0 the board is a candidate
   signing_key_file  the same, from a file on the board
   trusted_keys      map of name -> base64 public key; without it claims are not verified (insecure);
-                    keys of small order, not canonical or not on the curve are refused
+                    keys of small order, not canonical or not on the curve are refused.
+                    An empty map ({}) means that nobody may lead, this board included
+                    (its signing key is then not used), never "anybody may"
   preempt           default: true
   preempt_delay     duration                             default: 5s
   term_file         a file in flash keeping the highest term and the incarnation across
@@ -54,6 +56,8 @@ gossip
 log
   level         debug | info | warning | error           default: info
   heap_interval duration between {"heap": ...} lines; 0 = none   default: 0
+insecure        true: run on a non-loopback address with neither a keyring nor
+                trusted_keys (the daemon's rule, rules.exposed)   default: false
 
 What a name, a number, a duration, an address or a key may be is
 agent/core/rules.py, the rules the daemon's config follows: a value is
@@ -248,7 +252,7 @@ def parse(data, source="<config>", default_host=None):
         raise ConfigError(["expected a JSON object with the sections: " + section_names], source)
     errors = []
     for section in sorted(data):
-        if section not in known_sections:
+        if section not in known_sections and section != "insecure":
             errors.append("%s: unknown section; known sections: %s" % (section, section_names))
     given = {}    # section -> its mapping as written
     checked = {}  # section -> {key: checked value} for the keys set and valid (gossip: by profile field)
@@ -332,8 +336,23 @@ def parse(data, source="<config>", default_host=None):
     if keyring is None:
         warnings.append("packets are unauthenticated: set cluster.keyring to authenticate them")
     seed = election.get("signing_key") or election.get("signing_key_file")
-    trusted = election.get("trusted_keys") or None
-    if trusted is None:
+    trusted = election.get("trusted_keys")  # {}: nobody may lead
+    insecure = data.get("insecure")
+    if insecure is not None and insecure is not True and insecure is not False:
+        errors.append("insecure: %s: expected true or false" % _show(insecure))
+    if bind is not None and rules.exposed(
+            bind[0], given["cluster"].get("keyring") is not None or given["cluster"].get("keyring_file") is not None,
+            given["election"].get("trusted_keys") is not None, insecure):
+        # agent/config.py's EXPOSED, word for word (tests/test_secure_defaults.py).
+        errors.append("node.bind: %s is reachable from other machines, with no cluster keyring and no trust "
+                      "list: anyone who can send it a datagram could join the cluster and lead it. Set "
+                      "cluster.keyring (a line of the cluster's keyring: leaderd keygen --cluster-key) and "
+                      "election.trusted_keys (NAME.pub lines: leaderd keygen --name NAME), or \"insecure\": true"
+                      % _show(given["node"].get("bind", "0.0.0.0:7946")))
+    if trusted is not None and not trusted:
+        warnings.append("election.trusted_keys is empty: no node may lead here, this board included")
+        seed = None
+    elif trusted is None:
         if seed is not None:
             warnings.append("claims are signed but not verified: set election.trusted_keys")
         else:

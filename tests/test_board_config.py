@@ -72,18 +72,18 @@ def test_a_full_config():
 
 
 def test_join_timeout_defaults_to_5s_and_is_checked():
-    assert leaderd_config.parse({"node": {"name": "b", "bind": "10.0.0.5:7946"}})["join_timeout_ms"] == 5000
-    cfg = leaderd_config.parse({"node": {"name": "b", "bind": "10.0.0.5:7946"}, "cluster": {"join_timeout": "1m"}})
+    assert leaderd_config.parse({"insecure": True, "node": {"name": "b", "bind": "10.0.0.5:7946"}})["join_timeout_ms"] == 5000
+    cfg = leaderd_config.parse({"insecure": True, "node": {"name": "b", "bind": "10.0.0.5:7946"}, "cluster": {"join_timeout": "1m"}})
     assert cfg["join_timeout_ms"] == 60000
-    errors = errors_of({"node": {"name": "b", "bind": "10.0.0.5:7946"}, "cluster": {"join_timeout": "soon"}})
+    errors = errors_of({"insecure": True, "node": {"name": "b", "bind": "10.0.0.5:7946"}, "cluster": {"join_timeout": "soon"}})
     assert len(errors) == 1 and errors[0].startswith("cluster.join_timeout: \"soon\": expected a number with a unit"), errors
 
 
 def test_term_file_is_a_path():
-    cfg = leaderd_config.parse({"node": {"name": "b", "bind": "10.0.0.5:7946"}, "election": {"term_file": "/term"}})
+    cfg = leaderd_config.parse({"insecure": True, "node": {"name": "b", "bind": "10.0.0.5:7946"}, "election": {"term_file": "/term"}})
     assert cfg["term_file"] == "/term"
-    assert leaderd_config.parse({"node": {"name": "b", "bind": "10.0.0.5:7946"}})["term_file"] is None
-    errors = errors_of({"node": {"name": "b", "bind": "10.0.0.5:7946"}, "election": {"term_file": 5}})
+    assert leaderd_config.parse({"insecure": True, "node": {"name": "b", "bind": "10.0.0.5:7946"}})["term_file"] is None
+    errors = errors_of({"insecure": True, "node": {"name": "b", "bind": "10.0.0.5:7946"}, "election": {"term_file": 5}})
     assert errors == ["election.term_file: 5: expected a file path"], errors
 
 
@@ -171,7 +171,8 @@ def test_trusted_keys_are_checked_the_same_under_micropython():
 
 
 def test_defaults_make_a_follower_and_say_what_is_insecure():
-    cfg = leaderd_config.parse({"node": {"name": "b", "bind": "10.0.0.5:7946"}})
+    # Reachable and without keys: only with insecure: true (tests/test_secure_defaults.py).
+    cfg = leaderd_config.parse({"node": {"name": "b", "bind": "10.0.0.5:7946"}, "insecure": True})
     assert cfg["priority"] == 0 and cfg["cluster"] == "default" and cfg["seeds"] == []
     assert cfg["advertise"] == ("10.0.0.5", 7946) and _timings(cfg["profile"]) == profiles.lan().as_dict()
     assert cfg["keyring"] is None and cfg["trusted_keys"] is None and cfg["signing_seed"] is None
@@ -180,9 +181,9 @@ def test_defaults_make_a_follower_and_say_what_is_insecure():
 
 
 def test_a_wildcard_bind_advertises_the_wifi_address():
-    cfg = leaderd_config.parse({"node": {"name": "b"}}, default_host="192.168.1.44")
+    cfg = leaderd_config.parse({"node": {"name": "b"}, "insecure": True}, default_host="192.168.1.44")
     assert cfg["bind"] == ("0.0.0.0", 7946) and cfg["advertise"] == ("192.168.1.44", 7946)
-    errors = errors_of({"node": {"name": "b"}})
+    errors = errors_of({"node": {"name": "b"}, "insecure": True})
     assert errors and errors[0].startswith("node.advertise: not set"), errors
 
 
@@ -248,9 +249,9 @@ def test_every_problem_is_listed_at_once():
 
 def test_a_name_or_address_set_to_null_is_not_taken_as_set():
     # null means "not set": the defaults (or their errors) apply.
-    errors = errors_of({"node": {"name": None, "bind": "10.0.0.5:7946"}})
+    errors = errors_of({"node": {"name": None, "bind": "10.0.0.5:7946"}, "insecure": True})
     assert errors == ["node.name: required here (this port has no machine.unique_id)"], errors
-    errors = errors_of({"node": {"name": "b", "advertise": None}})
+    errors = errors_of({"node": {"name": "b", "advertise": None}, "insecure": True})
     assert errors and errors[0].startswith("node.advertise: not set"), errors
 
 

@@ -72,7 +72,7 @@ def test_design_example_parses_to_the_expected_values():
         keyring_file="/etc/leaderd/keyring", join_timeout_ms=5000)
     assert c.election.signing_key_file == "/etc/leaderd/pi-kitchen.key"
     assert c.election.trusted_keys_dir == "/etc/leaderd/trusted"
-    assert dict(c.election.trusted_keys) == {}
+    assert c.election.trusted_keys is None  # not set; trusted_keys: {} would be a trust list of nobody
     assert c.election.preempt is True
     assert c.election.preempt_delay_ms == 5000
     assert c.gossip.profile == profile.lan() and dict(c.gossip.overrides) == {}
@@ -370,11 +370,12 @@ def test_defaults_are_insecure_and_loud():
 
 
 def test_advertise_derivation():
-    wildcard = config.parse_config({"node": {"name": "a", "bind": "0.0.0.0:7000"}})
+    # insecure: true, or a wildcard bind without keys is refused (tests/test_secure_defaults.py).
+    wildcard = config.parse_config({"node": {"name": "a", "bind": "0.0.0.0:7000"}, "insecure": True})
     assert config.load_runtime(wildcard, find_host=lambda host: "10.1.2.3").advertise == ("10.1.2.3", 7000)
     with pytest.raises(config.ConfigError, match=r"node\.advertise: .*set node\.advertise"):
         config.load_runtime(wildcard, find_host=lambda host: None)
-    given = config.parse_config({"node": {"name": "a", "advertise": "10.9.9.9:7001"}})
+    given = config.parse_config({"node": {"name": "a", "advertise": "10.9.9.9:7001"}, "insecure": True})
     assert config.load_runtime(given, find_host=None).advertise == ("10.9.9.9", 7001)
 
 

@@ -215,7 +215,8 @@ SEED_FILES = [
 
 def _daemon_data(section, key, value):
     # advertise: a board bound to 0.0.0.0 needs one (or a WiFi address) at parse time, the daemon later.
-    data = {"node": {"name": "n1", "bind": "10.0.0.5:7946", "advertise": "10.0.0.5:7946"}}
+    # insecure: a reachable bind without keys is refused otherwise (tests/test_secure_defaults.py).
+    data = {"node": {"name": "n1", "bind": "10.0.0.5:7946", "advertise": "10.0.0.5:7946"}, "insecure": True}
     data.setdefault(section, {})[key] = value
     return data
 

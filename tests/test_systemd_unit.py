@@ -414,5 +414,5 @@ def test_sysusers_and_tmpfiles_snippets_on_a_scratch_root(tmp_path):
 
     assert owner_mode("etc/leaderd") == (0, gid, 0o750)
     assert owner_mode("etc/leaderd/trusted") == (0, 0, 0o755)
-    assert owner_mode("etc/leaderd/n1.key") == (uid, gid, 0o600)
+    assert owner_mode("etc/leaderd/n1.key") == (0, gid, 0o640)    # root:leaderd 0640 (issue 11, item 6)
     assert owner_mode("etc/leaderd/keyring") == (0, gid, 0o640)

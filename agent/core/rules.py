@@ -394,6 +394,34 @@ def _ipv6(raw):
     return True
 
 
+def loopback(host):
+    """Whether host, an IP address as host_port() returns it, is a loopback address (127.0.0.0/8, ::1).
+
+    Only these are out of other machines' reach; the wildcards are not, nor
+    are IPv4-mapped forms (::ffff:127.0.0.1): the safe side.
+    """
+    raw = _utf8(host) or b""
+    if _ipv4(raw):
+        return raw[:4] == b"127."
+    raw = raw.split(b"%")[0]
+    if not _ipv6(raw) or b"." in raw:
+        return False
+    parts = raw.split(b":")
+    last = parts.pop()
+    for part in parts:
+        if part and int(part.decode(), 16):
+            return False
+    return last != b"" and int(last.decode(), 16) == 1
+
+
+def exposed(host, keyring, trust_list, insecure):
+    """Whether a node bound to host may not start: it is reachable from other machines (any
+    address but loopback, wildcards included) with neither a keyring nor a trust list (an
+    empty one counts: nobody may lead), and the config does not say insecure: true. Each
+    shell words the error (agent/config.py, micropython/leaderd_config.py)."""
+    return not (insecure is True or keyring or trust_list or loopback(host))
+
+
 # --- Tags --------------------------------------------------------------------------
 
 
