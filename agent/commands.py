@@ -329,7 +329,7 @@ def cmd_keygen(args):
     if args.cluster_key:
         print(keys.generate_cluster_key())
         return EXIT_OK
-    if not args.name:
+    if args.name is None:
         print("leaderd keygen: --name NODE is required (or --cluster-key)", file=sys.stderr)
         return EXIT_USAGE
     # node.name's rule (the key files are NAME.key and NAME.pub): a bad name is a
