@@ -20,7 +20,6 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 
 import pytest
 import yaml
