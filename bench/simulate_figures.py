@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 GROUPS = [
     ("Steady state: convergence and per-node load (SWIM: load flat as N grows)",
      [["--nodes", str(n), "--scenario", "steady", "--duration", "60s"] for n in (10, 100, 1000)]
-     + [["--nodes", "10", "--profile", "local", "--scenario", "steady", "--duration", "60s"]],
+     + [["--nodes", "10", "--profile", p, "--scenario", "steady", "--duration", "60s"] for p in ("local", "wan")],
      ["nodes", "profile", "convergence_s", "msgs_per_node_s", "bytes_per_node_s", "max_datagram_bytes", "wall_s"]),
     ("Crash of a random node: detection",
      [["--nodes", str(n), "--profile", p, "--scenario", "crash-random"]
