@@ -333,11 +333,18 @@ def add_keygen(sub):
 
 def cmd_keygen(args):
     from agent import keys
+    from agent.core import rules
     if args.cluster_key:
         print(keys.generate_cluster_key())
         return EXIT_OK
-    if not args.name:
+    if args.name is None:
         print("leaderd keygen: --name NODE is required (or --cluster-key)", file=sys.stderr)
+        return EXIT_USAGE
+    # node.name's rule (the key files are NAME.key and NAME.pub): a bad name is a
+    # bad argument, exit 2 as in the exit-code table; 1 is for files that cannot be written.
+    problem = rules.name_problem(args.name)
+    if problem is not None:
+        print("leaderd keygen: --name %r is not a valid node.name: %s" % (args.name, problem), file=sys.stderr)
         return EXIT_USAGE
     try:
         key_path, pub_path = keys.keygen(args.name, args.out, force=args.force)

@@ -35,6 +35,16 @@ log = logging.getLogger("leaderd")
 # A datagram this large cannot be ours; the kernel hands us at most this.
 _RECV_LIMIT = 65535
 
+# Counters the core creates when they first count (their reason is known at
+# run time): `status --json` reports them from the start, at zero, so that a
+# monitor finds every counter docs/OPERATIONS.md names (tests/test_docs_truth.py).
+_COUNTED_FROM_ZERO = (
+    "dropped_unsigned", "dropped_bad_signature", "dropped_busy",
+    "claims_rejected_not_member", "claims_rejected_untrusted", "claims_rejected_unsigned",
+    "claims_rejected_bad_signature", "claims_rejected_busy", "claims_rejected_term_window",
+    "duplicate_name",
+)
+
 
 class _Transport(asyncio.DatagramProtocol):
     """The UDP endpoint: hands every datagram to the agent at once (no queue)."""
@@ -498,8 +508,8 @@ class Agent:
         counts = {}
         for m in node.members():
             counts[m.state_name] = counts.get(m.state_name, 0) + 1
-        stats = node.counters()
-        stats.setdefault("duplicate_name", 0)  # counted by the core from the first one on
+        stats = dict.fromkeys(_COUNTED_FROM_ZERO, 0)
+        stats.update(node.counters())
         stats.update(self.stats)
         hooks = self.hooks
         stats.update({"hook_runs": hooks.runs, "hook_failures": hooks.failures, "hooks_dropped": hooks.dropped,
