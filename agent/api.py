@@ -35,14 +35,12 @@ import asyncio
 import inspect
 import json
 import logging
-import fcntl
 import os
-import socket
 import stat
-import struct
-import termios
 
 from agent import __version__
+from agent.apilimits import IDLE_TIMEOUT_S, MAX_CLIENTS, MAX_WATCHERS, Budget, Connection, peer_uid, \
+    request_waiting
 from agent.ratelimit import WarningLimiter
 
 __all__ = [
@@ -58,19 +56,6 @@ log = logging.getLogger(__name__)
 # The protocol version in every reply's "api" field. Raise it only for a change
 # an old client would misread; adding keys to replies does not count.
 API_VERSION = 1
-
-# The defaults of ApiServer's limits (OPERATIONS.md, "Limits of the API socket").
-# Request connections at once, all uids together; 1/8 of them are reserved, a uid gets 1/4.
-MAX_CLIENTS = 64
-# Watch connections at once, a budget of their own; the same shares.
-MAX_WATCHERS = 128
-# Seconds a request connection has to send each complete request line. The
-# client library sends its request as soon as it connects; 2 s leaves room
-# for a loaded machine, and closes idle connections before they pile up.
-IDLE_TIMEOUT_S = 2.0
-
-# struct ucred {pid_t pid; uid_t uid; gid_t gid;} as SO_PEERCRED returns it (Linux).
-_UCRED = struct.Struct("3i")
 
 COMMANDS = ("leader", "members", "status", "version", "watch", "transfer")
 _COMMAND_LIST = ", ".join(COMMANDS)
@@ -185,97 +170,6 @@ def _resolve_mode(mode) -> int:
     return mode
 
 
-def _peer_uid(writer: asyncio.StreamWriter):
-    """The uid of the process at the other end of a UNIX socket (SO_PEERCRED), or None where unknown."""
-    sock = writer.get_extra_info("socket")
-    try:
-        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
-    except (AttributeError, OSError):  # not Linux, or not a UNIX socket
-        return None
-    return _UCRED.unpack(creds)[1]
-
-
-def _request_waiting(client) -> bool:
-    """Whether client's request may be on its way: a complete line read but not handled, or bytes not read yet.
-
-    A connection accepted in the same batch as others has its request still
-    in the kernel; a held one has nothing there (the transport reads what
-    comes at once), at most a partial line in the reader's buffer.
-    """
-    if b"\n" in getattr(client.reader, "_buffer", b""):  # StreamReader's buffer (no public accessor)
-        return True
-    sock = client.writer.get_extra_info("socket")
-    try:
-        waiting = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
-    except (AttributeError, OSError, ValueError):
-        return False
-    return struct.unpack("i", waiting)[0] > 0
-
-
-class _Budget:
-    """Slots of one kind: `total` at most, the last `reserved` of them for privileged uids, `per_uid` for any other uid."""
-
-    __slots__ = ("kind", "total", "reserved", "per_uid", "used", "by_uid")
-
-    def __init__(self, kind: str, total: int, reserved: int, per_uid: int):
-        if total < 1:
-            raise ValueError("max_%s must be at least 1, got %r" % (kind, total))
-        if not 0 <= reserved < total:
-            raise ValueError("reserved_%s must be between 0 and max_%s - 1 (%d), got %r"
-                             % (kind, kind, total - 1, reserved))
-        if per_uid < 1:
-            raise ValueError("max_%s_per_uid must be at least 1, got %r" % (kind, per_uid))
-        self.kind = kind
-        self.total = total
-        self.reserved = reserved
-        self.per_uid = per_uid
-        self.used = 0
-        self.by_uid = {}  # unprivileged uid -> slots it holds
-
-    def refusal(self, uid, privileged: bool):
-        """None if uid may take a slot now, else (reason, the message for the refused client)."""
-        if privileged:
-            if self.used >= self.total:
-                return "full", "too many %s (max %d); try again later" % (self.kind, self.total)
-            return None
-        if self.by_uid.get(uid, 0) >= self.per_uid:
-            return "uid", "too many %s from uid %s (max %d per uid); try again later" % (
-                self.kind, uid, self.per_uid)
-        if self.used >= self.total - self.reserved:
-            return "full", "too many %s (max %d, of which %d are kept for root and the agent's uid); " \
-                           "try again later" % (self.kind, self.total, self.reserved)
-        return None
-
-    def take(self, uid, privileged: bool) -> None:
-        self.used += 1
-        if not privileged:
-            self.by_uid[uid] = self.by_uid.get(uid, 0) + 1
-
-    def give_back(self, uid, privileged: bool) -> None:
-        self.used -= 1
-        if not privileged:
-            left = self.by_uid[uid] - 1
-            if left:
-                self.by_uid[uid] = left
-            else:
-                del self.by_uid[uid]
-
-
-class _Client:
-    """One accepted connection: its peer's uid, the slot it holds, whether it has sent a request yet."""
-
-    __slots__ = ("uid", "privileged", "reader", "writer", "task", "slot", "requested")
-
-    def __init__(self, uid, privileged: bool, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, task):
-        self.uid = uid
-        self.privileged = privileged
-        self.reader = reader
-        self.writer = writer
-        self.task = task
-        self.slot = None  # None, "request" or "watch"
-        self.requested = False
-
-
 class _Watcher:
     """One watch connection: its bounded queue of encoded event lines and its transport."""
 
@@ -321,11 +215,11 @@ class ApiServer:
             # One slot for the leader snapshot, at least one for events.
             raise ValueError("watch_queue must be at least 2, got %r" % (watch_queue,))
         # None: the shares of the module's defaults (1/8 reserved, 1/4 per uid).
-        self._requests = _Budget(
+        self._requests = Budget(
             "clients", max_clients,
             max_clients // 8 if reserved_clients is None else reserved_clients,
             max(1, max_clients // 4) if max_clients_per_uid is None else max_clients_per_uid)
-        self._watch_slots = _Budget(
+        self._watch_slots = Budget(
             "watchers", max_watchers,
             max_watchers // 8 if reserved_watchers is None else reserved_watchers,
             max(1, max_watchers // 4) if max_watchers_per_uid is None else max_watchers_per_uid)
@@ -348,7 +242,7 @@ class ApiServer:
         self._socket_inode = None
         self._connections = set()  # handler tasks, rejected ones excluded
         self._watchers = set()
-        self._fresh = {}  # uid -> {_Client: None} that sent no request yet, oldest first
+        self._fresh = {}  # uid -> {Connection: None} that sent no request yet, oldest first
         self.refused = 0  # connections refused (no request slot), all of them
         self.refused_per_uid = 0  # ... of which for the per-uid cap
         self.watch_refused = 0  # watch requests refused (no watcher slot)
@@ -527,8 +421,8 @@ class ApiServer:
         if self._server is None:  # accepted just before close()
             writer.close()
             return
-        uid = _peer_uid(writer)
-        client = _Client(uid, uid in self.reserved_uids, reader, writer, asyncio.current_task())
+        uid = peer_uid(writer)
+        client = Connection(uid, uid in self.reserved_uids, reader, writer, asyncio.current_task())
         refusal = self._admit(client)
         try:
             if refusal is not None:
@@ -555,7 +449,7 @@ class ApiServer:
             self._connections.discard(client.task)
             writer.close()
 
-    def _admit(self, client: _Client):
+    def _admit(self, client: Connection):
         """Give client a request slot (None), or say why not ((reason, message)); never waits.
 
         A client that would be refused takes the slot of its uid's oldest
@@ -565,7 +459,7 @@ class ApiServer:
         refusal = self._requests.refusal(client.uid, client.privileged)
         if refusal is not None:
             for old in self._fresh.get(client.uid, ()):  # oldest first
-                if not _request_waiting(old):
+                if not request_waiting(old):
                     self._replace(old)
                     refusal = self._requests.refusal(client.uid, client.privileged)
                     break
@@ -577,7 +471,7 @@ class ApiServer:
         self._connections.add(client.task)
         return None
 
-    def _replace(self, old: _Client) -> None:
+    def _replace(self, old: Connection) -> None:
         """Close old (it sent no request) now, so that a new connection of its uid gets its slot."""
         self._release(old)
         self.replaced += 1
@@ -593,7 +487,7 @@ class ApiServer:
         # then swallows the cancellation): _serve also sees the slot gone.
         old.task.cancel()
 
-    def _release(self, client: _Client) -> None:
+    def _release(self, client: Connection) -> None:
         """Give back whatever slot client holds (idempotent)."""
         if client.slot == "request":
             self._requests.give_back(client.uid, client.privileged)
@@ -602,7 +496,7 @@ class ApiServer:
             self._watch_slots.give_back(client.uid, client.privileged)
         client.slot = None
 
-    def _not_fresh(self, client: _Client) -> None:
+    def _not_fresh(self, client: Connection) -> None:
         fresh = self._fresh.get(client.uid)
         if fresh is not None:
             fresh.pop(client, None)
@@ -616,7 +510,7 @@ class ApiServer:
             message += " (%d more since the last warning)" % held
         log.log(logging.WARNING if allowed else logging.DEBUG, message, *args)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: _Client) -> None:
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: Connection) -> None:
         """Answer requests line by line until EOF, an oversized line, idleness or watch."""
         loop = asyncio.get_running_loop()
         # idle_timeout counts from the connection or the last request: blank
@@ -713,7 +607,7 @@ class ApiServer:
             result = await result
         return result
 
-    async def _watch(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: _Client) -> bool:
+    async def _watch(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: Connection) -> bool:
         """Stream the leader snapshot and published events until either side closes.
 
         False, after an error reply, if the snapshot could not be taken or no
