@@ -788,9 +788,7 @@ class Node:
         """Refutes news that would replace our own alive entry (SWIM refutation)."""
         if self._leaving:
             return
-        if state == STATE_ALIVE and address is not None and address != self.address \
-                and incarnation >= self.incarnation:
-            self._twin(address, incarnation, now)
+        self._twin(incarnation, state, address)
         if state == STATE_ALIVE:
             if incarnation < self.incarnation:
                 return
@@ -822,14 +820,16 @@ class Node:
         # a follower that dropped us follows it again (same term).
         self.election.heartbeat(now)
 
-    def _twin(self, address, incarnation, now):
+    def _twin(self, incarnation, state, address):
         # Our name, alive at another address, and not old news of us:
         # another agent with our name (each refutes the other for ever), or
         # a forger. Counted and reported (the event queue is bounded; the
         # daemon rate-limits its warnings). Not on a board (BOARD_REPLACE
         # in micropython/build.py: heap).
-        self.stats["duplicate_name"] = self.stats.get("duplicate_name", 0) + 1
-        self._emit(events.DuplicateName(address=address, incarnation=incarnation))
+        if state == STATE_ALIVE and address is not None and address != self.address \
+                and incarnation >= self.incarnation:
+            self.stats["duplicate_name"] = self.stats.get("duplicate_name", 0) + 1
+            self._emit(events.DuplicateName(address=address, incarnation=incarnation))
 
     def _bump_incarnation(self):
         # Never raises: the ceiling (2^32 - 1) is out of reach one step at a
