@@ -89,6 +89,7 @@ def compile_one(source, target, source_name, compat=None, extra=()):
 # function is ~150 bytes of heap for good; these come to ~3 KB of the 128k.
 # The sources are unchanged: the tests run them whole, on both runtimes.
 BOARD_STRIP = {
+    "agent/core/broadcast.py": ("BroadcastQueue.pending_for", "BroadcastQueue.transmits_for"),
     "agent/core/election.py": ("Election.trust_changed",),
     "agent/core/events.py": ("Event.__eq__",),
     "agent/core/membership.py": ("Member.state_name",),
@@ -96,6 +97,7 @@ BOARD_STRIP = {
                            "Node.awareness_score", "Node.set_preempt", "Node.counters", "Node.authenticated",
                            "Node.eligible_by_operator"),
     "agent/core/rand.py": ("sample",),
+    "agent/core/suspicion.py": ("remaining_suspicion_ms", "Suspicion.remaining_ms"),
     # Equality and iteration of messages and sync records: for tests (the
     # node merges records through Records.entries()).
     "agent/core/wire.py": ("Codec.set_keyring", "encode_sync_pages", "Message.__eq__",
@@ -111,6 +113,10 @@ STRIP_EVERYWHERE = ("__repr__",)
 # board's few dozen are found in the list itself, with the same order and
 # the same picks (tests/test_board_config.py), and ~0.7 KB less heap.
 BOARD_REPLACE = {
+    # And what a board, IPv4-only and holding at most 64 members, never needs:
+    # IPv6 literals are refused as if they were host names, and a board's state
+    # never needs more than one sync, so it is never truncated.
+    "agent/core/guard.py": {"_ipv6": "return -1 - _FORBIDDEN", "Guard.truncated": "return records"},
     "agent/core/nameset.py": {
         "NameSet.__init__": "self.names = []",
         "NameSet.__contains__": "return name in self.names",

@@ -574,3 +574,23 @@ def test_only_the_config_checker_uses_the_config_rules_so_a_board_can_drop_them(
     with open(os.path.join(BOARD_DIR, "leaderd_main.py")) as handle:
         main = handle.read()
     assert 'del sys.modules["agent.core.rules"]' in main and "del agent.core.rules" in main
+
+
+def test_the_board_build_stubs_what_a_board_never_needs():
+    # build.BOARD_REPLACE: IPv6 literals (a board speaks IPv4) and the sync
+    # truncation (a board holds at most 64 members) keep their names and
+    # callers but get a one-line body.
+    build = _build_module()
+    rel = "agent/core/guard.py"
+    with open(os.path.join(REPO_ROOT, rel)) as handle:
+        text = handle.read()
+    tree = ast.parse(build.stripped_source(rel, text))
+    bodies = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef):
+            bodies[node.name] = ast.unparse(node.body[0]) if len(node.body) == 1 else None
+    for name, stub in build.BOARD_REPLACE[rel].items():
+        assert bodies[name.split(".")[-1]] == stub, (name, bodies[name.split(".")[-1]])
+    assert bodies["address_allowed"] is None, "address_allowed itself is whole on a board"
+    with pytest.raises(RuntimeError, match="does not define"):
+        build.stripped_source(rel, "class Guard:\n    pass\n")
