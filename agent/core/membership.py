@@ -159,7 +159,11 @@ class MemberTable:
         the update is a full record that may create the member.
         """
         member = self.members.get(name)
-        if address is not None and self.own is not None and not address_allowed(address, self.own):
+        # An address the member has already passed is not checked again: the
+        # same verdict, without the parse's garbage for every record of every
+        # sync (on a board, small pieces between long-lived ones: fragmentation).
+        if address is not None and self.own is not None and (member is None or address != member.address) \
+                and not address_allowed(address, self.own):
             self.stats["refused_member_address"] = self.stats.get("refused_member_address", 0) + 1
             return IGNORED
         if member is None:
