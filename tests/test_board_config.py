@@ -380,7 +380,10 @@ def test_what_the_board_build_strips_nothing_on_the_board_calls():
     # The board build leaves out daemon-only functions (build.BOARD_STRIP):
     # nothing that runs on a board may call one, or the board would meet an
     # AttributeError on that path. Checked across agent/core and the shell,
-    # except inside the stripped functions themselves (one may call another).
+    # except inside the stripped functions themselves (one may call another),
+    # in the core as the board runs it (build.stripped_source: with the
+    # BOARD_REPLACE bodies; a board sends no challenges, so nothing there
+    # calls Guard.owe).
     build = _build_module()
     stripped = set()
     for names in build.BOARD_STRIP.values():
@@ -388,7 +391,10 @@ def test_what_the_board_build_strips_nothing_on_the_board_calls():
     sources = core_modules() + ["micropython/" + m for m in build.SHELL_MODULES] + ["micropython/main.py"]
     for rel in sources:
         with open(os.path.join(REPO_ROOT, rel)) as handle:
-            tree = ast.parse(handle.read())
+            text = handle.read()
+        if rel.startswith("agent/"):
+            text = build.stripped_source(rel, text)
+        tree = ast.parse(text)
         inside = set()
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef) and node.name in stripped:
@@ -594,3 +600,30 @@ def test_the_board_build_stubs_what_a_board_never_needs():
     assert bodies["address_allowed"] is None, "address_allowed itself is whole on a board"
     with pytest.raises(RuntimeError, match="does not define"):
         build.stripped_source(rel, "class Guard:\n    pass\n")
+
+
+def test_the_board_counts_the_guard_refusals_under_short_names():
+    # build.BOARD_COUNTERS: the guard's counters are short names on a board
+    # (nothing there reads the core's counters). Each listed name is one the
+    # core counts; the board's core keeps none of them; no shell module
+    # reads any counter of the core, under either name.
+    build = _build_module()
+    sources = {}
+    for rel in core_modules():
+        with open(os.path.join(REPO_ROOT, rel)) as handle:
+            sources[rel] = handle.read()
+    everything = "".join(sources.values())
+    for name in build.BOARD_COUNTERS:
+        assert '"%s"' % name in everything, name
+    for rel, text in sources.items():
+        board = ast.parse(build.shortened_counters(build.stripped_source(rel, text)))
+        kept = [n.value for n in ast.walk(board) if isinstance(n, ast.Constant) and n.value in build.BOARD_COUNTERS]
+        assert not kept, (rel, kept)
+    shortened = build.shortened_counters(sources["agent/core/guard.py"])
+    assert "'c%d'" % build.BOARD_COUNTERS.index("refused_sync_rate_global") in shortened
+    for module in build.SHELL_MODULES + ("main.py",):
+        with open(os.path.join(BOARD_DIR, module)) as handle:
+            text = handle.read()
+        assert "node.stats" not in text and "counters()" not in text, module
+        for name in build.BOARD_COUNTERS:
+            assert name not in text, (module, name)

@@ -45,10 +45,18 @@ Every refusal is counted in the node's stats under a `refused_*` key.
 Boards load this module's bytecode into their heap, each function costs
 ~100 bytes there, and every new identifier is an interned string that
 stays (docs/BOARDS.md): hence few functions, names the agent already has
-(known, add, pop, send, busy, budget, own, _buckets, ...), constants in
-const() and byte strings rather than short str constants. The board build
-leaves out the IPv6 parser and the sync truncation (micropython/build.py
-BOARD_STUB): a board speaks IPv4 and holds at most 64 members.
+(known, pop, send, busy, budget, own, _buckets, ...), constants in
+const() and byte strings rather than short str constants.
+
+A board runs a smaller guard (micropython/build.py BOARD_STRIP and
+BOARD_REPLACE; docs/PROTOCOL.md, "Reflection and amplification", says what
+it gives up): no challenges at all (`owe` is left out, `pop` and `send`
+answer "nothing waits" and "do not send", Node._challenge only counts), so a
+board answers a sync and relays a PingReq only for an address it has proven
+by probing it, and sends its own push-pull syncs and gossip only to proven
+addresses; no IPv6 parser (a board speaks IPv4) and no sync truncation (it
+holds at most 64 members); and its counters under short names (nothing on
+a board reads them; build.BOARD_COUNTERS).
 """
 
 from agent.core import wire
@@ -71,7 +79,7 @@ _QUIET = const(1)       # address -> datagrams of ours it was denied since its c
 _REPLIED = const(2)     # address -> when we last answered a sync request from it ...
 _SESSION = const(3)     # ... and that request's session
 
-_MAX_OWED = const(32)               # challenges waiting for their Ack (boards: 8)
+_MAX_OWED = const(32)               # challenges waiting for their Ack (8 under a member cap of 128)
 _REPLY_INTERVAL_MS = const(62)      # the global cap: 16 sync replies a second ...
 _REPLY_BURST_MS = const(930)        # ... in bursts of 16 (15 intervals of 62 ms)
 _REPLY_BURST = const(16)
@@ -236,10 +244,10 @@ class Guard(wire.Codec):
 
     # --- Challenges --------------------------------------------------------
 
-    def add(self, address, action, args):
+    def owe(self, address, action, args):
         """Remembers action(*args) (or nothing: None) for when address acks; returns the challenge Ping's seq.
 
-        At most 32 challenges wait (8 on a board); past that the table starts
+        At most 32 challenges wait (8 with a member cap under 128); past that the table starts
         over (counted), as the sync-session table does. An Ack that comes
         back later still proves its address, not what it would have released.
         """
@@ -277,7 +285,7 @@ class Guard(wire.Codec):
         if drops % _RECHALLENGE_EVERY:
             return False, None
         self.stats["challenges_sent"] = self.stats.get("challenges_sent", 0) + 1
-        return drops == 0, self.seal([wire.encode_message(wire.Ping(seq=self.add(address, action, args),
+        return drops == 0, self.seal([wire.encode_message(wire.Ping(seq=self.owe(address, action, args),
                                                                      target=wire.ANY_TARGET))])
 
     # --- State sync sizing -------------------------------------------------

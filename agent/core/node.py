@@ -1002,7 +1002,7 @@ class Node:
         that left (guard.budget), or it is not sent and nothing waits.
         """
         guard = self.guard
-        seq = guard.add(addr, action, args)
+        seq = guard.owe(addr, action, args)
         if self._send(addr, [wire.encode_message(wire.Ping(seq=seq, target=name))], guard.budget):
             self.stats["challenges_sent"] = self.stats.get("challenges_sent", 0) + 1
         else:
