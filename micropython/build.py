@@ -138,27 +138,52 @@ BOARD_REPLACE = {
 }
 
 
-# The counters the guard adds to the node's stats, under short names on a
-# board: nothing on a board reads its core's counters (Node.counters() is
-# stripped; the shell reports its own), and each of these long names is a
-# string object of ~50 bytes of heap for good (~0.7 KB in all). The short
-# names are "c0", "c1", ... in this order, in every module alike.
-BOARD_COUNTERS = ("refused_relay_address", "refused_relay_duplicate", "refused_relay_busy", "challenges_sent",
-                  "refused_reply_size", "refused_gossip_unproven", "addresses_proven", "refused_owed_evicted",
-                  "sync_truncated", "refused_sync_rate_address", "refused_sync_rate_global",
-                  "refused_member_address", "refused_member_cap")
+# The core's counters (Node.stats, which the election, the member table and
+# the guard add to) under small ints on a board: nothing on a board reads
+# them (Node.counters() is stripped; the shell reports counters of its own),
+# and each name is a string object of ~50 bytes of heap for good (~1.5 KB
+# in all), an int none. A counter is a str constant used as a key of a dict
+# named `stats` (x.stats[...], stats.get(...), the dict literal assigned to
+# self.stats); its board key is its place in the sorted list of them all, the
+# same in every module. Counters whose names are also built at run time
+# (DYNAMIC_COUNTERS: "dropped_" + reason) keep their names.
+DYNAMIC_COUNTERS = ("dropped_", "claims_rejected_")
 
 
-class _Counters(ast.NodeTransformer):
-    def visit_Constant(self, node):
-        if isinstance(node.value, str) and node.value in BOARD_COUNTERS:
-            return ast.copy_location(ast.Constant("c%d" % BOARD_COUNTERS.index(node.value)), node)
-        return node
+def _is_stats(node):
+    return (isinstance(node, ast.Name) and node.id == "stats") or (
+        isinstance(node, ast.Attribute) and node.attr == "stats")
 
 
-def shortened_counters(text):
-    """text with every string constant named in BOARD_COUNTERS written as its short name."""
-    tree = _Counters().visit(ast.parse(text))
+def _counter_constants(tree):
+    """The ast.Constant nodes of tree that name a counter (see above)."""
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and _is_stats(node.value):
+            out.append(node.slice)
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+              and _is_stats(node.func.value) and node.args):
+            out.append(node.args[0])
+        elif isinstance(node, ast.Assign) and any(_is_stats(t) for t in node.targets) \
+                and isinstance(node.value, ast.Dict):
+            out.extend(node.value.keys)
+    return [c for c in out if isinstance(c, ast.Constant) and isinstance(c.value, str)
+            and not c.value.startswith(DYNAMIC_COUNTERS)]
+
+
+def counter_keys(texts):
+    """{counter name: its small-int key on a board} for the counters of the given sources."""
+    names = set()
+    for text in texts:
+        names.update(c.value for c in _counter_constants(ast.parse(text)))
+    return dict((name, i) for i, name in enumerate(sorted(names)))
+
+
+def shortened_counters(text, keys):
+    """text with every counter (see above) named by its key in keys."""
+    tree = ast.parse(text)
+    for constant in _counter_constants(tree):
+        constant.value = keys[constant.value]
     return ast.unparse(tree) + "\n"
 
 
@@ -418,6 +443,7 @@ def build(out=DEFAULT_OUT, compat=None, extra=(), log=print, debug=False):
         with open(os.path.join(ROOT, rel)) as handle:
             sources[rel] = handle.read()
     keep = imported_names(sources.values())
+    counters = counter_keys(stripped_source(rel, text) for rel, text in sources.items() if rel.startswith("agent/"))
     tables = dict((owner, constructors(sources[owner], made))
                   for owner, (_, made) in CONSTRUCTOR_MODULES.items())
     with tempfile.TemporaryDirectory() as scratch:
@@ -425,7 +451,7 @@ def build(out=DEFAULT_OUT, compat=None, extra=(), log=print, debug=False):
             text = sources[rel]
             if not debug:
                 if rel.startswith("agent/"):
-                    text = shortened_counters(stripped_source(rel, text))
+                    text = shortened_counters(stripped_source(rel, text), counters)
                 text = inline_constructors(rel, text, tables)
                 if rel in tables:
                     text = without_functions(text, tables[rel])

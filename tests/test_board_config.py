@@ -602,28 +602,33 @@ def test_the_board_build_stubs_what_a_board_never_needs():
         build.stripped_source(rel, "class Guard:\n    pass\n")
 
 
-def test_the_board_counts_the_guard_refusals_under_short_names():
-    # build.BOARD_COUNTERS: the guard's counters are short names on a board
-    # (nothing there reads the core's counters). Each listed name is one the
-    # core counts; the board's core keeps none of them; no shell module
-    # reads any counter of the core, under either name.
+def test_the_board_counts_under_small_int_keys():
+    # build.counter_keys: the core's counters are small ints on a board
+    # (nothing there reads them). Every counter the core names is mapped,
+    # the guard's and the node's among them; the board's core keeps none of
+    # those names as a string; names also built at run time ("dropped_" +
+    # reason) keep theirs; no shell module reads a counter of the core.
     build = _build_module()
     sources = {}
     for rel in core_modules():
         with open(os.path.join(REPO_ROOT, rel)) as handle:
-            sources[rel] = handle.read()
-    everything = "".join(sources.values())
-    for name in build.BOARD_COUNTERS:
-        assert '"%s"' % name in everything, name
+            sources[rel] = build.stripped_source(rel, handle.read())
+    keys = build.counter_keys(sources.values())
+    for name in ("refused_relay_address", "refused_sync_rate_global", "refused_member_cap", "sent_bytes",
+                 "internal_errors", "signature_checks", "claims_stale"):
+        assert name in keys, name
+    assert sorted(keys.values()) == list(range(len(keys)))
+    assert not [name for name in keys if name.startswith(build.DYNAMIC_COUNTERS)]
     for rel, text in sources.items():
-        board = ast.parse(build.shortened_counters(build.stripped_source(rel, text)))
-        kept = [n.value for n in ast.walk(board) if isinstance(n, ast.Constant) and n.value in build.BOARD_COUNTERS]
+        board = ast.parse(build.shortened_counters(text, keys))
+        kept = [n.value for n in ast.walk(board) if isinstance(n, ast.Constant) and n.value in keys]
         assert not kept, (rel, kept)
-    shortened = build.shortened_counters(sources["agent/core/guard.py"])
-    assert "'c%d'" % build.BOARD_COUNTERS.index("refused_sync_rate_global") in shortened
+    node = build.shortened_counters(sources["agent/core/node.py"], keys)
+    assert 'self.stats[%d] += 1' % keys["internal_errors"] in node
+    assert "'dropped_' + reason" in node and "'dropped_auth': 0" in node
     for module in build.SHELL_MODULES + ("main.py",):
         with open(os.path.join(BOARD_DIR, module)) as handle:
             text = handle.read()
         assert "node.stats" not in text and "counters()" not in text, module
-        for name in build.BOARD_COUNTERS:
-            assert name not in text, (module, name)
+        for name in keys:
+            assert '"%s"' % name not in text, (module, name)
