@@ -126,7 +126,8 @@ BOARD_REPLACE = {
     # anything (pop). ~0.7 KB of heap, and no challenge state in the join burst.
     "agent/core/guard.py": {"_ipv6": "return -1 - _FORBIDDEN", "Guard.truncated": "return records",
                             "Guard.pop": "return None", "Guard.send": "return (False, None)"},
-    "agent/core/node.py": {"Node._challenge": 'self._count("unproven")'},
+    "agent/core/node.py": {
+        "Node._challenge": 'self.stats["refused_unproven"] = self.stats.get("refused_unproven", 0) + 1'},
     "agent/core/nameset.py": {
         "NameSet.__init__": "self.names = []",
         "NameSet.__contains__": "return name in self.names",
@@ -144,9 +145,14 @@ BOARD_REPLACE = {
 # and each name is a string object of ~50 bytes of heap for good (~1.5 KB
 # in all), an int none. A counter is a str constant used as a key of a dict
 # named `stats` (x.stats[...], stats.get(...), the dict literal assigned to
-# self.stats); its board key is its place in the sorted list of them all, the
-# same in every module. Counters whose names are also built at run time
-# (DYNAMIC_COUNTERS: "dropped_" + reason) keep their names.
+# self.stats). Those of the dict literal (made with the node) get keys 0, 1,
+# ... in sorted order, the same in every module; the others, which the guard
+# and the member table add when first counted (refused_*,
+# addresses_proven), are summed under one more key, made with the others:
+# added one by one they would grow the dict's table during the join burst,
+# a long-lived piece of up to ~0.8 KB in the way of a datagram's buffer
+# (docs/BOARDS.md, fragmentation). Counters whose names are also built at
+# run time (DYNAMIC_COUNTERS: "dropped_" + reason) keep their names.
 DYNAMIC_COUNTERS = ("dropped_", "claims_rejected_")
 
 
@@ -156,8 +162,9 @@ def _is_stats(node):
 
 
 def _counter_constants(tree):
-    """The ast.Constant nodes of tree that name a counter (see above)."""
+    """(the ast.Constant nodes of tree that name a counter (see above), the dict literals of self.stats)."""
     out = []
+    literals = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Subscript) and _is_stats(node.value):
             out.append(node.slice)
@@ -166,24 +173,41 @@ def _counter_constants(tree):
             out.append(node.args[0])
         elif isinstance(node, ast.Assign) and any(_is_stats(t) for t in node.targets) \
                 and isinstance(node.value, ast.Dict):
+            literals.append(node.value)
             out.extend(node.value.keys)
     return [c for c in out if isinstance(c, ast.Constant) and isinstance(c.value, str)
-            and not c.value.startswith(DYNAMIC_COUNTERS)]
+            and not c.value.startswith(DYNAMIC_COUNTERS)], literals
 
 
 def counter_keys(texts):
-    """{counter name: its small-int key on a board} for the counters of the given sources."""
+    """{counter name: its small-int key on a board} for the counters of the given sources (see above)."""
     names = set()
+    made = set()
     for text in texts:
-        names.update(c.value for c in _counter_constants(ast.parse(text)))
-    return dict((name, i) for i, name in enumerate(sorted(names)))
+        constants, literals = _counter_constants(ast.parse(text))
+        names.update(c.value for c in constants)
+        for literal in literals:
+            made.update(k.value for k in literal.keys if isinstance(k, ast.Constant))
+    made = sorted(n for n in names if n in made)
+    keys = dict((name, i) for i, name in enumerate(made))
+    for name in names:
+        if name not in keys:
+            keys[name] = len(made)
+    return keys
 
 
 def shortened_counters(text, keys):
-    """text with every counter (see above) named by its key in keys."""
+    """text with every counter (see above) named by its key in keys; the dict literal of self.stats
+    also makes the key of the summed counters."""
     tree = ast.parse(text)
-    for constant in _counter_constants(tree):
+    constants, literals = _counter_constants(tree)
+    for constant in constants:
         constant.value = keys[constant.value]
+    summed = max(keys.values()) if keys else 0
+    for literal in literals:
+        if summed not in [k.value for k in literal.keys if isinstance(k, ast.Constant)]:
+            literal.keys.append(ast.Constant(summed))
+            literal.values.append(ast.Constant(0))
     return ast.unparse(tree) + "\n"
 
 

@@ -605,9 +605,12 @@ def test_the_board_build_stubs_what_a_board_never_needs():
 def test_the_board_counts_under_small_int_keys():
     # build.counter_keys: the core's counters are small ints on a board
     # (nothing there reads them). Every counter the core names is mapped,
-    # the guard's and the node's among them; the board's core keeps none of
-    # those names as a string; names also built at run time ("dropped_" +
-    # reason) keep theirs; no shell module reads a counter of the core.
+    # the guard's and the node's among them: those the node makes with its
+    # stats each to a key of its own, those added when first counted (the
+    # guard's) to one more, which the node makes too (its dict does not grow
+    # for them); the board's core keeps none of those names as a string;
+    # names also built at run time ("dropped_" + reason) keep theirs; no
+    # shell module reads a counter of the core.
     build = _build_module()
     sources = {}
     for rel in core_modules():
@@ -617,7 +620,11 @@ def test_the_board_counts_under_small_int_keys():
     for name in ("refused_relay_address", "refused_sync_rate_global", "refused_member_cap", "sent_bytes",
                  "internal_errors", "signature_checks", "claims_stale"):
         assert name in keys, name
-    assert sorted(keys.values()) == list(range(len(keys)))
+    made = sorted(set(keys[name] for name in ("sent_bytes", "internal_errors", "claims_stale", "probes")))
+    assert len(made) == 4
+    summed = keys["refused_relay_address"]
+    assert summed == max(keys.values()) == len(set(keys.values())) - 1
+    assert keys["refused_unproven"] == keys["addresses_proven"] == keys["refused_member_cap"] == summed
     assert not [name for name in keys if name.startswith(build.DYNAMIC_COUNTERS)]
     for rel, text in sources.items():
         board = ast.parse(build.shortened_counters(text, keys))
@@ -625,6 +632,7 @@ def test_the_board_counts_under_small_int_keys():
         assert not kept, (rel, kept)
     node = build.shortened_counters(sources["agent/core/node.py"], keys)
     assert 'self.stats[%d] += 1' % keys["internal_errors"] in node
+    assert '%d: 0}' % summed in node
     assert "'dropped_' + reason" in node and "'dropped_auth': 0" in node
     for module in build.SHELL_MODULES + ("main.py",):
         with open(os.path.join(BOARD_DIR, module)) as handle:
