@@ -102,8 +102,9 @@ BOARD_STRIP = {
     "agent/core/suspicion.py": ("remaining_suspicion_ms", "Suspicion.remaining_ms"),
     # Equality and iteration of messages and sync records: for tests (the
     # node merges records through Records.entries()).
+    # TYPE_NAMES, the type names for __repr__ (a module-level tuple, ~0.3 KB).
     "agent/core/wire.py": ("Codec.set_keyring", "encode_sync_pages", "Message.__eq__",
-                           "Message.fields", "Records.__iter__", "Records.__eq__"),
+                           "Message.fields", "Records.__iter__", "Records.__eq__", "TYPE_NAMES"),
 }
 STRIP_EVERYWHERE = ("__repr__",)
 # Functions whose board body is a shorter one with the same results: the
@@ -127,7 +128,9 @@ BOARD_REPLACE = {
     "agent/core/guard.py": {"_ipv6": "return -1 - _FORBIDDEN", "Guard.truncated": "return records",
                             "Guard.pop": "return None", "Guard.send": "return (False, None)"},
     "agent/core/node.py": {
-        "Node._challenge": 'self.stats["refused_unproven"] = self.stats.get("refused_unproven", 0) + 1'},
+        "Node._challenge": 'self.stats["refused_unproven"] = self.stats.get("refused_unproven", 0) + 1',
+        # Drops counted under the reason alone (see DROPPED below).
+        "Node._count": "self.stats[reason] = self.stats.get(reason, 0) + 1"},
     "agent/core/nameset.py": {
         "NameSet.__init__": "self.names = []",
         "NameSet.__contains__": "return name in self.names",
@@ -152,8 +155,12 @@ BOARD_REPLACE = {
 # added one by one they would grow the dict's table during the join burst,
 # a long-lived piece of up to ~0.8 KB in the way of a datagram's buffer
 # (docs/BOARDS.md, fragmentation). Counters whose names are also built at
-# run time (DYNAMIC_COUNTERS: "dropped_" + reason) keep their names.
+# run time (DYNAMIC_COUNTERS) keep them, except that a board counts its
+# drops under the reason alone (Node._count in BOARD_REPLACE: "version",
+# not "dropped_version", which is one string fewer for good per reason and
+# no new string for each drop).
 DYNAMIC_COUNTERS = ("dropped_", "claims_rejected_")
+DROPPED = "dropped_"
 
 
 def _is_stats(node):
@@ -203,6 +210,14 @@ def shortened_counters(text, keys):
     constants, literals = _counter_constants(tree)
     for constant in constants:
         constant.value = keys[constant.value]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and _is_stats(node.value) and isinstance(node.slice, ast.Constant) \
+                and isinstance(node.slice.value, str) and node.slice.value.startswith(DROPPED):
+            node.slice.value = node.slice.value[len(DROPPED):]
+    for literal in literals:
+        for key in literal.keys:
+            if isinstance(key, ast.Constant) and isinstance(key.value, str) and key.value.startswith(DROPPED):
+                key.value = key.value[len(DROPPED):]
     summed = max(keys.values()) if keys else 0
     for literal in literals:
         if summed not in [k.value for k in literal.keys if isinstance(k, ast.Constant)]:
@@ -311,6 +326,9 @@ def stripped_source(rel, text):
     tree = ast.parse(text)
 
     def keep(node, prefix):
+        if isinstance(node, ast.Assign) and not prefix:
+            return not (len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                        and node.targets[0].id in names)
         if not isinstance(node, ast.FunctionDef):
             return True
         return node.name not in STRIP_EVERYWHERE and prefix + node.name not in names
@@ -330,6 +348,8 @@ def stripped_source(rel, text):
             found.update(node.name + "." + f.name for f in node.body if isinstance(f, ast.FunctionDef))
         elif isinstance(node, ast.Module):
             found.update(f.name for f in node.body if isinstance(f, ast.FunctionDef))
+            found.update(a.targets[0].id for a in node.body if isinstance(a, ast.Assign)
+                         and len(a.targets) == 1 and isinstance(a.targets[0], ast.Name))
     missing = [name for name in tuple(names) + tuple(replace) if name not in found]
     if missing:
         raise RuntimeError("BOARD_STRIP or BOARD_REPLACE names what %s does not define: %s"

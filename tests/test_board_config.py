@@ -402,6 +402,12 @@ def test_what_the_board_build_strips_nothing_on_the_board_calls():
         for name in stripped:
             calls = [line for line in _calls_of(tree, name) if line not in inside]
             assert not calls, "%s calls %s (stripped from the board build) on lines %s" % (rel, name, calls)
+        # A stripped module-level value (wire.TYPE_NAMES) is read nowhere either.
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id.isupper():
+                assert node.id not in stripped, (rel, node.id, node.lineno)
+            if isinstance(node, ast.Attribute) and node.attr.isupper():
+                assert node.attr not in stripped, (rel, node.attr, node.lineno)
 
 
 def test_stripped_source_drops_exactly_the_listed_functions_and_reprs():
@@ -609,8 +615,8 @@ def test_the_board_counts_under_small_int_keys():
     # stats each to a key of its own, those added when first counted (the
     # guard's) to one more, which the node makes too (its dict does not grow
     # for them); the board's core keeps none of those names as a string;
-    # names also built at run time ("dropped_" + reason) keep theirs; no
-    # shell module reads a counter of the core.
+    # drops are counted under their reason; no shell module reads a counter
+    # of the core.
     build = _build_module()
     sources = {}
     for rel in core_modules():
@@ -633,7 +639,9 @@ def test_the_board_counts_under_small_int_keys():
     node = build.shortened_counters(sources["agent/core/node.py"], keys)
     assert 'self.stats[%d] += 1' % keys["internal_errors"] in node
     assert '%d: 0}' % summed in node
-    assert "'dropped_' + reason" in node and "'dropped_auth': 0" in node
+    # A board counts drops under the reason alone (Node._count, BOARD_REPLACE).
+    assert "'dropped_" not in node and "'auth': 0" in node and "self.stats['incarnation'] += 1" in node
+    assert "self.stats[reason] = self.stats.get(reason, 0) + 1" in node
     for module in build.SHELL_MODULES + ("main.py",):
         with open(os.path.join(BOARD_DIR, module)) as handle:
             text = handle.read()
