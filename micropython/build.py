@@ -97,8 +97,6 @@ BOARD_STRIP = {
                            "Node.awareness_score", "Node.set_preempt", "Node.counters", "Node.authenticated",
                            "Node.eligible_by_operator"),
     "agent/core/rand.py": ("sample",),
-    # A board sends no challenges (see BOARD_REPLACE): nothing waits for an Ack.
-    "agent/core/guard.py": ("Guard.owe",),
     "agent/core/suspicion.py": ("remaining_suspicion_ms", "Suspicion.remaining_ms"),
     # Equality and iteration of messages and sync records: for tests (the
     # node merges records through Records.entries()).
@@ -119,14 +117,13 @@ BOARD_REPLACE = {
     # And what a board, IPv4-only and holding at most 64 members, never needs:
     # IPv6 literals are refused as if they were host names, and a board's state
     # never needs more than one sync, so it is never truncated.
-    # A board sends no challenges (guard.py; docs/PROTOCOL.md, "Reflection and
-    # amplification"): a sync is answered and a PingReq relayed only for an
-    # address the board has proven by probing it (Node._challenge only counts
-    # the refusal), its own push-pull syncs and gossip go only to proven
-    # addresses (send: "do not send", no challenge), and no Ack releases
-    # anything (pop). ~0.7 KB of heap, and no challenge state in the join burst.
-    "agent/core/guard.py": {"_ipv6": "return -1 - _FORBIDDEN", "Guard.truncated": "return records",
-                            "Guard.pop": "return None", "Guard.send": "return (False, None)"},
+    # A board does not challenge requests (guard.py; docs/PROTOCOL.md,
+    # "Reflection and amplification"): a sync is answered and a PingReq
+    # relayed only for an address the board has proven (Node._challenge only
+    # counts the refusal), so nothing waits in its challenge table but its
+    # own datagrams to unproven addresses (gossip, push-pull), challenged as
+    # on a daemon.
+    "agent/core/guard.py": {"_ipv6": "return -1 - _FORBIDDEN", "Guard.truncated": "return records"},
     "agent/core/node.py": {
         "Node._challenge": 'self.stats["refused_unproven"] = self.stats.get("refused_unproven", 0) + 1',
         # Drops counted under the reason alone (see DROPPED below).

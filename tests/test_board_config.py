@@ -382,8 +382,7 @@ def test_what_the_board_build_strips_nothing_on_the_board_calls():
     # AttributeError on that path. Checked across agent/core and the shell,
     # except inside the stripped functions themselves (one may call another),
     # in the core as the board runs it (build.stripped_source: with the
-    # BOARD_REPLACE bodies; a board sends no challenges, so nothing there
-    # calls Guard.owe).
+    # BOARD_REPLACE bodies, whose callees are all a board needs).
     build = _build_module()
     stripped = set()
     for names in build.BOARD_STRIP.values():
