@@ -126,6 +126,11 @@ BOARD_REPLACE = {
     "agent/core/guard.py": {"_ipv6": "return -1 - _FORBIDDEN", "Guard.truncated": "return records"},
     "agent/core/node.py": {
         "Node._challenge": 'self.stats["refused_unproven"] = self.stats.get("refused_unproven", 0) + 1',
+        # Only a proven address is answered: the rate limits' maps hold no
+        # entry for any other (no Node._challenge of a sync request).
+        "Node._answer_sync": ("if not self.guard.known(addr):\n    self._challenge(addr, sender, None, None)\n"
+                              "elif not self.guard.busy(addr, session, now):\n"
+                              "    self._send_sync(addr, False, False, now)"),
         # Drops counted under the reason alone (see DROPPED below).
         "Node._count": "self.stats[reason] = self.stats.get(reason, 0) + 1"},
     "agent/core/nameset.py": {

@@ -599,18 +599,24 @@ class Node:
                 # on like an Alive: that is how a joiner becomes known.
                 self._merge_statement(name, incarnation, state, now, address, priority, eligible, tags,
                                       signature, sender, name != sender)
-            # One reply a session, within the guard's rate limits; our whole
-            # state goes only to an address that answers: a Ping first, the
-            # reply when its Ack comes back (_on_ack).
-            if msg.reply_wanted and not self.guard.busy(addr, msg.session, now):
-                if self.guard.known(addr):
-                    self._send_sync(addr, False, False, now)
-                else:
-                    self._challenge(addr, sender, self._send_sync, (addr, False, False, now))
+            if msg.reply_wanted:
+                self._answer_sync(addr, sender, msg.session, now)
             # Any full state from a member joins us (its sync or its reply),
             # even while our seeds are down.
             if not self.joined:
                 self._joined(now)
+
+    def _answer_sync(self, addr, sender, session, now):
+        # One reply a session, within the guard's rate limits; our whole
+        # state goes only to an address that answers: a Ping first, the
+        # reply when its Ack comes back (_on_ack). (A board, which challenges
+        # no request, answers only a proven address, and keeps no rate-limit
+        # entry for any other: micropython/build.py BOARD_REPLACE.)
+        if not self.guard.busy(addr, session, now):
+            if self.guard.known(addr):
+                self._send_sync(addr, False, False, now)
+            else:
+                self._challenge(addr, sender, self._send_sync, (addr, False, False, now))
 
     def _on_ack(self, seq, addr, now):
         # An Ack from the address we pinged with that seq proves the address
