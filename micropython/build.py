@@ -97,6 +97,7 @@ BOARD_STRIP = {
                            "Node.awareness_score", "Node.set_preempt", "Node.counters", "Node.authenticated",
                            "Node.eligible_by_operator"),
     "agent/core/rand.py": ("sample",),
+    "agent/core/guard.py": ("_ipv6",),  # a board speaks IPv4 (BOARD_REPLACE address_allowed)
     "agent/core/suspicion.py": ("remaining_suspicion_ms", "Suspicion.remaining_ms"),
     # Equality and iteration of messages and sync records: for tests (the
     # node merges records through Records.entries()).
@@ -113,6 +114,21 @@ STRIP_EVERYWHERE = ("__repr__",)
 # NameSet's index (name -> position) is for a server's thousand members; a
 # board's few dozen are found in the list itself, with the same order and
 # the same picks (tests/test_board_config.py), and ~0.7 KB less heap.
+_IPV4_ONLY = """\
+try:
+    host, port = address[0], address[1]
+except (TypeError, IndexError):
+    return False
+if not isinstance(host, str) or not isinstance(port, int) or port <= 0 or port > 65535:
+    return False
+value = _ipv4(host.encode())
+if value is None:
+    return False
+c = value >> 24
+if c == 127 or c == 0:
+    return own
+return value != 0xFFFFFFFF and not 224 <= c <= 239
+"""
 BOARD_REPLACE = {
     # And what a board, IPv4-only and holding at most 64 members, never needs:
     # IPv6 literals are refused as if they were host names, and a board's state
@@ -123,7 +139,9 @@ BOARD_REPLACE = {
     # counts the refusal), so nothing waits in its challenge table but its
     # own datagrams to unproven addresses (gossip, push-pull), challenged as
     # on a daemon.
-    "agent/core/guard.py": {"_ipv6": "return -1 - _FORBIDDEN", "Guard.truncated": "return records"},
+    # address_allowed: the IPv4 rules alone (IPv6 literals refused as host
+    # names are), and _ipv6 left out (BOARD_STRIP).
+    "agent/core/guard.py": {"Guard.truncated": "return records", "address_allowed": _IPV4_ONLY},
     "agent/core/node.py": {
         "Node._challenge": 'self.stats["refused_unproven"] = self.stats.get("refused_unproven", 0) + 1',
         # Only a proven address is answered: the rate limits' maps hold no

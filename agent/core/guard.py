@@ -195,7 +195,8 @@ def address_allowed(address, own):
 
 
 class Guard(wire.Codec):
-    """The node's codec, with the rules of the module doc: it hears the size of every datagram opened.
+    """The node's codec, with the rules of the module doc; the node sets its budget to the size of
+    every datagram it opens.
 
     Takes the narrow things it needs besides the codec's (cluster, sender,
     keyring): the node's own address, its profile, its rng (getrandbits
@@ -210,17 +211,13 @@ class Guard(wire.Codec):
         self.profile = profile
         self.rng = rng
         self.stats = stats
-        # Bytes still allowed to unproven addresses for the datagram being handled.
+        # Bytes still allowed to unproven addresses for the datagram being
+        # handled (the node sets it to the datagram's size).
         self.budget = 0
         self._buckets = [{}, {}, {}, {}]
         self._cache_size = max_members
         self._pending = {}      # challenge seq -> (address, action, args)
         self._timer_at = None   # GCRA: when the next sync reply is due at the steady rate
-
-    def open(self, data):
-        """(sender, [messages]) from a datagram; raises WireError only. Sets the reply budget."""
-        self.budget = len(data)
-        return wire.Codec.open(self, data)
 
     # --- Proof of address ------------------------------------------------
 

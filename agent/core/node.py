@@ -503,6 +503,8 @@ class Node:
         if len(data) > self.profile.mtu_bytes:
             self._drop("oversized", addr)
             return
+        # What replies to an unproven address may take: this datagram's size (guard.py).
+        self.guard.budget = len(data)
         try:
             sender, messages = self.codec.open(data)
         except wire.WireError as exc:
