@@ -57,6 +57,16 @@ def start(cfg, tuples, now, sign, defer_verification, address, log, once=()):
     the leaderd_state.State of election.term_file or None, verifier or None). Raises OSError
     (bind) or ValueError (a signing key its trust list contradicts).
     """
+    # The config rules (agent.core.rules, ~12 KB of heap on a 64-bit build)
+    # are the config checker's alone: once a config is made nothing on a
+    # board needs them. main.py drops them with the checker; a program that
+    # loaded its config itself (micropython/README.md) gets them back here.
+    import sys
+    if "agent.core.rules" in sys.modules:
+        del sys.modules["agent.core.rules"]
+        import agent.core
+        if hasattr(agent.core, "rules"):
+            del agent.core.rules
     name = cfg["name"]
     trusted = cfg["trusted_keys"]
     seed = cfg["signing_seed"]
