@@ -48,13 +48,15 @@ stays (docs/BOARDS.md): hence few functions, names the agent already has
 (known, pop, send, busy, budget, own, _buckets, ...), constants in
 const() and byte strings rather than short str constants.
 
-A board runs a smaller guard (micropython/build.py BOARD_REPLACE;
-docs/PROTOCOL.md, "Reflection and amplification", says what it gives up):
-it challenges no request (Node._challenge only counts), so it answers a
-sync and relays a PingReq only for an address it has proven, while its own
-datagrams to unproven addresses are challenged as here; no IPv6 parser (a
-board speaks IPv4) and no sync truncation (it holds at most 64 members);
-and its counters under small-int keys (nothing on a board reads them).
+A board runs a smaller guard (micropython/build.py BOARD_STRIP and
+BOARD_REPLACE; docs/PROTOCOL.md, "Reflection and amplification", says what
+it gives up): no challenges at all (`owe` is left out, `pop` and `send`
+answer "nothing waits" and "do not send", Node._challenge only counts), so
+a board answers a sync and relays a PingReq only for an address it has
+proven by probing it, and sends its gossip and its own syncs only to
+proven addresses; no IPv6 parser (a board speaks IPv4) and no sync
+truncation (it holds at most 64 members); its counters under small-int
+keys (nothing on a board reads them).
 """
 
 from agent.core import wire
