@@ -24,7 +24,6 @@ package(
         "core/broadcast.py",
         "core/election.py",
         "core/events.py",
-        "core/guard.py",
         "core/membership.py",
         "core/nameset.py",
         "core/node.py",
