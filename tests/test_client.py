@@ -271,22 +271,27 @@ def test_server_and_client_agree_on_the_protocol_version():
     assert agent.client.API_VERSION == agent.api.API_VERSION == 1
 
 
-def _fill_listen_queue(path):
-    """A listener that never accepts, its queue filled: (listener, queued client sockets)."""
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(path))
-    listener.listen(0)
+def _connect_until_full(path, limit):
+    """Non-blocking connections to path until its listen queue refuses one (at most limit): the list."""
     queued = []
-    for _ in range(64):  # bounded: Linux queues backlog + 1
+    for _ in range(limit):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.setblocking(False)
         try:
             sock.connect(str(path))
         except BlockingIOError:
             sock.close()
-            return listener, queued
+            return queued
         queued.append(sock)
-    raise AssertionError("the listen queue never filled")
+    raise AssertionError("the listen queue of %s never filled" % path)
+
+
+def _fill_listen_queue(path):
+    """A listener that never accepts, its queue filled: (listener, queued client sockets)."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(0)
+    return listener, _connect_until_full(path, 64)  # Linux queues backlog + 1
 
 
 def test_full_listen_queue_is_retried_until_the_timeout(sock_path):
@@ -308,17 +313,8 @@ async def test_full_listen_queue_then_room_connects(server, sock_path):
     # The agent's queue is full for a moment (a flood), then drains: the
     # client gets in within its timeout and gets its answer.
     client = Client(sock_path, timeout=5)
-    flood = []
+    flood = _connect_until_full(sock_path, 512)
     try:
-        for _ in range(512):
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.setblocking(False)
-            try:
-                sock.connect(str(sock_path))
-            except BlockingIOError:
-                sock.close()
-                break
-            flood.append(sock)
         call = asyncio.ensure_future(asyncio.to_thread(client.leader))
         for sock in flood:  # the flood goes away; the server can accept again
             sock.close()
