@@ -221,6 +221,22 @@ _MDWE_ARCH = {
     "aarch64": (0xC00000B7, 222, 226, 288, 196),
 }
 
+# The tail of a seccomp prelude (its filter in `prog`): installs it, or exits
+# naming prctl(PR_SET_SECCOMP) when this kernel has none (tests skip then).
+# %-formatted with the prelude it ends, hence the %%.
+SECCOMP_INSTALL = textwrap.dedent("""
+    raw = b"".join(struct.pack("HBBI", *insn) for insn in prog)
+    buf = ctypes.create_string_buffer(raw, len(raw))
+    class Prog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+    fprog = Prog(len(prog), ctypes.addressof(buf))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(38, 1, 0, 0, 0) != 0:                # PR_SET_NO_NEW_PRIVS
+        sys.exit("prctl(PR_SET_NO_NEW_PRIVS): errno %%d" %% ctypes.get_errno())
+    if libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:   # PR_SET_SECCOMP, FILTER
+        sys.exit("prctl(PR_SET_SECCOMP): errno %%d" %% ctypes.get_errno())
+""")
+
 MDWE_PRELUDE = textwrap.dedent("""
     import ctypes, struct, sys
     AUDIT_ARCH, NR_MMAP, NR_MPROTECT, NR_PKEY_MPROTECT, NR_SHMAT = %r
@@ -241,16 +257,7 @@ MDWE_PRELUDE = textwrap.dedent("""
         (JEQ_K, 1, 0, SHM_EXEC),                                      # 15
         (RET_K, 0, 0, ALLOW), (RET_K, 0, 0, DENY),                    # 16-17
     ]
-    raw = b"".join(struct.pack("HBBI", *insn) for insn in prog)
-    buf = ctypes.create_string_buffer(raw, len(raw))
-    class Prog(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-    fprog = Prog(len(prog), ctypes.addressof(buf))
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(38, 1, 0, 0, 0) != 0:                # PR_SET_NO_NEW_PRIVS
-        sys.exit("prctl(PR_SET_NO_NEW_PRIVS): errno %%d" %% ctypes.get_errno())
-    if libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:   # PR_SET_SECCOMP, FILTER
-        sys.exit("prctl(PR_SET_SECCOMP): errno %%d" %% ctypes.get_errno())
+""") + SECCOMP_INSTALL + textwrap.dedent("""
     import mmap
     try:
         mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
