@@ -16,6 +16,7 @@ import sys
 
 import pytest
 
+from agent.core import guard
 from agent.core import profile as profiles
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -381,15 +382,29 @@ def test_what_the_board_build_strips_nothing_on_the_board_calls():
     # The board build leaves out daemon-only functions (build.BOARD_STRIP):
     # nothing that runs on a board may call one, or the board would meet an
     # AttributeError on that path. Checked across agent/core and the shell,
-    # except inside the stripped functions themselves (one may call another).
+    # except inside the stripped functions themselves (one may call another),
+    # in the core as the board runs it (build.stripped_source: with the
+    # BOARD_REPLACE bodies, whose callees are all a board needs).
+    # A stripped private module-level function (guard._ipv6) is its module's
+    # own (no private name crosses a module: the test below), so only its
+    # module is checked for it; rules.py has an _ipv6 of its own.
     build = _build_module()
-    stripped = set()
-    for names in build.BOARD_STRIP.values():
-        stripped.update(n.split(".")[-1] for n in names)
+    everywhere = set()
+    private = {}
+    for owner, names in build.BOARD_STRIP.items():
+        for n in names:
+            if "." not in n and n.startswith("_"):
+                private.setdefault(owner, set()).add(n)
+            else:
+                everywhere.add(n.split(".")[-1])
     sources = core_modules() + ["micropython/" + m for m in build.SHELL_MODULES] + ["micropython/main.py"]
     for rel in sources:
         with open(os.path.join(REPO_ROOT, rel)) as handle:
-            tree = ast.parse(handle.read())
+            text = handle.read()
+        if rel.startswith("agent/"):
+            text = build.stripped_source(rel, text)
+        tree = ast.parse(text)
+        stripped = everywhere | private.get(rel, set())
         inside = set()
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef) and node.name in stripped:
@@ -397,6 +412,12 @@ def test_what_the_board_build_strips_nothing_on_the_board_calls():
         for name in stripped:
             calls = [line for line in _calls_of(tree, name) if line not in inside]
             assert not calls, "%s calls %s (stripped from the board build) on lines %s" % (rel, name, calls)
+        # A stripped module-level value (wire.TYPE_NAMES) is read nowhere either.
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id.isupper():
+                assert node.id not in stripped, (rel, node.id, node.lineno)
+            if isinstance(node, ast.Attribute) and node.attr.isupper():
+                assert node.attr not in stripped, (rel, node.attr, node.lineno)
 
 
 def test_stripped_source_drops_exactly_the_listed_functions_and_reprs():
@@ -575,3 +596,80 @@ def test_only_the_config_checker_uses_the_config_rules_so_a_board_can_drop_them(
     with open(os.path.join(BOARD_DIR, "leaderd_main.py")) as handle:
         main = handle.read()
     assert 'del sys.modules["agent.core.rules"]' in main and "del agent.core.rules" in main
+
+
+def test_the_board_build_stubs_what_a_board_never_needs():
+    # build.BOARD_REPLACE and BOARD_STRIP: the sync truncation (a board holds
+    # at most 64 members) keeps its name and callers but gets a one-line
+    # body; IPv6 literals (a board speaks IPv4) are refused as host names
+    # are, by an address_allowed without the IPv6 parser, which is left out.
+    # The board's address_allowed gives the source's verdict on every IPv4
+    # case and refuses every IPv6 literal.
+    build = _build_module()
+    rel = "agent/core/guard.py"
+    with open(os.path.join(REPO_ROOT, rel)) as handle:
+        text = handle.read()
+    board = build.stripped_source(rel, text)
+    tree = ast.parse(board)
+    bodies = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef):
+            bodies[node.name] = ast.unparse(node.body[0]) if len(node.body) == 1 else None
+    assert bodies["truncated"] == build.BOARD_REPLACE[rel]["Guard.truncated"] == "return records"
+    assert "_ipv6" not in bodies and "_ipv6" not in board
+    made = {}
+    exec(compile(board, "board guard", "exec"), made)
+    cases = ["10.0.0.1", "192.168.1.20", "127.0.0.1", "0.0.0.0", "255.255.255.255", "224.0.0.1",
+             "239.1.2.3", "010.0.0.1", "10.1", "1.2.3.256", "host.example", "", "1.2.3.4.5", "+1.2.3.4"]
+    for host in cases:
+        for port in (7946, 0, 65536):
+            for own in (False, True):
+                assert made["address_allowed"]((host, port), own) == guard.address_allowed((host, port), own), \
+                    (host, port, own)
+    for host in ("::1", "fe80::1%eth0", "2001:db8::1", "::ffff:10.0.0.1", "::"):
+        assert not made["address_allowed"]((host, 7946), True), host
+    assert not made["address_allowed"](None, True) and not made["address_allowed"](("10.0.0.1",), True)
+    with pytest.raises(RuntimeError, match="does not define"):
+        build.stripped_source(rel, "class Guard:\n    pass\n")
+
+
+def test_the_board_counts_under_small_int_keys():
+    # build.counter_keys: the core's counters are small ints on a board
+    # (nothing there reads them). Every counter the core names is mapped,
+    # the guard's and the node's among them: those the node makes with its
+    # stats each to a key of its own, those added when first counted (the
+    # guard's) to one more, which the node makes too (its dict does not grow
+    # for them); the board's core keeps none of those names as a string;
+    # drops are counted under their reason; no shell module reads a counter
+    # of the core.
+    build = _build_module()
+    sources = {}
+    for rel in core_modules():
+        with open(os.path.join(REPO_ROOT, rel)) as handle:
+            sources[rel] = build.stripped_source(rel, handle.read())
+    keys = build.counter_keys(sources.values())
+    for name in ("refused_relay_address", "refused_sync_rate_global", "refused_member_cap", "sent_bytes",
+                 "internal_errors", "signature_checks", "claims_stale"):
+        assert name in keys, name
+    made = sorted(set(keys[name] for name in ("sent_bytes", "internal_errors", "claims_stale", "probes")))
+    assert len(made) == 4
+    summed = keys["refused_relay_address"]
+    assert summed == max(keys.values()) == len(set(keys.values())) - 1
+    assert keys["refused_unproven"] == keys["addresses_proven"] == keys["refused_member_cap"] == summed
+    assert not [name for name in keys if name.startswith(build.DYNAMIC_COUNTERS)]
+    for rel, text in sources.items():
+        board = ast.parse(build.shortened_counters(text, keys))
+        kept = [n.value for n in ast.walk(board) if isinstance(n, ast.Constant) and n.value in keys]
+        assert not kept, (rel, kept)
+    node = build.shortened_counters(sources["agent/core/node.py"], keys)
+    assert 'self.stats[%d] += 1' % keys["internal_errors"] in node
+    assert '%d: 0}' % summed in node
+    # A board counts drops under the reason alone (Node._count, BOARD_REPLACE).
+    assert "'dropped_" not in node and "'auth': 0" in node and "self.stats['incarnation'] += 1" in node
+    assert "self.stats[reason] = self.stats.get(reason, 0) + 1" in node
+    for module in build.SHELL_MODULES + ("main.py",):
+        with open(os.path.join(BOARD_DIR, module)) as handle:
+            text = handle.read()
+        assert "node.stats" not in text and "counters()" not in text, module
+        for name in keys:
+            assert '"%s"' % name not in text, (module, name)
