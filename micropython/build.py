@@ -152,7 +152,10 @@ BOARD_REPLACE = {
                               "elif not self.guard.busy(addr, session, now):\n"
                               "    self._send_sync(addr, False, False, now)"),
         # Drops counted under the reason alone (see DROPPED below).
-        "Node._count": "self.stats[reason] = self.stats.get(reason, 0) + 1"},
+        "Node._count": "self.stats[reason] = self.stats.get(reason, 0) + 1",
+        # Duplicate-name reports: a server's (its log and status say so); a
+        # board refutes a twin as before, without the report (~0.3 KB of heap).
+        "Node._twin": "return"},
     "agent/core/nameset.py": {
         "NameSet.__init__": "self.names = []",
         "NameSet.__contains__": "return name in self.names",
@@ -161,9 +164,6 @@ BOARD_REPLACE = {
                             "    last = names.pop()\n    if i < len(names):\n        names[i] = last"),
     },
     "agent/core/wire.py": {"_skip_member": "return _read_member(data, pos, end)[1]"},
-    # Duplicate-name reports: a server's (its log and status say so); a
-    # board refutes a twin as before, without the report (~0.3 KB of heap).
-    "agent/core/node.py": {"Node._twin": "return"},
 }
 
 
