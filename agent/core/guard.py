@@ -31,8 +31,9 @@ datagram that caused it (docs/PROTOCOL.md, "Reflection and amplification"):
   address (probes, claims) carry no piggybacked gossip.
 - Rate limits. Sync replies, even to proven addresses, go at most once per
   probe interval to one address (replayed pages of other sessions get
-  nothing more) and at most 16 a second in all (GCRA: a burst of 16, then
-  one every 62 ms).
+  nothing more) and at most 16 a second in all, after a burst of 16 more
+  than the live members (GCRA: one every 62 ms; the burst lets a whole
+  cluster that starts at once join through one seed).
 - Address rules. An address learned from the network (Alive, state-sync
   records, PingReq targets) must be an IP literal, IPv4 dotted quad or
   IPv6, never a host name (resolving one is a lookup the attacker picks),
@@ -81,8 +82,7 @@ _SESSION = const(3)     # ... and that request's session
 
 _MAX_OWED = const(32)               # challenges waiting for their Ack (8 under a member cap of 128)
 _REPLY_INTERVAL_MS = const(62)      # the global cap: 16 sync replies a second ...
-_REPLY_BURST_MS = const(930)        # ... in bursts of 16 (15 intervals of 62 ms)
-_REPLY_BURST = const(16)
+_REPLY_BURST = const(16)            # ... after a burst of 16 more than the live members
 _RECHALLENGE_EVERY = const(8)
 
 
@@ -359,10 +359,13 @@ class Guard(wire.Codec):
         self._buckets[_SESSION][address] = session
         return False
 
-    def spent(self, now):
-        """Whether a sync reply must wait for the global cap (counted), else takes its place in it."""
+    def spent(self, now, members):
+        """Whether a sync reply must wait for the global cap (counted), else takes its place in it.
+
+        members: the live members, whose joins the burst must let through.
+        """
         due = self._timer_at
-        if due is not None and now < due - _REPLY_BURST_MS:
+        if due is not None and now < due - _REPLY_INTERVAL_MS * (_REPLY_BURST - 1 + members):
             self.stats["refused_sync_rate_global"] = self.stats.get("refused_sync_rate_global", 0) + 1
             return True
         self._timer_at = (due if due is not None and due > now else now) + _REPLY_INTERVAL_MS

@@ -13,6 +13,7 @@ import gc
 from agent.core import guard, wire
 from agent.core.auth import Keyring
 from agent.core.node import Node
+from core_harness import fake_check, fake_sign, key_of
 from test_node import KEY_OLD, PROFILE, Net, XorShift
 
 HOME = ("10.0.1.1", 7946)
@@ -267,25 +268,36 @@ def test_replayed_sync_pages_get_nothing_more():
 
 
 def test_sync_replies_are_capped_per_second_in_all():
+    # A burst of 16 more than the live members (every member at once: a
+    # whole cluster joining through one seed), then 16 a second.
     node = _node()
     _populate(node, 20)
-    addresses = [("10.0.4.%d" % (i + 1), 7946) for i in range(24)]
+    addresses = [("10.0.4.%d" % (i + 1), 7946) for i in range(40)]
     for i in range(len(addresses)):
         _prove(node, addresses[i], "p%d" % i, 1, i * 1000)
-    now = 100000
+    assert node.table.live_count == 20 + len(addresses), "the provers are live members too"
+    now = 1000000
     answered = 0
     for i in range(len(addresses)):
         node.receive_datagram(_seal(node, "p%d" % i, [_sync(2)]), addresses[i], now)
         if _of_type(_sent(node, now), wire.T_SYNC):
             answered += 1
-    assert answered == 16, "%d replies at once (cap 16)" % answered
-    assert node.stats.get("refused_sync_rate_global", 0) == 8, node.stats
-    # The bucket refills at 16 a second.
-    now += 1000
-    for i in range(len(addresses)):
-        node.receive_datagram(_seal(node, "p%d" % i, [_sync(3)]), addresses[i], now)
-        node.datagrams_to_send(now)
-    assert node.stats.get("refused_sync_rate_global", 0) == 8 + 8, node.stats
+    assert answered == len(addresses), "%d of %d members answered at once" % (answered, len(addresses))
+    # Every member asking again each probe interval: once the burst is
+    # spent, 16 a second (one every 62 ms) get through.
+    per_round = []
+    for session in range(3, 23):
+        now += node.profile.probe_interval_ms
+        answered = 0
+        for i in range(len(addresses)):
+            node.receive_datagram(_seal(node, "p%d" % i, [_sync(session)]), addresses[i], now)
+            if _of_type(_sent(node, now), wire.T_SYNC):
+                answered += 1
+        per_round.append(answered)
+    span = 10 * node.profile.probe_interval_ms  # the last 10 rounds
+    last = sum(per_round[-10:])
+    assert span // 62 - 1 <= last <= span // 62 + 1, "%d replies in %d ms: %r" % (last, span, per_round)
+    assert node.stats.get("refused_sync_rate_global", 0) == 40 * 20 - sum(per_round), node.stats
 
 
 def test_join_through_a_seed_costs_one_round_trip():
@@ -487,6 +499,32 @@ def test_gossip_to_an_unanswering_address_goes_once_then_waits_for_its_ack():
     now += PROFILE.gossip_interval_ms
     node.handle_timer(now)
     assert _of_type(_sent(node, now), wire.T_ALIVE, VICTIM), "no gossip after the Ack"
+
+
+def test_a_trusted_members_signed_address_is_proven_without_a_round_trip():
+    # Signed mode: a trusted member's address, in its own verified Alive,
+    # is its word (a forger without its key cannot name a victim's address
+    # for it); an untrusted name's address, or one under a bad signature,
+    # still needs the round trip.
+    trusted = {"m": key_of("m"), "bad": key_of("bad")}
+    node = _node(signer=fake_sign("obs"), verifier=fake_check, trusted_keys=trusted)
+    tag = node.codec.cluster_tag
+
+    def signed(name, address, signer):
+        data = wire.alive_signed_bytes(tag, name, 0, address, 1, True, None)
+        return wire.Alive(name=name, incarnation=0, address=address, priority=1, eligible=True, tags=None,
+                          signature=signer(data))
+
+    stranger = ("10.0.3.1", 7946)
+    node.receive_datagram(_seal(node, "feeder", [
+        signed("m", VICTIM, fake_sign("m")),
+        signed("bad", MEMBER, fake_sign("forger")),
+        _alive("u", stranger),
+    ]), ("10.9.9.9", 7946), 0)
+    node.datagrams_to_send(0)
+    assert node.member("m") is not None and node.guard.known(VICTIM), node.stats
+    assert node.member("bad") is None and not node.guard.known(MEMBER), node.stats
+    assert node.member("u") is not None and not node.guard.known(stranger), node.stats
 
 
 def test_an_address_that_answers_a_challenge_gets_the_push_pull():
