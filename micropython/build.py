@@ -98,7 +98,7 @@ BOARD_STRIP = {
                            "Node.eligible_by_operator"),
     "agent/core/rand.py": ("sample",),
     # A board speaks IPv4 (BOARD_REPLACE address_allowed) and sends no challenges (BOARD_REPLACE).
-    "agent/core/guard.py": ("_ipv6", "Guard.owe"),
+    "agent/core/guard.py": ("_ipv6", "Guard.owe", "Guard.send", "Guard.truncated"),
     "agent/core/suspicion.py": ("remaining_suspicion_ms", "Suspicion.remaining_ms"),
     # Equality and iteration of messages and sync records: for tests (the
     # node merges records through Records.entries()).
@@ -130,6 +130,88 @@ if c == 127 or c == 0:
     return own
 return value != 0xFFFFFFFF and not 224 <= c <= 239
 """
+_KNOWN_LIST = """\
+proven = self._buckets[0]
+if not confirm:
+    return address in proven
+if address not in proven:
+    if len(proven) >= self._cache_size:
+        proven = self._buckets[0] = []
+    proven.append(address)
+return True
+"""
+# busy: one sync reply per probe interval to an address, in one map (the
+# server also remembers each address's last session, to stay silent to the
+# later pages of a session it answered; a board, with one map fewer, counts
+# them as refused).
+_BUSY_ONE_MAP = """\
+replied = self._buckets[2]
+last = replied.get(address)
+if last is not None and now - last < self.profile.probe_interval_ms:
+    return True
+if last is None and len(replied) >= _REPLY_BURST:
+    replied = self._buckets[2] = {}
+replied[address] = now
+return False
+"""
+_RELAY_PING = """\
+guard = self.guard
+relays = self._relays
+if len(relays) >= _MAX_RELAYS or not address_allowed(msg.address, guard.own):
+    return
+if not guard.known(requester):
+    self._challenge(requester, sender, None, None)
+    return
+seq = self.rng.getrandbits(30)
+while seq in relays:
+    seq = self.rng.getrandbits(30)
+relays[seq] = (requester, msg.seq, now + self.profile.probe_timeout_ms, msg.address, limit)
+self._send(msg.address, [wire.encode_message(wire.Ping(seq=seq, target=msg.target))], limit)
+"""
+# A trusted member's record: merged when it carries a signature (a board
+# verifies none; it passes them on), else counted.
+_MERGE_STATEMENT = """\
+if name == self.name or self._known(name, incarnation, state) or not self._trusted(name) \\
+        or len(signature) == wire.SIGNATURE_BYTES:
+    self._merge(name, incarnation, state, now, address, priority, eligible, tags, sender, from_sync, signature)
+else:
+    self._count("unsigned")
+"""
+_ENCODED_RECORDS = """\
+out = [wire.encode_record(wire.Record(self.name, self.incarnation, self.address, self.priority,
+                                      self.eligible, self.tags, STATE_ALIVE, self._own_signature()))]
+for m in self.table.members.values():
+    out.append(wire.encode_record(wire.Record(m.name, m.incarnation, m.address, m.priority,
+                                              m.eligible, m.tags, m.state, m.signature)))
+return out
+"""
+_EMIT_DATAGRAM = """\
+if not ok and not self.guard.known(addr):
+    self.stats["refused_gossip_unproven"] = self.stats.get("refused_gossip_unproven", 0) + 1
+    return
+stats = self.stats
+stats["sent_datagrams"] += 1
+stats["sent_bytes"] += len(data)
+if len(data) > stats["max_sent_bytes"]:
+    stats["max_sent_bytes"] = len(data)
+self._out.append((data, addr))
+"""
+_SEND_SYNC = """\
+if now is not None and self.guard.spent(now, self.table.live_count) \\
+        or reply_wanted and not join and not self.guard.known(addr):
+    return
+budget = self.profile.mtu_bytes - self.codec.overhead()
+claim = self.election.claim_for_sync()
+if claim is not None:
+    budget -= len(claim)
+pages = wire.encode_sync_pages_raw(self._next_seq(), reply_wanted, join, self._encoded_records(), budget)
+last = len(pages) - 1
+for i in range(len(pages)):
+    if i == last and claim is not None:
+        self._emit_datagram(self.codec.seal([pages[i], claim]), addr, True)
+    else:
+        self._emit_datagram(self.codec.seal([pages[i]]), addr, True)
+"""
 BOARD_REPLACE = {
     # And what a board, IPv4-only and holding at most 64 members, never needs:
     # IPv6 literals are refused as if they were host names, and a board's state
@@ -138,12 +220,16 @@ BOARD_REPLACE = {
     # and amplification"): a sync is answered and a PingReq relayed only for
     # an address the board has proven (Node._challenge only counts the
     # refusal), its own gossip and push-pull syncs go only to proven
-    # addresses (send: "do not send", no challenge), and no Ack releases
-    # anything (pop). ~0.3 KB of heap, and no challenge state at run time.
+    # addresses (Node._emit_datagram and Node._send_sync below; Guard.send
+    # left out), and no Ack releases anything (pop). No challenge state at
+    # run time.
     # address_allowed: the IPv4 rules alone (IPv6 literals refused as host
     # names are), and _ipv6 left out (BOARD_STRIP).
-    "agent/core/guard.py": {"Guard.truncated": "return records", "address_allowed": _IPV4_ONLY,
-                            "Guard.pop": "return None", "Guard.send": "return (False, None)"},
+    # known: the proven addresses in a list, not a dict (a board proves only
+    # the members it probes: a list of 32 is half a dict's heap, and no
+    # challenge waits to be cleared from the quiet map).
+    "agent/core/guard.py": {"address_allowed": _IPV4_ONLY, "Guard.pop": "return None",
+                            "Guard.known": _KNOWN_LIST, "_proven": "return []", "Guard.busy": _BUSY_ONE_MAP},
     "agent/core/node.py": {
         "Node._challenge": 'self.stats["refused_unproven"] = self.stats.get("refused_unproven", 0) + 1',
         # Only a proven address is answered: the rate limits' maps hold no
@@ -153,6 +239,17 @@ BOARD_REPLACE = {
                               "    self._send_sync(addr, False, False, now)"),
         # Drops counted under the reason alone (see DROPPED below).
         "Node._count": "self.stats[reason] = self.stats.get(reason, 0) + 1",
+        # PingReq relays: the address rules, the proven requester, the reply
+        # budget and the relay table's bound, without the server's per-requester
+        # dedup and cap (a replayed PingReq gets one Ping, no larger than
+        # itself, to an allowed address: no amplification; docs/PROTOCOL.md).
+        "Node._relay_ping": _RELAY_PING,
+        # What a board (member_checks off, cache_records off, no challenges,
+        # no truncation: see above) runs of these; the same results.
+        "Node._merge_statement": _MERGE_STATEMENT,
+        "Node._encoded_records": _ENCODED_RECORDS,
+        "Node._emit_datagram": _EMIT_DATAGRAM,
+        "Node._send_sync": _SEND_SYNC,
         # Duplicate-name reports: a server's (its log and status say so); a
         # board refutes a twin as before, without the report (~0.3 KB of heap).
         "Node._twin": "return"},

@@ -93,23 +93,30 @@ _RECHALLENGE_EVERY = const(8)
 def _ipv4(text):
     # The 32-bit value of a dotted quad (bytes), or None: four decimal parts
     # 0..255, no signs, no leading zeros (some resolvers read "010" as
-    # octal), no shorthand such as "10.1". (Bytes, not str, here: a board
-    # interns every short str constant for good.)
-    parts = text.split(b".")
-    if len(parts) != 4:
-        return None
+    # octal), no shorthand such as "10.1". One pass over the bytes, nothing
+    # allocated: a board checks each new member's address, and garbage made
+    # between long-lived members fragments its heap. (Bytes, not str, here:
+    # a board interns every short str constant for good.)
     value = 0
-    for part in parts:
-        if not part or len(part) > 3 or (len(part) > 1 and part[0] == 48):
-            return None
-        for c in part:
-            if c < 48 or c > 57:  # not 0-9
+    part = 0
+    digits = 0
+    dots = 0
+    for c in text:
+        if c == 46:  # "."
+            if not digits or dots == 3 or part > 255:
                 return None
-        n = int(part)
-        if n > 255:
+            value = (value << 8) | part
+            part = 0
+            digits = 0
+            dots += 1
+        elif 48 <= c <= 57 and digits < 3 and not (digits and not part):  # a digit; no leading zero
+            part = part * 10 + c - 48
+            digits += 1
+        else:
             return None
-        value = (value << 8) | n
-    return value
+    if dots != 3 or not digits or part > 255:
+        return None
+    return (value << 8) | part
 
 
 def _ipv6(host):
@@ -196,6 +203,11 @@ def address_allowed(address, own):
 # --- The guard ---------------------------------------------------------------
 
 
+def _proven():
+    # The proven addresses' container (a list on a board: micropython/build.py).
+    return {}
+
+
 class Guard(wire.Codec):
     """The node's codec, with the rules of the module doc; the node sets its budget to the size of
     every datagram it opens.
@@ -216,7 +228,7 @@ class Guard(wire.Codec):
         # Bytes still allowed to unproven addresses for the datagram being
         # handled (the node sets it to the datagram's size).
         self.budget = 0
-        self._buckets = [{}, {}, {}, {}]
+        self._buckets = [_proven(), {}, {}, {}]
         self._cache_size = max_members
         self._pending = {}      # challenge seq -> (address, action, args)
         self._timer_at = None   # GCRA: when the next sync reply is due at the steady rate
