@@ -28,9 +28,6 @@ from agent.core.node import Node
 # signature checks) they would hold tens of KB after days.
 _MAX_FINAL_PROBES = const(32)
 _CLAIM_CACHE_SIZE = const(4)
-# Members the core keeps, this board included (the guidance is 32; news of
-# more strangers is refused and counted, so forged members cannot fill the heap).
-_MAX_MEMBERS = const(64)
 # Decoded public keys ed25519.py keeps (~190 B each; no precomputed tables).
 # The core caches every verdict, so this only saves the point decoding
 # when the same leader claims a new term.
@@ -135,7 +132,7 @@ def _start(cfg, sock, now, signer, verifier, trusted, address, log, once):
         signer=signer, verifier=verifier, trusted_keys=trusted, preempt=cfg["preempt"],
         preempt_delay_ms=cfg["preempt_delay_ms"],
         max_final_probes=_MAX_FINAL_PROBES, claim_cache_size=_CLAIM_CACHE_SIZE, cache_records=False,
-        max_members=_MAX_MEMBERS,
+        max_members=cfg.pop("max_members"),  # read once: the Agent keeps cfg
         member_checks=False, term=term, incarnation=incarnation, join_timeout_ms=cfg["join_timeout_ms"])
     seeds = []
     for host, port in cfg["seeds"]:

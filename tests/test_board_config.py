@@ -80,6 +80,15 @@ def test_join_timeout_defaults_to_5s_and_is_checked():
     assert len(errors) == 1 and errors[0].startswith("cluster.join_timeout: \"soon\": expected a number with a unit"), errors
 
 
+def test_max_members_defaults_to_64_and_is_checked():
+    base = {"insecure": True, "node": {"name": "b", "bind": "10.0.0.5:7946"}}
+    assert leaderd_config.parse(base)["max_members"] == 64
+    assert leaderd_config.parse(dict(base, cluster={"max_members": 40}))["max_members"] == 40
+    for bad in (1, 70000, True, "64"):
+        errors = errors_of(dict(base, cluster={"max_members": bad}))
+        assert len(errors) == 1 and errors[0].startswith("cluster.max_members") and "2..65536" in errors[0], errors
+
+
 def test_term_file_is_a_path():
     cfg = leaderd_config.parse({"insecure": True, "node": {"name": "b", "bind": "10.0.0.5:7946"}, "election": {"term_file": "/term"}})
     assert cfg["term_file"] == "/term"
@@ -600,11 +609,11 @@ def test_only_the_config_checker_uses_the_config_rules_so_a_board_can_drop_them(
 
 def test_the_board_build_stubs_what_a_board_never_needs():
     # build.BOARD_REPLACE and BOARD_STRIP: the sync truncation (a board holds
-    # at most 64 members) keeps its name and callers but gets a one-line
-    # body; IPv6 literals (a board speaks IPv4) are refused as host names
-    # are, by an address_allowed without the IPv6 parser, which is left out.
-    # The board's address_allowed gives the source's verdict on every IPv4
-    # case and refuses every IPv6 literal.
+    # at most 64 members) and the challenges' sending are left out with their
+    # callers' board bodies; IPv6 literals (a board speaks IPv4) are refused
+    # as host names are, by an address_allowed without the IPv6 parser, which
+    # is left out. The board's address_allowed gives the source's verdict on
+    # every IPv4 case and refuses every IPv6 literal.
     build = _build_module()
     rel = "agent/core/guard.py"
     with open(os.path.join(REPO_ROOT, rel)) as handle:
@@ -615,8 +624,9 @@ def test_the_board_build_stubs_what_a_board_never_needs():
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef):
             bodies[node.name] = ast.unparse(node.body[0]) if len(node.body) == 1 else None
-    assert bodies["truncated"] == build.BOARD_REPLACE[rel]["Guard.truncated"] == "return records"
-    assert "_ipv6" not in bodies and "_ipv6" not in board
+    for gone in ("_ipv6", "truncated", "send", "owe"):
+        assert gone not in bodies, gone
+    assert "_ipv6" not in board
     made = {}
     exec(compile(board, "board guard", "exec"), made)
     cases = ["10.0.0.1", "192.168.1.20", "127.0.0.1", "0.0.0.0", "255.255.255.255", "224.0.0.1",
@@ -648,14 +658,17 @@ def test_the_board_counts_under_small_int_keys():
         with open(os.path.join(REPO_ROOT, rel)) as handle:
             sources[rel] = build.stripped_source(rel, handle.read())
     keys = build.counter_keys(sources.values())
-    for name in ("refused_relay_address", "refused_sync_rate_global", "refused_member_cap", "sent_bytes",
+    for name in ("refused_gossip_unproven", "refused_sync_rate_global", "refused_member_cap", "sent_bytes",
                  "internal_errors", "signature_checks", "claims_stale"):
         assert name in keys, name
     made = sorted(set(keys[name] for name in ("sent_bytes", "internal_errors", "claims_stale", "probes")))
     assert len(made) == 4
-    summed = keys["refused_relay_address"]
+    summed = keys["refused_gossip_unproven"]
     assert summed == max(keys.values()) == len(set(keys.values())) - 1
-    assert keys["refused_unproven"] == keys["addresses_proven"] == keys["refused_member_cap"] == summed
+    assert keys["refused_unproven"] == keys["refused_reply_size"] == keys["refused_member_cap"] == summed
+    # What only a server counts is not in a board's source at all.
+    for name in ("addresses_proven", "refused_relay_duplicate", "sync_truncated", "challenges_sent"):
+        assert name not in keys, name
     assert not [name for name in keys if name.startswith(build.DYNAMIC_COUNTERS)]
     for rel, text in sources.items():
         board = ast.parse(build.shortened_counters(text, keys))
@@ -673,3 +686,71 @@ def test_the_board_counts_under_small_int_keys():
         assert "node.stats" not in text and "counters()" not in text, module
         for name in keys:
             assert '"%s"' % name not in text, (module, name)
+
+
+def _board_guard():
+    """The board build's guard.py, executed here: its namespace."""
+    build = _build_module()
+    rel = "agent/core/guard.py"
+    with open(os.path.join(REPO_ROOT, rel)) as handle:
+        board = build.stripped_source(rel, handle.read())
+    made = {"__name__": "board_guard"}
+    exec(compile(board, "board guard", "exec"), made)
+    return made
+
+
+def test_the_board_guard_proves_and_rate_limits_as_the_servers_does():
+    # BOARD_REPLACE of Guard.known (a list) and Guard.busy (one map): for a
+    # run of proofs and sync requests, the same answers as the source's
+    # (except that the board, without the session map, refuses the later
+    # pages of a session it answered where the server ignores them: both
+    # send nothing; and that past 16 addresses the board's map starts over
+    # where the server's keeps the last probe interval's: docs/PROTOCOL.md
+    # §10, "On a board". Hence 12 addresses here).
+    from agent.core import wire
+    from agent.core.profile import make
+    import random
+
+    made = _board_guard()
+    profile = make("lan")
+    for seed in range(20):
+        rng = random.Random(seed)
+        args = ("default", "obs", None, ("10.0.0.1", 7946), profile, rng, {}, 8)
+        server = guard.Guard(*args)
+        board = made["Guard"](*args[:6] + ({}, 8))
+        addresses = [("10.0.1.%d" % i, 7946) for i in range(12)]
+        now = 0
+        for step in range(300):
+            address = rng.choice(addresses)
+            what = rng.random()
+            if what < 0.4:
+                assert board.known(address, True) and server.known(address, True)
+            elif what < 0.7:
+                assert board.known(address) == server.known(address), (seed, step, address)
+            else:
+                now += rng.choice((0, 10, 100, profile.probe_interval_ms))
+                session = rng.getrandbits(16)  # a new session each time: no later pages
+                assert board.busy(address, session, now) == server.busy(address, session, now), \
+                    (seed, step, address, now)
+            assert isinstance(board, wire.Codec)
+
+
+def test_the_guards_ipv4_parser_reads_what_ipaddress_reads():
+    # _ipv4 parses in one pass (no garbage on a board's heap); its verdicts
+    # and values are those of Python's ipaddress for dotted quads.
+    import ipaddress
+
+    from hypothesis import given, settings, strategies as st
+
+    pieces = st.sampled_from(["0", "1", "9", "10", "01", "00", "255", "256", "199", "1000", "", "a", "+1", " 1"])
+
+    @settings(max_examples=3000, deadline=None)
+    @given(st.lists(pieces, min_size=0, max_size=6), st.sampled_from([".", "..", ":"]))
+    def check(parts, sep):
+        text = sep.join(parts)
+        try:
+            expected = int(ipaddress.IPv4Address(text))
+        except ValueError:
+            expected = None
+        assert guard._ipv4(text.encode()) == expected, text
+    check()
