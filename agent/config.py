@@ -34,6 +34,9 @@ cluster
                 taking part in the election with the members at hand
                 (alone if need be); the seeds are still tried after it,
                 and the two sides merge when one answers; 0 = no wait   default: 5s
+  max_members   members this node keeps, itself included (2..65536); news of
+                one more stranger is refused and counted (refused_member_cap),
+                so forged members cannot fill the memory   default: 4096
 election
   signing_key_file  this node's NAME.key: root:leaderd 0640, or the agent's
                     own user's 0600 (agent/keys.py)        default: none (cannot sign)
@@ -166,6 +169,7 @@ class ClusterConfig:
     seeds: tuple            # ((host, port), ...); hosts may be names
     keyring_file: str       # or None
     join_timeout_ms: int    # no seed answering by then: lone start (Node join_timeout_ms)
+    max_members: int        # members kept, this node included (Node max_members)
 
 
 @_frozen
@@ -507,12 +511,13 @@ def _node(c, top):
 
 
 def _cluster(c, top):
-    s = c.section(top, "cluster", ("name", "seeds", "keyring_file", "join_timeout"))
+    s = c.section(top, "cluster", ("name", "seeds", "keyring_file", "join_timeout", "max_members"))
     return ClusterConfig(
         name=c.field(s, "cluster", "name", _name, "default"),
         seeds=c.field(s, "cluster", "seeds", _seed_list, ()),
         keyring_file=c.field(s, "cluster", "keyring_file", _path(c)),
-        join_timeout_ms=c.field(s, "cluster", "join_timeout", _duration(0), 5000))
+        join_timeout_ms=c.field(s, "cluster", "join_timeout", _duration(0), 5000),
+        max_members=c.field(s, "cluster", "max_members", _integer("max_members"), 4096))
 
 
 def _election(c, top):
@@ -905,4 +910,5 @@ def node_arguments(config, runtime):
         "preempt": config.election.preempt,
         "preempt_delay_ms": config.election.preempt_delay_ms,
         "join_timeout_ms": config.cluster.join_timeout_ms,
+        "max_members": config.cluster.max_members,
     }

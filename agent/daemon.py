@@ -43,6 +43,10 @@ _COUNTED_FROM_ZERO = (
     "claims_rejected_not_member", "claims_rejected_untrusted", "claims_rejected_unsigned",
     "claims_rejected_bad_signature", "claims_rejected_busy", "claims_rejected_term_window",
     "duplicate_name",
+    # The reflection guard's (agent/core/guard.py), added when first counted.
+    "challenges_sent", "addresses_proven", "sync_truncated", "refused_reply_size", "refused_sync_rate_address",
+    "refused_sync_rate_global", "refused_owed_evicted", "refused_relay_address", "refused_relay_duplicate",
+    "refused_relay_busy", "refused_gossip_unproven", "refused_member_address", "refused_member_cap",
 )
 
 
@@ -587,7 +591,8 @@ def reload_changes(old_cfg, old_rt, new_cfg, new_rt):
 
 
 # What a reload cannot change: the running values stay, with a warning each time.
-_RESTART_KEYS = ("node.name", "node.bind", "cluster.name", "api.socket", "cluster.join_timeout_ms")
+_RESTART_KEYS = ("node.name", "node.bind", "cluster.name", "api.socket", "cluster.join_timeout_ms",
+                 "cluster.max_members")
 
 
 def _term_file(cfg):

@@ -58,7 +58,11 @@ async def ping(host, port, cluster, keyring, timeout_s):
 
     Raises OSError (ConnectionRefusedError when nothing listens on the port).
     """
-    codec = wire.Codec(cluster, "leaderd-ping", Keyring(keyring) if keyring else None)
+    # The longest sender name there is: an agent answers a stranger with no
+    # more bytes than it sent (docs/PROTOCOL.md, "Reflection and
+    # amplification"), and its Ack carries the agent's own name, up to 64 bytes.
+    sender = "leaderd-ping".ljust(wire.MAX_NAME_BYTES, "-")
+    codec = wire.Codec(cluster, sender, Keyring(keyring) if keyring else None)
     seq = int.from_bytes(os.urandom(4), "big") & 0x3FFFFFFF
     datagram = codec.seal([wire.encode_message(wire.Ping(seq=seq, target=wire.ANY_TARGET))])
     loop = asyncio.get_running_loop()

@@ -89,6 +89,7 @@ def compile_one(source, target, source_name, compat=None, extra=()):
 # function is ~150 bytes of heap for good; these come to ~3 KB of the 128k.
 # The sources are unchanged: the tests run them whole, on both runtimes.
 BOARD_STRIP = {
+    "agent/core/broadcast.py": ("BroadcastQueue.pending_for", "BroadcastQueue.transmits_for"),
     "agent/core/election.py": ("Election.trust_changed",),
     "agent/core/events.py": ("Event.__eq__",),
     "agent/core/membership.py": ("Member.state_name",),
@@ -96,10 +97,14 @@ BOARD_STRIP = {
                            "Node.awareness_score", "Node.set_preempt", "Node.counters", "Node.authenticated",
                            "Node.eligible_by_operator"),
     "agent/core/rand.py": ("sample",),
+    # A board speaks IPv4 (BOARD_REPLACE address_allowed) and sends no challenges (BOARD_REPLACE).
+    "agent/core/guard.py": ("_ipv6", "Guard.owe", "Guard.send", "Guard.truncated"),
+    "agent/core/suspicion.py": ("remaining_suspicion_ms", "Suspicion.remaining_ms"),
     # Equality and iteration of messages and sync records: for tests (the
     # node merges records through Records.entries()).
+    # TYPE_NAMES, the type names for __repr__ (a module-level tuple, ~0.3 KB).
     "agent/core/wire.py": ("Codec.set_keyring", "encode_sync_pages", "Message.__eq__",
-                           "Message.fields", "Records.__iter__", "Records.__eq__"),
+                           "Message.fields", "Records.__iter__", "Records.__eq__", "TYPE_NAMES"),
 }
 STRIP_EVERYWHERE = ("__repr__",)
 # Functions whose board body is a shorter one with the same results: the
@@ -110,7 +115,144 @@ STRIP_EVERYWHERE = ("__repr__",)
 # NameSet's index (name -> position) is for a server's thousand members; a
 # board's few dozen are found in the list itself, with the same order and
 # the same picks (tests/test_board_config.py), and ~0.7 KB less heap.
+_IPV4_ONLY = """\
+try:
+    host, port = address[0], address[1]
+except (TypeError, IndexError):
+    return False
+if not isinstance(host, str) or not isinstance(port, int) or port <= 0 or port > 65535:
+    return False
+value = _ipv4(host.encode())
+if value is None:
+    return False
+c = value >> 24
+if c == 127 or c == 0:
+    return own
+return value != 0xFFFFFFFF and not 224 <= c <= 239
+"""
+_KNOWN_LIST = """\
+proven = self._buckets[0]
+if not confirm:
+    return address in proven
+if address not in proven:
+    if len(proven) >= self._cache_size:
+        proven = self._buckets[0] = []
+    proven.append(address)
+return True
+"""
+# busy: one sync reply per probe interval to an address, in one map (the
+# server also remembers each address's last session, to stay silent to the
+# later pages of a session it answered; a board, with one map fewer, counts
+# them as refused).
+_BUSY_ONE_MAP = """\
+replied = self._buckets[2]
+last = replied.get(address)
+if last is not None and now - last < self.profile.probe_interval_ms:
+    return True
+if last is None and len(replied) >= _REPLY_BURST:
+    replied = self._buckets[2] = {}
+replied[address] = now
+return False
+"""
+_RELAY_PING = """\
+guard = self.guard
+relays = self._relays
+if len(relays) >= _MAX_RELAYS or not address_allowed(msg.address, guard.own):
+    return
+if not guard.known(requester):
+    self._challenge(requester, sender, None, None)
+    return
+seq = self.rng.getrandbits(30)
+while seq in relays:
+    seq = self.rng.getrandbits(30)
+relays[seq] = (requester, msg.seq, now + self.profile.probe_timeout_ms, msg.address, limit)
+self._send(msg.address, [wire.encode_message(wire.Ping(seq=seq, target=msg.target))], limit)
+"""
+# A trusted member's record: merged when it carries a signature (a board
+# verifies none; it passes them on), else counted.
+_MERGE_STATEMENT = """\
+if name == self.name or self._known(name, incarnation, state) or not self._trusted(name) \\
+        or len(signature) == wire.SIGNATURE_BYTES:
+    self._merge(name, incarnation, state, now, address, priority, eligible, tags, sender, from_sync, signature)
+else:
+    self._count("unsigned")
+"""
+_ENCODED_RECORDS = """\
+out = [wire.encode_record(wire.Record(self.name, self.incarnation, self.address, self.priority,
+                                      self.eligible, self.tags, STATE_ALIVE, self._own_signature()))]
+for m in self.table.members.values():
+    out.append(wire.encode_record(wire.Record(m.name, m.incarnation, m.address, m.priority,
+                                              m.eligible, m.tags, m.state, m.signature)))
+return out
+"""
+_EMIT_DATAGRAM = """\
+if not ok and not self.guard.known(addr):
+    self.stats["refused_gossip_unproven"] = self.stats.get("refused_gossip_unproven", 0) + 1
+    return
+stats = self.stats
+stats["sent_datagrams"] += 1
+stats["sent_bytes"] += len(data)
+if len(data) > stats["max_sent_bytes"]:
+    stats["max_sent_bytes"] = len(data)
+self._out.append((data, addr))
+"""
+_SEND_SYNC = """\
+if now is not None and self.guard.spent(now, self.table.live_count) \\
+        or reply_wanted and not join and not self.guard.known(addr):
+    return
+budget = self.profile.mtu_bytes - self.codec.overhead()
+claim = self.election.claim_for_sync()
+if claim is not None:
+    budget -= len(claim)
+pages = wire.encode_sync_pages_raw(self._next_seq(), reply_wanted, join, self._encoded_records(), budget)
+last = len(pages) - 1
+for i in range(len(pages)):
+    if i == last and claim is not None:
+        self._emit_datagram(self.codec.seal([pages[i], claim]), addr, True)
+    else:
+        self._emit_datagram(self.codec.seal([pages[i]]), addr, True)
+"""
 BOARD_REPLACE = {
+    # And what a board, IPv4-only and holding at most 64 members, never needs:
+    # IPv6 literals are refused as if they were host names, and a board's state
+    # never needs more than one sync, so it is never truncated.
+    # A board sends no challenges (guard.py; docs/PROTOCOL.md, "Reflection
+    # and amplification"): a sync is answered and a PingReq relayed only for
+    # an address the board has proven (Node._challenge only counts the
+    # refusal), its own gossip and push-pull syncs go only to proven
+    # addresses (Node._emit_datagram and Node._send_sync below; Guard.send
+    # left out), and no Ack releases anything (pop). No challenge state at
+    # run time.
+    # address_allowed: the IPv4 rules alone (IPv6 literals refused as host
+    # names are), and _ipv6 left out (BOARD_STRIP).
+    # known: the proven addresses in a list, not a dict (a board proves only
+    # the members it probes: a list of 32 is half a dict's heap, and no
+    # challenge waits to be cleared from the quiet map).
+    "agent/core/guard.py": {"address_allowed": _IPV4_ONLY, "Guard.pop": "return None",
+                            "Guard.known": _KNOWN_LIST, "_proven": "return []", "Guard.busy": _BUSY_ONE_MAP},
+    "agent/core/node.py": {
+        "Node._challenge": 'self.stats["refused_unproven"] = self.stats.get("refused_unproven", 0) + 1',
+        # Only a proven address is answered: the rate limits' maps hold no
+        # entry for any other (no Node._challenge of a sync request).
+        "Node._answer_sync": ("if not self.guard.known(addr):\n    self._challenge(addr, sender, None, None)\n"
+                              "elif not self.guard.busy(addr, session, now):\n"
+                              "    self._send_sync(addr, False, False, now)"),
+        # Drops counted under the reason alone (see DROPPED below).
+        "Node._count": "self.stats[reason] = self.stats.get(reason, 0) + 1",
+        # PingReq relays: the address rules, the proven requester, the reply
+        # budget and the relay table's bound, without the server's per-requester
+        # dedup and cap (a replayed PingReq gets one Ping, no larger than
+        # itself, to an allowed address: no amplification; docs/PROTOCOL.md).
+        "Node._relay_ping": _RELAY_PING,
+        # What a board (member_checks off, cache_records off, no challenges,
+        # no truncation: see above) runs of these; the same results.
+        "Node._merge_statement": _MERGE_STATEMENT,
+        "Node._encoded_records": _ENCODED_RECORDS,
+        "Node._emit_datagram": _EMIT_DATAGRAM,
+        "Node._send_sync": _SEND_SYNC,
+        # Duplicate-name reports: a server's (its log and status say so); a
+        # board refutes a twin as before, without the report (~0.3 KB of heap).
+        "Node._twin": "return"},
     "agent/core/nameset.py": {
         "NameSet.__init__": "self.names = []",
         "NameSet.__contains__": "return name in self.names",
@@ -119,10 +261,91 @@ BOARD_REPLACE = {
                             "    last = names.pop()\n    if i < len(names):\n        names[i] = last"),
     },
     "agent/core/wire.py": {"_skip_member": "return _read_member(data, pos, end)[1]"},
-    # Duplicate-name reports: a server's (its log and status say so); a
-    # board refutes a twin as before, without the report (~0.3 KB of heap).
-    "agent/core/node.py": {"Node._twin": "return"},
 }
+
+
+# The core's counters (Node.stats, which the election, the member table and
+# the guard add to) under small ints on a board: nothing on a board reads
+# them (Node.counters() is stripped; the shell reports counters of its own),
+# and each name is a string object of ~50 bytes of heap for good (~1.5 KB
+# in all), an int none. A counter is a str constant used as a key of a dict
+# named `stats` (x.stats[...], stats.get(...), the dict literal assigned to
+# self.stats). Those of the dict literal (made with the node) get keys 0, 1,
+# ... in sorted order, the same in every module; the others, which the guard
+# and the member table add when first counted (refused_*,
+# addresses_proven), are summed under one more key, made with the others:
+# added one by one they would grow the dict's table during the join burst,
+# a long-lived piece of up to ~0.8 KB in the way of a datagram's buffer
+# (docs/BOARDS.md, fragmentation). Counters whose names are also built at
+# run time (DYNAMIC_COUNTERS) keep them, except that a board counts its
+# drops under the reason alone (Node._count in BOARD_REPLACE: "version",
+# not "dropped_version", which is one string fewer for good per reason and
+# no new string for each drop).
+DYNAMIC_COUNTERS = ("dropped_", "claims_rejected_")
+DROPPED = "dropped_"
+
+
+def _is_stats(node):
+    return (isinstance(node, ast.Name) and node.id == "stats") or (
+        isinstance(node, ast.Attribute) and node.attr == "stats")
+
+
+def _counter_constants(tree):
+    """(the ast.Constant nodes of tree that name a counter (see above), the dict literals of self.stats)."""
+    out = []
+    literals = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and _is_stats(node.value):
+            out.append(node.slice)
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+              and _is_stats(node.func.value) and node.args):
+            out.append(node.args[0])
+        elif isinstance(node, ast.Assign) and any(_is_stats(t) for t in node.targets) \
+                and isinstance(node.value, ast.Dict):
+            literals.append(node.value)
+            out.extend(node.value.keys)
+    return [c for c in out if isinstance(c, ast.Constant) and isinstance(c.value, str)
+            and not c.value.startswith(DYNAMIC_COUNTERS)], literals
+
+
+def counter_keys(texts):
+    """{counter name: its small-int key on a board} for the counters of the given sources (see above)."""
+    names = set()
+    made = set()
+    for text in texts:
+        constants, literals = _counter_constants(ast.parse(text))
+        names.update(c.value for c in constants)
+        for literal in literals:
+            made.update(k.value for k in literal.keys if isinstance(k, ast.Constant))
+    made = sorted(n for n in names if n in made)
+    keys = dict((name, i) for i, name in enumerate(made))
+    for name in names:
+        if name not in keys:
+            keys[name] = len(made)
+    return keys
+
+
+def shortened_counters(text, keys):
+    """text with every counter (see above) named by its key in keys; the dict literal of self.stats
+    also makes the key of the summed counters."""
+    tree = ast.parse(text)
+    constants, literals = _counter_constants(tree)
+    for constant in constants:
+        constant.value = keys[constant.value]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and _is_stats(node.value) and isinstance(node.slice, ast.Constant) \
+                and isinstance(node.slice.value, str) and node.slice.value.startswith(DROPPED):
+            node.slice.value = node.slice.value[len(DROPPED):]
+    for literal in literals:
+        for key in literal.keys:
+            if isinstance(key, ast.Constant) and isinstance(key.value, str) and key.value.startswith(DROPPED):
+                key.value = key.value[len(DROPPED):]
+    summed = max(keys.values()) if keys else 0
+    for literal in literals:
+        if summed not in [k.value for k in literal.keys if isinstance(k, ast.Constant)]:
+            literal.keys.append(ast.Constant(summed))
+            literal.values.append(ast.Constant(0))
+    return ast.unparse(tree) + "\n"
 
 
 # Constructors on the board: agent/core/events.py has a constructor function
@@ -225,6 +448,9 @@ def stripped_source(rel, text):
     tree = ast.parse(text)
 
     def keep(node, prefix):
+        if isinstance(node, ast.Assign) and not prefix:
+            return not (len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                        and node.targets[0].id in names)
         if not isinstance(node, ast.FunctionDef):
             return True
         return node.name not in STRIP_EVERYWHERE and prefix + node.name not in names
@@ -244,6 +470,8 @@ def stripped_source(rel, text):
             found.update(node.name + "." + f.name for f in node.body if isinstance(f, ast.FunctionDef))
         elif isinstance(node, ast.Module):
             found.update(f.name for f in node.body if isinstance(f, ast.FunctionDef))
+            found.update(a.targets[0].id for a in node.body if isinstance(a, ast.Assign)
+                         and len(a.targets) == 1 and isinstance(a.targets[0], ast.Name))
     missing = [name for name in tuple(names) + tuple(replace) if name not in found]
     if missing:
         raise RuntimeError("BOARD_STRIP or BOARD_REPLACE names what %s does not define: %s"
@@ -381,6 +609,7 @@ def build(out=DEFAULT_OUT, compat=None, extra=(), log=print, debug=False):
         with open(os.path.join(ROOT, rel)) as handle:
             sources[rel] = handle.read()
     keep = imported_names(sources.values())
+    counters = counter_keys(stripped_source(rel, text) for rel, text in sources.items() if rel.startswith("agent/"))
     tables = dict((owner, constructors(sources[owner], made))
                   for owner, (_, made) in CONSTRUCTOR_MODULES.items())
     with tempfile.TemporaryDirectory() as scratch:
@@ -388,7 +617,7 @@ def build(out=DEFAULT_OUT, compat=None, extra=(), log=print, debug=False):
             text = sources[rel]
             if not debug:
                 if rel.startswith("agent/"):
-                    text = stripped_source(rel, text)
+                    text = shortened_counters(stripped_source(rel, text), counters)
                 text = inline_constructors(rel, text, tables)
                 if rel in tables:
                     text = without_functions(text, tables[rel])

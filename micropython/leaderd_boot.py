@@ -18,14 +18,14 @@ from agent.core.auth import HmacKey, Keyring
 from agent.core.awareness import Awareness
 from agent.core.broadcast import BroadcastQueue
 from agent.core.election import Election
+from agent.core.guard import Guard
 from agent.core.membership import MemberTable
 from agent.core.nameset import NameSet
 from agent.core.node import Node
 
 # The core's long-lived caches, bounded for a board's heap. They grow with
-# time, not members; at the daemon's bounds (256 sync sessions, 1024 final
-# probes, 64 signature checks) they would hold tens of KB after days.
-_MAX_SYNC_SESSIONS = const(16)
+# time, not members; at the daemon's bounds (1024 final probes, 64
+# signature checks) they would hold tens of KB after days.
 _MAX_FINAL_PROBES = const(32)
 _CLAIM_CACHE_SIZE = const(4)
 # Decoded public keys ed25519.py keeps (~190 B each; no precomputed tables).
@@ -39,8 +39,8 @@ _EPOCH_2026_UNIX = const(1767225600)
 _EPOCH_2026_2000 = const(820540800)
 
 # (class or module, function) that runs once on a board, by start(): see there.
-ONCE = ((Node, "join"), (Node, "__init__"), (Election, "__init__"), (wire.Codec, "__init__"),
-        (MemberTable, "__init__"), (Awareness, "__init__"), (BroadcastQueue, "__init__"), (Keyring, "__init__"),
+ONCE = ((Node, "join"), (Node, "__init__"), (Election, "__init__"), (Guard, "__init__"),
+        (wire.Codec, "__init__"), (MemberTable, "__init__"), (Awareness, "__init__"), (BroadcastQueue, "__init__"), (Keyring, "__init__"),
         (HmacKey, "__init__"), (NameSet, "__init__"), (wire, "cluster_tag"))
 
 
@@ -54,6 +54,16 @@ def start(cfg, tuples, now, sign, defer_verification, address, log, once=()):
     the leaderd_state.State of election.term_file or None, verifier or None). Raises OSError
     (bind) or ValueError (a signing key its trust list contradicts).
     """
+    # The config rules (agent.core.rules, ~12 KB of heap on a 64-bit build)
+    # are the config checker's alone: once a config is made nothing on a
+    # board needs them. main.py drops them with the checker; a program that
+    # loaded its config itself (micropython/README.md) gets them back here.
+    import sys
+    if "agent.core.rules" in sys.modules:
+        del sys.modules["agent.core.rules"]
+        import agent.core
+        if hasattr(agent.core, "rules"):
+            del agent.core.rules
     name = cfg["name"]
     trusted = cfg["trusted_keys"]
     seed = cfg["signing_seed"]
@@ -120,8 +130,9 @@ def _start(cfg, sock, now, signer, verifier, trusted, address, log, once):
         name=cfg["name"], address=cfg["advertise"], profile=cfg["profile"], rng=random, now=now,
         cluster=cfg["cluster"], keyring=cfg["keyring"], priority=cfg["priority"], tags=cfg["tags"],
         signer=signer, verifier=verifier, trusted_keys=trusted, preempt=cfg["preempt"],
-        preempt_delay_ms=cfg["preempt_delay_ms"], max_sync_sessions=_MAX_SYNC_SESSIONS,
+        preempt_delay_ms=cfg["preempt_delay_ms"],
         max_final_probes=_MAX_FINAL_PROBES, claim_cache_size=_CLAIM_CACHE_SIZE, cache_records=False,
+        max_members=cfg.pop("max_members"),  # read once: the Agent keeps cfg
         member_checks=False, term=term, incarnation=incarnation, join_timeout_ms=cfg["join_timeout_ms"])
     seeds = []
     for host, port in cfg["seeds"]:

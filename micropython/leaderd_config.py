@@ -38,6 +38,9 @@ cluster
   join_timeout  duration: no seed answering by then, the board takes part in the
                 election with the members it has (alone if need be) and keeps
                 trying the seeds; 0 = no wait            default: 5s
+  max_members   members kept, this board included (2..65536); news of one
+                more stranger is refused, so forged members cannot fill the
+                heap (32 fit a 128k heap)                 default: 64
 election
   signing_key       base64 32-byte Ed25519 seed (NAME.key); with priority > 0 the board is a candidate
   signing_key_file  the same, from a file on the board
@@ -110,6 +113,7 @@ _PROFILE = const(15)
 _LEVEL = const(16)
 _SEED = const(17)           # base64 of a 32-byte Ed25519 seed
 _PATH = const(18)           # a file path on the board (it need not exist yet)
+_MEMBERS = const(19)        # cluster.max_members: an integer rules.integer() knows
 
 # The sections, their keys and each key's kind, in the order problems are
 # listed. gossip also takes every profile field (the "*_ms" ones without
@@ -118,7 +122,7 @@ _SECTIONS = const((
     ("node", (("name", _NAME), ("priority", _PRIORITY), ("bind", _ADDRESS), ("advertise", _ADDRESS),
               ("tags", _TAGS))),
     ("cluster", (("name", _NAME), ("seeds", _SEEDS), ("keyring", _KEYRING), ("keyring_file", _KEYRING_FILE),
-                 ("join_timeout", _DURATION))),
+                 ("join_timeout", _DURATION), ("max_members", _MEMBERS))),
     ("election", (("signing_key", _SEED), ("signing_key_file", _SEED_FILE), ("trusted_keys", _TRUSTED),
                   ("preempt", _BOOLEAN), ("preempt_delay", _DURATION), ("term_file", _PATH))),
     ("gossip", (("profile", _PROFILE),)),
@@ -156,6 +160,8 @@ def _check(kind, value):
     if kind <= _COUNT:
         # "priority" and "mtu_bytes" have limits of their own; any other profile field is a count.
         return rules.integer(value, ("priority", "mtu_bytes", "count")[kind])
+    if kind == _MEMBERS:
+        return rules.integer(value, "max_members")
     if kind == _NAME or kind == _PATH:
         problem = rules.name_problem(value) if kind == _NAME else rules.path_problem(value)
         if problem is not None:
@@ -380,7 +386,7 @@ def parse(data, source="<config>", default_host=None):
     # drop the module (~14 KB of heap on a 64-bit build) once the config is read.
     return {"name": name, "priority": priority, "bind": bind, "advertise": advertise, "tags": node.get("tags"),
             "cluster": cluster.get("name", "default"), "seeds": cluster.get("seeds", []), "keyring": keyring,
-            "join_timeout_ms": cluster.get("join_timeout", 5000),
+            "join_timeout_ms": cluster.get("join_timeout", 5000), "max_members": cluster.get("max_members", 64),
             "signing_seed": seed, "trusted_keys": trusted, "preempt": election.get("preempt", True),
             "preempt_delay_ms": election.get("preempt_delay", 5000), "term_file": election.get("term_file"),
             "profile": plain,

@@ -24,6 +24,7 @@ package(
         "core/broadcast.py",
         "core/election.py",
         "core/events.py",
+        "core/guard.py",
         "core/membership.py",
         "core/nameset.py",
         "core/node.py",

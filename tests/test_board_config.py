@@ -16,6 +16,7 @@ import sys
 
 import pytest
 
+from agent.core import guard
 from agent.core import profile as profiles
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -77,6 +78,15 @@ def test_join_timeout_defaults_to_5s_and_is_checked():
     assert cfg["join_timeout_ms"] == 60000
     errors = errors_of({"insecure": True, "node": {"name": "b", "bind": "10.0.0.5:7946"}, "cluster": {"join_timeout": "soon"}})
     assert len(errors) == 1 and errors[0].startswith("cluster.join_timeout: \"soon\": expected a number with a unit"), errors
+
+
+def test_max_members_defaults_to_64_and_is_checked():
+    base = {"insecure": True, "node": {"name": "b", "bind": "10.0.0.5:7946"}}
+    assert leaderd_config.parse(base)["max_members"] == 64
+    assert leaderd_config.parse(dict(base, cluster={"max_members": 40}))["max_members"] == 40
+    for bad in (1, 70000, True, "64"):
+        errors = errors_of(dict(base, cluster={"max_members": bad}))
+        assert len(errors) == 1 and errors[0].startswith("cluster.max_members") and "2..65536" in errors[0], errors
 
 
 def test_term_file_is_a_path():
@@ -381,15 +391,29 @@ def test_what_the_board_build_strips_nothing_on_the_board_calls():
     # The board build leaves out daemon-only functions (build.BOARD_STRIP):
     # nothing that runs on a board may call one, or the board would meet an
     # AttributeError on that path. Checked across agent/core and the shell,
-    # except inside the stripped functions themselves (one may call another).
+    # except inside the stripped functions themselves (one may call another),
+    # in the core as the board runs it (build.stripped_source: with the
+    # BOARD_REPLACE bodies, whose callees are all a board needs).
+    # A stripped private module-level function (guard._ipv6) is its module's
+    # own (no private name crosses a module: the test below), so only its
+    # module is checked for it; rules.py has an _ipv6 of its own.
     build = _build_module()
-    stripped = set()
-    for names in build.BOARD_STRIP.values():
-        stripped.update(n.split(".")[-1] for n in names)
+    everywhere = set()
+    private = {}
+    for owner, names in build.BOARD_STRIP.items():
+        for n in names:
+            if "." not in n and n.startswith("_"):
+                private.setdefault(owner, set()).add(n)
+            else:
+                everywhere.add(n.split(".")[-1])
     sources = core_modules() + ["micropython/" + m for m in build.SHELL_MODULES] + ["micropython/main.py"]
     for rel in sources:
         with open(os.path.join(REPO_ROOT, rel)) as handle:
-            tree = ast.parse(handle.read())
+            text = handle.read()
+        if rel.startswith("agent/"):
+            text = build.stripped_source(rel, text)
+        tree = ast.parse(text)
+        stripped = everywhere | private.get(rel, set())
         inside = set()
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef) and node.name in stripped:
@@ -397,6 +421,12 @@ def test_what_the_board_build_strips_nothing_on_the_board_calls():
         for name in stripped:
             calls = [line for line in _calls_of(tree, name) if line not in inside]
             assert not calls, "%s calls %s (stripped from the board build) on lines %s" % (rel, name, calls)
+        # A stripped module-level value (wire.TYPE_NAMES) is read nowhere either.
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id.isupper():
+                assert node.id not in stripped, (rel, node.id, node.lineno)
+            if isinstance(node, ast.Attribute) and node.attr.isupper():
+                assert node.attr not in stripped, (rel, node.attr, node.lineno)
 
 
 def test_stripped_source_drops_exactly_the_listed_functions_and_reprs():
@@ -575,3 +605,152 @@ def test_only_the_config_checker_uses_the_config_rules_so_a_board_can_drop_them(
     with open(os.path.join(BOARD_DIR, "leaderd_main.py")) as handle:
         main = handle.read()
     assert 'del sys.modules["agent.core.rules"]' in main and "del agent.core.rules" in main
+
+
+def test_the_board_build_stubs_what_a_board_never_needs():
+    # build.BOARD_REPLACE and BOARD_STRIP: the sync truncation (a board holds
+    # at most 64 members) and the challenges' sending are left out with their
+    # callers' board bodies; IPv6 literals (a board speaks IPv4) are refused
+    # as host names are, by an address_allowed without the IPv6 parser, which
+    # is left out. The board's address_allowed gives the source's verdict on
+    # every IPv4 case and refuses every IPv6 literal.
+    build = _build_module()
+    rel = "agent/core/guard.py"
+    with open(os.path.join(REPO_ROOT, rel)) as handle:
+        text = handle.read()
+    board = build.stripped_source(rel, text)
+    tree = ast.parse(board)
+    bodies = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef):
+            bodies[node.name] = ast.unparse(node.body[0]) if len(node.body) == 1 else None
+    for gone in ("_ipv6", "truncated", "send", "owe"):
+        assert gone not in bodies, gone
+    assert "_ipv6" not in board
+    made = {}
+    exec(compile(board, "board guard", "exec"), made)
+    cases = ["10.0.0.1", "192.168.1.20", "127.0.0.1", "0.0.0.0", "255.255.255.255", "224.0.0.1",
+             "239.1.2.3", "010.0.0.1", "10.1", "1.2.3.256", "host.example", "", "1.2.3.4.5", "+1.2.3.4"]
+    for host in cases:
+        for port in (7946, 0, 65536):
+            for own in (False, True):
+                assert made["address_allowed"]((host, port), own) == guard.address_allowed((host, port), own), \
+                    (host, port, own)
+    for host in ("::1", "fe80::1%eth0", "2001:db8::1", "::ffff:10.0.0.1", "::"):
+        assert not made["address_allowed"]((host, 7946), True), host
+    assert not made["address_allowed"](None, True) and not made["address_allowed"](("10.0.0.1",), True)
+    with pytest.raises(RuntimeError, match="does not define"):
+        build.stripped_source(rel, "class Guard:\n    pass\n")
+
+
+def test_the_board_counts_under_small_int_keys():
+    # build.counter_keys: the core's counters are small ints on a board
+    # (nothing there reads them). Every counter the core names is mapped,
+    # the guard's and the node's among them: those the node makes with its
+    # stats each to a key of its own, those added when first counted (the
+    # guard's) to one more, which the node makes too (its dict does not grow
+    # for them); the board's core keeps none of those names as a string;
+    # drops are counted under their reason; no shell module reads a counter
+    # of the core.
+    build = _build_module()
+    sources = {}
+    for rel in core_modules():
+        with open(os.path.join(REPO_ROOT, rel)) as handle:
+            sources[rel] = build.stripped_source(rel, handle.read())
+    keys = build.counter_keys(sources.values())
+    for name in ("refused_gossip_unproven", "refused_sync_rate_global", "refused_member_cap", "sent_bytes",
+                 "internal_errors", "signature_checks", "claims_stale"):
+        assert name in keys, name
+    made = sorted(set(keys[name] for name in ("sent_bytes", "internal_errors", "claims_stale", "probes")))
+    assert len(made) == 4
+    summed = keys["refused_gossip_unproven"]
+    assert summed == max(keys.values()) == len(set(keys.values())) - 1
+    assert keys["refused_unproven"] == keys["refused_reply_size"] == keys["refused_member_cap"] == summed
+    # What only a server counts is not in a board's source at all.
+    for name in ("addresses_proven", "refused_relay_duplicate", "sync_truncated", "challenges_sent"):
+        assert name not in keys, name
+    assert not [name for name in keys if name.startswith(build.DYNAMIC_COUNTERS)]
+    for rel, text in sources.items():
+        board = ast.parse(build.shortened_counters(text, keys))
+        kept = [n.value for n in ast.walk(board) if isinstance(n, ast.Constant) and n.value in keys]
+        assert not kept, (rel, kept)
+    node = build.shortened_counters(sources["agent/core/node.py"], keys)
+    assert 'self.stats[%d] += 1' % keys["internal_errors"] in node
+    assert '%d: 0}' % summed in node
+    # A board counts drops under the reason alone (Node._count, BOARD_REPLACE).
+    assert "'dropped_" not in node and "'auth': 0" in node and "self.stats['incarnation'] += 1" in node
+    assert "self.stats[reason] = self.stats.get(reason, 0) + 1" in node
+    for module in build.SHELL_MODULES + ("main.py",):
+        with open(os.path.join(BOARD_DIR, module)) as handle:
+            text = handle.read()
+        assert "node.stats" not in text and "counters()" not in text, module
+        for name in keys:
+            assert '"%s"' % name not in text, (module, name)
+
+
+def _board_guard():
+    """The board build's guard.py, executed here: its namespace."""
+    build = _build_module()
+    rel = "agent/core/guard.py"
+    with open(os.path.join(REPO_ROOT, rel)) as handle:
+        board = build.stripped_source(rel, handle.read())
+    made = {"__name__": "board_guard"}
+    exec(compile(board, "board guard", "exec"), made)
+    return made
+
+
+def test_the_board_guard_proves_and_rate_limits_as_the_servers_does():
+    # BOARD_REPLACE of Guard.known (a list) and Guard.busy (one map): for a
+    # run of proofs and sync requests, the same answers as the source's
+    # (except that the board, without the session map, refuses the later
+    # pages of a session it answered where the server ignores them: both
+    # send nothing; and that past 16 addresses the board's map starts over
+    # where the server's keeps the last probe interval's: docs/PROTOCOL.md
+    # §10, "On a board". Hence 12 addresses here).
+    from agent.core import wire
+    from agent.core.profile import make
+    import random
+
+    made = _board_guard()
+    profile = make("lan")
+    for seed in range(20):
+        rng = random.Random(seed)
+        args = ("default", "obs", None, ("10.0.0.1", 7946), profile, rng, {}, 8)
+        server = guard.Guard(*args)
+        board = made["Guard"](*args[:6] + ({}, 8))
+        addresses = [("10.0.1.%d" % i, 7946) for i in range(12)]
+        now = 0
+        for step in range(300):
+            address = rng.choice(addresses)
+            what = rng.random()
+            if what < 0.4:
+                assert board.known(address, True) and server.known(address, True)
+            elif what < 0.7:
+                assert board.known(address) == server.known(address), (seed, step, address)
+            else:
+                now += rng.choice((0, 10, 100, profile.probe_interval_ms))
+                session = rng.getrandbits(16)  # a new session each time: no later pages
+                assert board.busy(address, session, now) == server.busy(address, session, now), \
+                    (seed, step, address, now)
+            assert isinstance(board, wire.Codec)
+
+
+def test_the_guards_ipv4_parser_reads_what_ipaddress_reads():
+    # _ipv4 parses in one pass (no garbage on a board's heap); its verdicts
+    # and values are those of Python's ipaddress for dotted quads.
+    import ipaddress
+
+    from hypothesis import given, settings, strategies as st
+
+    pieces = st.sampled_from(["0", "1", "9", "10", "01", "00", "255", "256", "199", "1000", "", "a", "+1", " 1"])
+
+    @settings(max_examples=3000, deadline=None)
+    @given(st.lists(pieces, min_size=0, max_size=6), st.sampled_from([".", "..", ":"]))
+    def check(parts, sep):
+        text = sep.join(parts)
+        try:
+            expected = int(ipaddress.IPv4Address(text))
+        except ValueError:
+            expected = None
+        assert guard._ipv4(text.encode()) == expected, text
+    check()

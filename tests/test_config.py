@@ -69,7 +69,7 @@ def test_design_example_parses_to_the_expected_values():
     assert dict(c.node.tags) == {}
     assert c.cluster == config.ClusterConfig(
         name="home", seeds=(("192.168.1.10", 7946), ("pi-garage.local", 7946)),
-        keyring_file="/etc/leaderd/keyring", join_timeout_ms=5000)
+        keyring_file="/etc/leaderd/keyring", join_timeout_ms=5000, max_members=4096)
     assert c.election.signing_key_file == "/etc/leaderd/pi-kitchen.key"
     assert c.election.trusted_keys_dir == "/etc/leaderd/trusted"
     assert c.election.trusted_keys is None  # not set; trusted_keys: {} would be a trust list of nobody
@@ -90,6 +90,14 @@ def test_join_timeout_is_a_duration_passed_to_the_node():
     assert c.cluster.join_timeout_ms == 90000
     assert parse("cluster: {join_timeout: 0}").cluster.join_timeout_ms == 0
     assert parse("cluster: {join_timeout: 2}").cluster.join_timeout_ms == 2000   # a bare number is seconds
+
+
+def test_max_members_bounds_the_member_table_and_reaches_the_node():
+    c = parse("cluster: {max_members: 300}")
+    assert c.cluster.max_members == 300
+    for bad, why in ((1, "2..65536"), (65537, "2..65536"), (True, "2..65536"), ("many", "2..65536")):
+        errors = errors_of({"cluster": {"max_members": bad}})
+        assert len(errors) == 1 and errors[0].startswith("cluster.max_members") and why in errors[0], errors
 
 
 def test_config_objects_are_immutable():
@@ -128,7 +136,8 @@ def test_defaults(monkeypatch):
     c = config.default_config()
     assert c.node.name == ("pi-" + "x" * 80)[:64]
     assert c.node.priority == 100 and c.node.bind == ("0.0.0.0", 7946) and c.node.advertise is None
-    assert c.cluster == config.ClusterConfig(name="default", seeds=(), keyring_file=None, join_timeout_ms=5000)
+    assert c.cluster == config.ClusterConfig(name="default", seeds=(), keyring_file=None, join_timeout_ms=5000,
+                                             max_members=4096)
     assert c.election.preempt is True and c.election.preempt_delay_ms == 5000
     assert c.api.socket == "/run/user/1000/leaderd/leaderd.sock" and c.api.mode == 0o660
     assert c.hooks.timeout_ms == 30000 and c.health.command is None
@@ -359,6 +368,11 @@ def test_runtime_drives_a_real_node(keydir):
     rt = config.load_runtime(c)
     node = Node(rng=random.Random(1), now=0, **config.node_arguments(c, rt))
     assert node.election.can_lead()
+    # cluster.max_members reaches the member table (this node is one of them).
+    c = write_config(keydir, "node: {name: node-a, bind: 127.0.0.1:7946}\ncluster: {max_members: 9}\n"
+                             "election: {signing_key_file: node-a.key, trusted_keys_dir: trusted}\n")
+    node = Node(rng=random.Random(1), now=0, **config.node_arguments(c, config.load_runtime(c)))
+    assert node.table.max_members == 8
 
 
 def test_defaults_are_insecure_and_loud():

@@ -31,6 +31,7 @@ Updates about this node itself never reach the table: the node refutes them
 times out, is the same as receiving dead at the same incarnation.
 """
 
+from agent.core.guard import address_allowed
 from agent.core.wire import STATE_ALIVE, STATE_DEAD, STATE_LEFT, STATE_NAMES, STATE_SUSPECT
 
 # Transition results of MemberTable.apply.
@@ -127,11 +128,21 @@ if _SPARSE:
 
 
 class MemberTable:
-    """All members but this node, merged by the rule in the module doc."""
+    """All members but this node, merged by the rule in the module doc.
 
-    def __init__(self):
+    Bounded: at most max_members entries (None: no cap); news of one more
+    stranger is refused, and so is any record whose address guard.py's
+    address_allowed rejects (a host name, say; own: this node's address is
+    loopback; None: no check). Refusals are counted in stats (a dict), keys
+    refused_member_cap and refused_member_address.
+    """
+
+    def __init__(self, max_members=None, own=None, stats=None):
         self.members = {}
         self.live_count = 0
+        self.max_members = max_members
+        self.own = own
+        self.stats = stats if stats is not None else {}
 
     def get(self, name):
         """The member named so, or None."""
@@ -148,8 +159,18 @@ class MemberTable:
         the update is a full record that may create the member.
         """
         member = self.members.get(name)
+        # An address the member has already passed is not checked again: the
+        # same verdict, without the parse's garbage for every record of every
+        # sync (on a board, small pieces between long-lived ones: fragmentation).
+        if address is not None and self.own is not None and (member is None or address != member.address) \
+                and not address_allowed(address, self.own):
+            self.stats["refused_member_address"] = self.stats.get("refused_member_address", 0) + 1
+            return IGNORED
         if member is None:
             if address is None:
+                return IGNORED
+            if self.max_members is not None and len(self.members) >= self.max_members:
+                self.stats["refused_member_cap"] = self.stats.get("refused_member_cap", 0) + 1
                 return IGNORED
             member = Member(name, address, incarnation, state, priority, eligible, tags, now, signature)
             self.members[name] = member

@@ -32,6 +32,7 @@ from agent.core.auth import Keyring
 from agent.core.awareness import Awareness
 from agent.core.broadcast import BroadcastQueue
 from agent.core.election import Election
+from agent.core.guard import Guard, address_allowed
 from agent.core.membership import (
     CONFIRMED, DIED, IGNORED, LEFT, RECORDED, RECOVERED, SUSPECTED, UPDATED,
     Member, MemberTable, supersedes,
@@ -58,8 +59,6 @@ _MAX_INCARNATION = 0xFFFFFFFF
 _INCARNATION_WINDOW = const(1024)
 # Extra state syncs, one probe interval apart, right after joining.
 _BOOTSTRAP_SYNCS = const(3)
-# Sync sessions remembered to answer each once (pages of one session share it).
-_MAX_SYNC_SESSIONS = const(256)
 
 
 class _Probe:
@@ -85,10 +84,14 @@ class Node:
     def __init__(self, name, address, profile, rng, now, cluster="default", keyring=None,
                  priority=100, eligible=True, tags=None, incarnation=0,
                  signer=None, verifier=None, trusted_keys=None, preempt=True, preempt_delay_ms=5000,
-                 max_sync_sessions=_MAX_SYNC_SESSIONS, max_final_probes=_MAX_FINAL_PROBES,
-                 claim_cache_size=None, term=0, cache_records=True, member_checks=True, join_timeout_ms=None):
+                 max_final_probes=_MAX_FINAL_PROBES,
+                 claim_cache_size=None, term=0, cache_records=True, member_checks=True, join_timeout_ms=None,
+                 max_members=4096):
         # The max_* and claim_cache_size bounds keep memory flat over weeks;
         # the defaults suit servers, boards pass smaller ones (micropython/leaderd.py).
+        # max_members: members this node keeps, itself included.
+        if not isinstance(max_members, int) or max_members < 2:
+            raise ValueError("max_members must be at least 2, got %r" % (max_members,))
         if not isinstance(priority, int) or priority < 0 or priority > 255:
             raise ValueError("priority must be 0..255, got %r" % (priority,))
         self.name = name
@@ -96,7 +99,6 @@ class Node:
         self.profile = profile
         self.rng = rng
         self.cluster = cluster
-        self.codec = wire.Codec(cluster, name, Keyring(keyring) if keyring else None)
         self.incarnation = incarnation
         self.priority = priority
         # What the operator (or the health check) says; the advertised flag
@@ -108,7 +110,6 @@ class Node:
         self.eligible = self.user_eligible and (trusted_keys is None or signer is not None)
         self.tags = tags
         wire.encode_tags(tags)  # raises ValueError on bad tags: a local error
-        self.table = MemberTable()
         self.awareness = Awareness(profile.awareness_max_multiplier)
         self.broadcasts = BroadcastQueue()
         self.stats = {
@@ -119,6 +120,11 @@ class Node:
             "probes": 0, "probe_failures": 0, "refutations": 0, "unexpected_ping": 0,
             "claims_stale": 0, "signature_checks": 0, "dropped_incarnation": 0, "internal_errors": 0,
         }
+        # The codec, which also keeps the proof of address, reply budget and
+        # rate limits (guard.py); it adds its refused_* and other counters to stats.
+        self.codec = self.guard = Guard(cluster, name, Keyring(keyring) if keyring else None, self.address,
+                                        profile, rng, self.stats, max_members)
+        self.table = MemberTable(max_members - 1, self.guard.own, self.stats)
         # The exception of the last internal error (_contain), or None.
         self.last_error = None
         self._stalled_until = None
@@ -145,8 +151,6 @@ class Node:
         self._seeds = []
         self._join_at = _NEVER
         self._bootstrap_syncs = 0
-        self._sync_sessions = {}
-        self._max_sync_sessions = max_sync_sessions
         self._final_probes = {}
         self._max_final_probes = max_final_probes
         self._urgent_probe = None
@@ -502,6 +506,8 @@ class Node:
         if len(data) > self.profile.mtu_bytes:
             self._drop("oversized", addr)
             return
+        # What replies to an unproven address may take: this datagram's size (guard.py).
+        self.guard.budget = len(data)
         try:
             sender, messages = self.codec.open(data)
         except wire.WireError as exc:
@@ -545,15 +551,16 @@ class Node:
             if msg.target != self.name and msg.target != wire.ANY_TARGET:
                 self.stats["unexpected_ping"] += 1
                 return
-            self._send(addr, [wire.encode_message(wire.Ack(seq=msg.seq))])
+            # The one reply every stranger gets: no larger than its Ping.
+            self._send(addr, [wire.encode_message(wire.Ack(seq=msg.seq))], self.guard.budget)
         elif t == wire.T_ACK:
-            self._on_ack(msg.seq, now)
+            self._on_ack(msg.seq, addr, now)
         elif t == wire.T_NACK:
             probe = self._probe
             if probe is not None and probe.seq == msg.seq:
                 probe.nacks += 1
         elif t == wire.T_PING_REQ:
-            self._relay_ping(msg, addr, now)
+            self._relay_ping(msg, addr, sender, now, self.guard.budget)
         elif t == wire.T_ALIVE:
             self._merge_statement(msg.name, msg.incarnation, STATE_ALIVE, now, msg.address, msg.priority,
                                   msg.eligible, msg.tags, msg.signature, sender, False)
@@ -597,29 +604,56 @@ class Node:
                 # on like an Alive: that is how a joiner becomes known.
                 self._merge_statement(name, incarnation, state, now, address, priority, eligible, tags,
                                       signature, sender, name != sender)
-            if msg.reply_wanted and self._first_page_of(addr, msg.session, now):
-                self._send_sync(addr, False, False)
+            if msg.reply_wanted:
+                self._answer_sync(addr, sender, msg.session, now)
             # Any full state from a member joins us (its sync or its reply),
             # even while our seeds are down.
             if not self.joined:
                 self._joined(now)
 
-    def _on_ack(self, seq, now):
+    def _answer_sync(self, addr, sender, session, now):
+        # One reply a session, within the guard's rate limits; our whole
+        # state goes only to an address that answers: a Ping first, the
+        # reply when its Ack comes back (_on_ack). (A board, which challenges
+        # no request, answers only a proven address, and keeps no rate-limit
+        # entry for any other: micropython/build.py BOARD_REPLACE.)
+        if not self.guard.busy(addr, session, now):
+            if self.guard.known(addr):
+                self._send_sync(addr, False, False, now)
+            else:
+                self._challenge(addr, sender, self._send_sync, (addr, False, False, now))
+
+    def _on_ack(self, seq, addr, now):
+        # An Ack from the address we pinged with that seq proves the address
+        # answers (guard.py); one relayed from elsewhere proves nothing.
         probe = self._probe
         if probe is not None and probe.seq == seq:
             if not probe.acked:
                 probe.acked = True
                 self.awareness.apply_delta(-1)
-            return
-        relay = self._relays.pop(seq, None)
-        if relay is not None:
-            self._send(relay[0], [wire.encode_message(wire.Ack(seq=relay[1]))])
-            return
-        name = self._final_probes.pop(seq, None)
-        if name is not None:
+            name = probe.target
+        else:
+            relay = self._relays.pop(seq, None)
+            if relay is not None:
+                if relay[3] == addr:
+                    self.guard.known(addr, True)
+                self._send(relay[0], [wire.encode_message(wire.Ack(seq=relay[1]))], relay[4])
+                return
+            name = self._final_probes.pop(seq, None)
+            if name is None:
+                # A challenge's Ack: what it held back goes now.
+                owed = self.guard.pop(seq, addr)
+                if owed is not None and owed[0] is not None:
+                    owed[0](*owed[1])
+                return
             suspicion = self._suspicions.get(name)
             if suspicion is not None and suspicion.final_seq == seq:
                 suspicion.final_acked = True
+        member = self.table.get(name)
+        if member is not None and member.address == addr:
+            # The member's own tuple, not the datagram's: one object fewer
+            # to keep per member (a board's heap).
+            self.guard.known(member.address, True)
 
     # --- Merging news ---------------------------------------------------
 
@@ -668,6 +702,11 @@ class Node:
                                        eligible, tags)
         if self._statement_checked(name, data, signature, token, now):
             self._merge(*token)
+            member = self.table.get(name)
+            if member is not None and member.address == address:
+                # The address a trusted member signed is its own word, not
+                # a stranger's: proven without a round trip (guard.py).
+                self.guard.known(member.address, True)
 
     def _known(self, name, incarnation, state):
         """Whether news (incarnation, state) about name is old here: _merge would ignore it."""
@@ -947,18 +986,61 @@ class Node:
         # must not override); a suspect member gets our confirmation.
         self._merge(member.name, probe.incarnation, STATE_SUSPECT, now, by=self.name)
 
-    def _relay_ping(self, msg, requester, now):
-        if len(self._relays) >= _MAX_RELAYS:
+    def _relay_ping(self, msg, requester, sender, now, limit):
+        """Pings msg.target for a PingReq from requester (named sender).
+
+        limit: the bytes the PingReq's datagram leaves for replies to
+        unproven addresses (guard.py). Only a requester at a proven address
+        is served (a stranger gets a challenge, and the relay once it
+        answers: then only the target may be unproven, and its Ping fits
+        the PingReq), never twice for one (requester, seq) at a time, at
+        most 4 at a time for one requester (its probe and a few final
+        probes), and only to an allowed IP literal.
+        """
+        guard = self.guard
+        relays = self._relays
+        if not address_allowed(msg.address, guard.own):
+            self.stats["refused_relay_address"] = self.stats.get("refused_relay_address", 0) + 1
             return
-        seq = self._next_seq()
-        self._relays[seq] = (requester, msg.seq, now + self.profile.probe_timeout_ms)
-        self._send(msg.address, [wire.encode_message(wire.Ping(seq=seq, target=msg.target))])
+        busy = 0
+        for seq in relays:
+            relay = relays[seq]
+            if relay[0] == requester:
+                if relay[1] == msg.seq:
+                    self.stats["refused_relay_duplicate"] = self.stats.get("refused_relay_duplicate", 0) + 1
+                    return
+                busy += 1
+        if busy >= 4 or len(relays) >= _MAX_RELAYS:
+            self.stats["refused_relay_busy"] = self.stats.get("refused_relay_busy", 0) + 1
+            return
+        if not guard.known(requester):
+            self._challenge(requester, sender, self._relay_ping, (msg, requester, sender, now, limit))
+            return
+        # Random, not the probe counter: this seq's Ack proves the target's address.
+        seq = self.rng.getrandbits(30)
+        while seq in relays:
+            seq = self.rng.getrandbits(30)
+        relays[seq] = (requester, msg.seq, now + self.profile.probe_timeout_ms, msg.address, limit)
+        self._send(msg.address, [wire.encode_message(wire.Ping(seq=seq, target=msg.target))], limit)
+
+    def _challenge(self, addr, name, action, args):
+        """Pings addr (as name) with a challenge whose Ack releases action(*args) (guard.py).
+
+        The Ping is a reply to the datagram being handled: it must fit what
+        that left (guard.budget), or it is not sent and nothing waits.
+        """
+        guard = self.guard
+        seq = guard.owe(addr, action, args)
+        if self._send(addr, [wire.encode_message(wire.Ping(seq=seq, target=name))], guard.budget):
+            self.stats["challenges_sent"] = self.stats.get("challenges_sent", 0) + 1
+        else:
+            guard.pop(seq, None)
 
     def _expire_relays(self, now):
         done = [seq for seq in self._relays if self._relays[seq][2] <= now]
         for seq in done:
-            requester, their_seq, _ = self._relays.pop(seq)
-            self._send(requester, [wire.encode_message(wire.Nack(seq=their_seq))])
+            relay = self._relays.pop(seq)
+            self._send(relay[0], [wire.encode_message(wire.Nack(seq=relay[1]))], relay[4])
 
     # --- Suspicion ------------------------------------------------------
 
@@ -1035,17 +1117,51 @@ class Node:
         for name in self._live.names:
             self._send(self.table.get(name).address, messages)
 
-    def _send(self, addr, messages):
-        """Sends the messages to addr, filling the rest of the datagram with updates."""
+    def _send(self, addr, messages, limit=None):
+        """Sends the messages to addr, filling the rest of the datagram with updates.
+
+        To an address that has not proven it answers (guard.py), a reply
+        (limit: what the datagram that caused it left, guard.budget) is at
+        most limit bytes, and what this node sends of its own accord
+        (limit None: a probe, a claim) carries no updates. Returns False,
+        sending nothing, when the messages alone exceed the limit.
+        """
         budget = self.profile.mtu_bytes - self.codec.overhead()
+        proven = self.guard.known(addr)
+        capped = limit is not None and not proven
+        if capped and limit - self.codec.overhead() < budget:
+            budget = limit - self.codec.overhead()
         for m in messages:
             budget -= len(m)
-        if len(self.broadcasts) and budget > 0:
+        if budget < 0 and capped:
+            self.stats["refused_reply_size"] = self.stats.get("refused_reply_size", 0) + 1
+            return False
+        if len(self.broadcasts) and budget > 0 and (proven or capped):
             messages = messages + self.broadcasts.get_broadcasts(
                 budget, self.live_count(), self.profile.retransmit_mult)
-        self._emit_datagram(self.codec.seal(messages), addr)
+        data = self.codec.seal(messages)
+        if capped:
+            self.guard.budget -= len(data)
+        self._emit_datagram(data, addr, True)
+        return True
 
-    def _emit_datagram(self, data, addr):
+    def _emit_datagram(self, data, addr, ok=False):
+        """Queues one datagram for the shell.
+
+        ok: built by _send or _send_sync, which apply the guard's rules.
+        One that is not (a gossip round's) to an address that has not proven
+        it answers goes out once, with a bare Ping whose Ack proves the
+        address; while that Ping is unanswered, later ones are dropped (a
+        Ping again every few): a forged member's address gets one gossip
+        datagram, not one a round.
+        """
+        if not ok and not self.guard.known(addr):
+            first, challenge = self.guard.send(addr, None, None)
+            if challenge is not None:
+                self._emit_datagram(challenge, addr, True)
+            if not first:
+                self.stats["refused_gossip_unproven"] = self.stats.get("refused_gossip_unproven", 0) + 1
+                return
         stats = self.stats
         stats["sent_datagrams"] += 1
         stats["sent_bytes"] += len(data)
@@ -1076,10 +1192,12 @@ class Node:
                 targets.append(name)
         return targets
 
-    def _encoded_records(self):
+    def _encoded_records(self, is_live=False):
         # Each member's record is encoded once per change, not once per sync.
+        # is_live: this node's record, then live members, then the rest.
         out = [wire.encode_record(wire.Record(self.name, self.incarnation, self.address, self.priority,
                                               self.eligible, self.tags, STATE_ALIVE, self._own_signature()))]
+        rest = [] if is_live else out
         for m in self.table.members.values():
             data = m.encoded
             if data is None:
@@ -1087,31 +1205,46 @@ class Node:
                                                       m.eligible, m.tags, m.state, m.signature))
                 if self._cache_records:
                     m.encoded = data
-            out.append(data)
+            if m.state <= STATE_SUSPECT:
+                out.append(data)
+            else:
+                rest.append(data)
+        if is_live:
+            out.extend(rest)
         return out
 
-    def _send_sync(self, addr, reply_wanted, join):
+    def _send_sync(self, addr, reply_wanted, join, now=None):
+        # now: given for a reply, which waits for the guard's global cap.
+        guard = self.guard
+        if now is not None and guard.spent(now, self.table.live_count):
+            return
+        if reply_wanted and not join and not guard.known(addr):
+            # A push-pull or dead reprobe, to an address learned from the
+            # network that never answered us: a bare Ping first (any name
+            # answers), the state when its Ack comes back (_on_ack); while
+            # it is unanswered, nothing more (a Ping again now and then). A
+            # forged member's address gets pings, never our state. Joins go
+            # to the seeds the operator configured, at once.
+            challenge = guard.send(addr, self._send_sync, (addr, True, False))[1]
+            if challenge is not None:
+                self._emit_datagram(challenge, addr, True)
+            return
         budget = self.profile.mtu_bytes - self.codec.overhead()
         claim = self.election.claim_for_sync()
-        pages = wire.encode_sync_pages_raw(self._next_seq(), reply_wanted, join, self._encoded_records(),
-                                           budget - (len(claim) if claim is not None else 0))
+        if claim is not None:
+            budget -= len(claim)
+        # More than one sync carries (255 pages) is cut, this node and the
+        # live members first: never an error (forged members may have filled
+        # the table).
+        records = guard.truncated(self._encoded_records(), budget, self._encoded_records)
+        pages = wire.encode_sync_pages_raw(self._next_seq(), reply_wanted, join, records, budget)
         last = len(pages) - 1
         for i in range(len(pages)):
             # The claim rides with the last page, after the members it names.
             if i == last and claim is not None:
-                self._emit_datagram(self.codec.seal([pages[i], claim]), addr)
+                self._emit_datagram(self.codec.seal([pages[i], claim]), addr, True)
             else:
-                self._emit_datagram(self.codec.seal([pages[i]]), addr)
-
-    def _first_page_of(self, addr, session, now):
-        """True for the first page we see of a sync session: one reply per session."""
-        key = (addr, session)
-        if key in self._sync_sessions:
-            return False
-        if len(self._sync_sessions) >= self._max_sync_sessions:
-            self._sync_sessions = {}
-        self._sync_sessions[key] = now
-        return True
+                self._emit_datagram(self.codec.seal([pages[i]]), addr, True)
 
     def _joined(self, now):
         """The first sync reply arrived: announce ourselves to all we now know,
@@ -1176,7 +1309,7 @@ class Node:
             return
         self._told_dead[member.name] = now
         self._send(addr, [wire.encode_message(
-            wire.Dead(name=member.name, incarnation=member.incarnation, by=self.name))])
+            wire.Dead(name=member.name, incarnation=member.incarnation, by=self.name))], self.guard.budget)
 
     def _reap_and_reprobe(self, now):
         reap = [m.name for m in self.table.members.values()

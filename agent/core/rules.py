@@ -26,6 +26,7 @@ _LIMITS = (
     ("mtu_bytes", 512, 65000, " (bytes per datagram)"),  # agent.core.profile's own bounds
     ("rise", 1, 100, " (passing checks in a row)"),      # health.rise and health.fall (the daemon's)
     ("fall", 1, 100, " (failing checks in a row)"),
+    ("max_members", 2, 65536, " (members kept, this node included)"),  # cluster.max_members
 )
 
 KEY_BYTES = 32              # an Ed25519 seed or public key
