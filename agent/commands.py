@@ -1,5 +1,5 @@
 """The agent's subcommands: run, leader, members, status, watch, is-leader,
-keygen, check-config, ping. Each is a pair add_<name>(subparsers) /
+exec, keygen, check-config, ping. Each is a pair add_<name>(subparsers) /
 cmd_<name>(args) -> exit code, registered in agent.cli.COMMANDS.
 """
 
@@ -18,7 +18,7 @@ from agent.paths import SYSTEM_SOCKET_PATH, USER_SOCKET_PATH_TEXT
 DEFAULT_CLIENT_TIMEOUT = "5s"
 
 
-def _add_socket(parser):
+def _add_socket(parser, timeout=True):
     """--socket / --config (which socket) and --timeout (how long to wait) of a client subcommand."""
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--socket", metavar="PATH", default=None,
@@ -27,6 +27,8 @@ def _add_socket(parser):
     where.add_argument("--config", metavar="FILE", default=None,
                        help="the agent's config file: talk to the api.socket it names (as `run "
                             "--config FILE` listens on)")
+    if not timeout:
+        return
     parser.add_argument("--timeout", metavar="D", default=DEFAULT_CLIENT_TIMEOUT,
                         help='how long to wait for the agent to answer, e.g. "500ms", "10s"; a bare '
                              "number is seconds (default: %s)" % DEFAULT_CLIENT_TIMEOUT)
@@ -40,16 +42,19 @@ class _UsageError(Exception):
     """A bad --config or --timeout: printed, and the command exits EXIT_USAGE."""
 
 
-def _client(args):
-    """The Client for --socket / --config and --timeout; _UsageError when they are unusable."""
+def _client(args, factory=None, timeout_s=None):
+    """The Client (or factory's) for --socket / --config and --timeout (or timeout_s); _UsageError
+    when they are unusable."""
     from agent.client import Client
     from agent.durations import parse_duration
-    try:
-        timeout_ms = parse_duration(args.timeout)
-    except ValueError as exc:
-        raise _UsageError("--timeout: %s" % exc) from None
-    if timeout_ms <= 0:
-        raise _UsageError("--timeout: must be longer than 0, got %r" % (args.timeout,))
+    if timeout_s is None:
+        try:
+            timeout_ms = parse_duration(args.timeout)
+        except ValueError as exc:
+            raise _UsageError("--timeout: %s" % exc) from None
+        if timeout_ms <= 0:
+            raise _UsageError("--timeout: must be longer than 0, got %r" % (args.timeout,))
+        timeout_s = timeout_ms / 1000.0
     path = args.socket
     if args.config is not None:
         from agent import config
@@ -57,7 +62,7 @@ def _client(args):
             path = config.load_config(args.config).api.socket
         except ValueError as exc:
             raise _UsageError("--config: the socket is not known, the config is not usable:\n%s" % exc) from None
-    return Client(path, timeout=timeout_ms / 1000.0)
+    return (factory or Client)(path, timeout=timeout_s)
 
 
 def _unreachable_message(exc, args):
@@ -316,6 +321,58 @@ def _describe(event):
     return "%s %s %s" % (stamp, kind, rest)
 
 
+# --- exec ------------------------------------------------------------------
+
+def add_exec(sub):
+    from agent.execcmd import LOST_AFTER_S, RESTART_POLICIES
+    p = sub.add_parser(
+        "exec", help="run a command while this node leads, and only then",
+        usage="leaderd exec [--grace D] [--restart POLICY] [--socket PATH | --config FILE] -- CMD [ARGS...]",
+        description="Run CMD while the local agent says this node leads: start it when the node is "
+                    "elected, stop it when the node stops leading, and start it again on re-election. "
+                    "CMD runs in a process group of its own; stopping sends SIGTERM to the whole group "
+                    "and SIGKILL after --grace, so grandchildren do not linger. CMD gets LEADERD_TERM "
+                    "(the term it was started under: the fencing token), LEADERD_SELF and "
+                    "LEADERD_LEADER in its environment; its output passes through. If the agent "
+                    "cannot be reached (gone, or no answer for %g s) CMD is stopped: this node cannot "
+                    "know it still leads. SIGINT or SIGTERM stops CMD first, then leaderd exec exits "
+                    "with CMD's exit status (128 + N if a signal N ended it; 0 if it never ran)."
+                    % LOST_AFTER_S)
+    _add_socket(p, timeout=False)
+    p.add_argument("--grace", metavar="D", default="5s",
+                   help="time from SIGTERM to SIGKILL when stopping CMD, e.g. 10s (default: 5s)")
+    p.add_argument("--restart", choices=RESTART_POLICIES, default="on-failure",
+                   help="when CMD exits by itself while this node leads: start it again after 1 s if it "
+                        "failed (on-failure, the default), whatever its status (always), or not until "
+                        "the node is elected again (never)")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]",
+                   help="the command to run on the leader")
+    p.set_defaults(func=cmd_exec)
+
+
+def cmd_exec(args):
+    from agent.client import AsyncClient
+    from agent.durations import parse_duration
+    from agent.execcmd import POLL_INTERVAL_S, run_exec
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        print("leaderd exec: no command given: leaderd exec [options] -- CMD [ARGS...]", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        grace_ms = parse_duration(args.grace)
+    except ValueError as exc:
+        print("leaderd exec: --grace: %s" % exc, file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        client = _client(args, AsyncClient, POLL_INTERVAL_S)
+    except _UsageError as exc:
+        print("leaderd exec: %s" % exc, file=sys.stderr)
+        return EXIT_USAGE
+    return run_exec(client, command, grace_ms / 1000.0, args.restart)
+
+
 # --- keygen / check-config -------------------------------------------------
 
 def add_keygen(sub):
@@ -451,6 +508,7 @@ COMMANDS = (
     ("status", add_status),
     ("watch", add_watch),
     ("is-leader", add_is_leader),
+    ("exec", add_exec),
     ("keygen", add_keygen),
     ("check-config", add_check_config),
     ("ping", add_ping),
