@@ -9,6 +9,11 @@ version is checked before anything else is trusted.
     from agent.client import Client
     if Client().leader()["is_leader"]:
         run_the_job()
+
+For a program that should do its work only while this node leads:
+``Client().wait_until_leader()`` blocks until it does (a script), and
+``async with leadership() as lease`` (agent/leadership.py) runs a body that
+is cancelled when this node stops leading or its agent is lost.
 """
 
 import asyncio
@@ -31,7 +36,10 @@ __all__ = [
     "AsyncClient",
     "Client",
     "ClientError",
+    "Lease",
+    "LeadershipLost",
     "default_socket_path",
+    "leadership",
 ]
 
 DEFAULT_TIMEOUT = 5.0  # seconds for connect, request and reply together
@@ -260,6 +268,24 @@ class Client:
         """Ask the leader to hand over to member `to` (None: the next in line)."""
         return self._request("transfer", to=to)
 
+    def wait_until_leader(self, timeout=None, interval=0.25):
+        """Blocks until this node leads; its `leader` reply (reply["term"]: the fencing token).
+
+        Asks every `interval` seconds; None when `timeout` seconds pass first.
+        An agent that cannot be reached raises AgentUnreachable, as leader()
+        does. What it returns is true when it returns: a script that runs
+        long should ask again (`leader()`), or use leadership() instead.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            reply = self.leader()
+            if reply.get("is_leader"):
+                return reply
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return None
+            time.sleep(interval if left is None else min(interval, left))
+
     def watch(self):
         """A generator of event dicts: the current leader first, then each change.
 
@@ -390,3 +416,8 @@ class AsyncClient:
         except OSError as exc:
             raise AgentUnreachable("lost the connection to the agent at %s: %s" % (self.path, exc)) from None
         return line[:-1]
+
+
+# The leadership context manager, here for `from agent.client import leadership`
+# (agent/leadership.py uses AsyncClient, defined above).
+from agent.leadership import Lease, LeadershipLost, leadership  # noqa: E402

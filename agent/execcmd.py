@@ -22,10 +22,8 @@ import signal
 import sys
 import time
 
-# How often the agent is asked who leads (the proof it still answers), and
-# how long without an answer makes it lost.
-POLL_INTERVAL_S = 1.0
-LOST_AFTER_S = 3.0
+from agent.leadership import LOST_AFTER_S, POLL_INTERVAL_S, Monitor  # noqa: F401  (LOST_AFTER_S: --help)
+
 # Between two starts of the child in one term (--restart on-failure / always).
 RESTART_DELAY_S = 1.0
 RESTART_POLICIES = ("on-failure", "always", "never")
@@ -39,7 +37,8 @@ def exit_status(returncode):
 
 
 class Runner:
-    """One `leaderd exec`: the child, the leadership it runs under, and the rules above.
+    """One `leaderd exec`: the child, the leadership it runs under (agent.leadership.Monitor), and
+    the rules above.
 
     client: an agent.client.AsyncClient; argv: the command; grace_s: SIGTERM
     to SIGKILL; restart: one of RESTART_POLICIES; log(text): a line for the
@@ -47,99 +46,39 @@ class Runner:
     """
 
     def __init__(self, client, argv, grace_s, restart, log):
-        self.client = client
+        self.monitor = Monitor(client, log)
         self.argv = list(argv)
         self.grace_s = grace_s
         self.restart = restart
         self.log = log
-        self.leading = False
-        self.term = None
-        self.self_name = None
-        self.leader = None
-        self.agent_ok = False
-        self.last_answer = None     # monotonic time of the agent's last answer
         self.done_term = None       # the term whose child is not to run again (--restart)
         self.next_start = 0.0
         self.child = None
         self.status = None          # exit status of the last child (exit_status)
-        self.starts = 0
-        self.wake = asyncio.Event()
         self.stopping = False
-
-    # --- what the agent says ---------------------------------------------
-
-    def _update(self, reply, now):
-        """A `leader` reply, the watch snapshot or a leader_changed event."""
-        self.agent_ok = True
-        self.last_answer = now
-        if "is_leader" not in reply:
-            return
-        leading = bool(reply.get("is_leader"))
-        if leading != self.leading or reply.get("term") != self.term:
-            self.wake.set()
-        if not leading:
-            self.done_term = None  # a later election starts the child again
-        self.leading = leading
-        self.term = reply.get("term")
-        self.self_name = reply.get("self")
-        self.leader = reply.get("leader")
-
-    def _lost(self, why):
-        if self.agent_ok:
-            self.log("lost the agent (%s): this node cannot know it still leads" % why)
-        self.agent_ok = False
-        self.leading = False
-        self.done_term = None
-        self.wake.set()
-
-    async def _watch(self):
-        from agent.client import ClientError
-        while not self.stopping:
-            try:
-                async for event in self.client.watch():
-                    self._update(event, time.monotonic())
-            except ClientError as exc:
-                self._lost(str(exc))
-            except OSError as exc:
-                self._lost(str(exc))
-            await asyncio.sleep(POLL_INTERVAL_S / 2)
-
-    async def _poll(self):
-        from agent.client import ClientError
-        warned_at = None
-        while not self.stopping:
-            now = time.monotonic()
-            try:
-                self._update(await self.client.leader(), now)
-                warned_at = None
-            except (ClientError, OSError) as exc:
-                if self.last_answer is None or now - self.last_answer >= LOST_AFTER_S:
-                    self._lost(str(exc))
-                if warned_at is None or now - warned_at >= 10:
-                    warned_at = now
-                    if self.last_answer is None:
-                        self.log("waiting for the agent: %s" % exc)
-            await asyncio.sleep(POLL_INTERVAL_S)
 
     # --- the child -------------------------------------------------------
 
     def _wanted(self):
-        return self.leading and self.agent_ok and not self.stopping and self.done_term != self.term
+        monitor = self.monitor
+        if not monitor.leading:
+            self.done_term = None  # a later election starts the child again
+        return monitor.leading and not self.stopping and self.done_term != monitor.term
 
     async def _start(self):
+        monitor = self.monitor
         env = dict(os.environ)
-        env["LEADERD_TERM"] = str(self.term)
-        env["LEADERD_SELF"] = str(self.self_name)
-        env["LEADERD_LEADER"] = str(self.leader)
+        env["LEADERD_TERM"] = str(monitor.term)
+        env["LEADERD_SELF"] = str(monitor.self_name)
+        env["LEADERD_LEADER"] = str(monitor.leader)
         try:
             self.child = await asyncio.create_subprocess_exec(*self.argv, env=env, start_new_session=True)
         except OSError as exc:
             self.log("cannot start %s: %s" % (self.argv[0], exc))
             self.status = 127
-            self.done_term = self.term  # not again in this term: it would fail the same way
+            self.done_term = monitor.term  # not again in this term: it would fail the same way
             return
-        self.starts += 1
-        self.log("started %s (pid %d, term %s)" % (self.argv[0], self.child.pid, self.term))
+        self.log("started %s (pid %d, term %s)" % (self.argv[0], self.child.pid, monitor.term))
 
     async def _group_gone(self, pgid, deadline):
         """Waits until no process is left in pgid or the deadline passes; True when none is left."""
@@ -202,33 +141,32 @@ class Runner:
             self._ended(child)
             await self._reap_leftovers(child.pid)
             if self.restart == "never" or (self.restart == "on-failure" and self.status == 0):
-                self.done_term = self.term
-                if self.leading:
+                self.done_term = self.monitor.term
+                if self.monitor.leading:
                     self.log("not restarting (--restart %s) until this node is elected again" % self.restart)
             else:
                 self.next_start = time.monotonic() + RESTART_DELAY_S
         if self.child is not None and not self._wanted():
-            why = "stopping leaderd exec" if self.stopping else (
-                "the agent is lost" if not self.agent_ok else "this node no longer leads")
-            await self._stop(why)
+            await self._stop("leaderd exec was told to stop" if self.stopping else self.monitor.reason)
         elif self.child is None and self._wanted() and time.monotonic() >= self.next_start:
             await self._start()
 
     async def run(self):
         """Runs until stop(); returns the exit status of the last child (0 if none ran)."""
-        tasks = [asyncio.ensure_future(self._watch()), asyncio.ensure_future(self._poll())]
+        changed = self.monitor.changed
+        tasks = [asyncio.ensure_future(self.monitor.run())]
         try:
             while True:
                 await self._reconcile()
                 if self.stopping and self.child is None:
                     break
-                waits = [asyncio.ensure_future(self.wake.wait())]
+                waits = [asyncio.ensure_future(changed.wait())]
                 if self.child is not None:
                     waits.append(asyncio.ensure_future(self.child.wait()))
                 await asyncio.wait(waits, timeout=0.25, return_when=asyncio.FIRST_COMPLETED)
                 for w in waits:
                     w.cancel()
-                self.wake.clear()
+                changed.clear()
         finally:
             for task in tasks:
                 task.cancel()
@@ -237,7 +175,7 @@ class Runner:
 
     def stop(self):
         self.stopping = True
-        self.wake.set()
+        self.monitor.changed.set()
 
 
 def run_exec(client, argv, grace_s, restart, log=None):
