@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 # an old client would misread; adding keys to replies does not count.
 API_VERSION = 1
 
-COMMANDS = ("leader", "members", "status", "version", "watch", "transfer")
+COMMANDS = ("leader", "members", "status", "version", "watch")
 _COMMAND_LIST = ", ".join(COMMANDS)
 
 
@@ -185,9 +185,7 @@ class ApiServer:
     """The local API server on a UNIX stream socket; see the module docstring.
 
     provider supplies the answers: ``leader()``, ``members()``, ``status()``
-    each return a dict (shapes in DESIGN.md), and optionally
-    ``transfer(target)`` (target a member name or None), which may raise
-    ValueError with a message for the client. Any of them may also be a
+    each return a dict (shapes in DESIGN.md); any of them may also be a
     coroutine function.
     """
 
@@ -569,16 +567,10 @@ class ApiServer:
         try:
             if cmd == "version":
                 result = {"version": agent_version()}
-            elif cmd == "transfer":
-                result = await self._transfer(request)
             else:
                 result = await self._call(getattr(self.provider, cmd))
         except _RequestError as exc:
             return _error_line(str(exc))
-        except ValueError as exc:
-            if cmd == "transfer":  # the provider's refusal, meant for the client
-                return _error_line(str(exc) or "transfer refused")
-            return self._internal_error(cmd, exc)
         except Exception as exc:
             return self._internal_error(cmd, exc)
         try:
@@ -590,15 +582,6 @@ class ApiServer:
     def _internal_error(cmd: str, exc: Exception) -> bytes:
         log.warning("API: %s failed", cmd, exc_info=exc)
         return _error_line("internal error answering %s: %s: %s" % (cmd, type(exc).__name__, exc))
-
-    async def _transfer(self, request: dict):
-        target = request.get("to")
-        if target is not None and (not isinstance(target, str) or not target):
-            raise _RequestError('"to" must be a member name or null, got %s' % json.dumps(target))
-        transfer = getattr(self.provider, "transfer", None)
-        if transfer is None:
-            raise _RequestError("this agent does not support transfer")
-        return await self._call(transfer, target)
 
     @staticmethod
     async def _call(method, *args):

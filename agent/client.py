@@ -264,10 +264,6 @@ class Client:
         """{"version": the agent's version string}."""
         return self._request("version")
 
-    def transfer(self, to=None) -> dict:
-        """Ask the leader to hand over to member `to` (None: the next in line)."""
-        return self._request("transfer", to=to)
-
     def wait_until_leader(self, timeout=None, interval=0.25):
         """Blocks until this node leads; its `leader` reply (reply["term"]: the fencing token).
 
@@ -346,10 +342,6 @@ class AsyncClient:
     async def version(self) -> dict:
         """{"version": the agent's version string}."""
         return await self._request("version")
-
-    async def transfer(self, to=None) -> dict:
-        """Ask the leader to hand over to member `to` (None: the next in line)."""
-        return await self._request("transfer", to=to)
 
     async def watch(self):
         """An async generator of event dicts: the current leader first, then each change."""

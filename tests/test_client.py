@@ -21,7 +21,7 @@ from agent.client import (
     _unreachable,
     default_socket_path,
 )
-from test_api import FakeProvider, make_server, server, sock_dir, sock_path, wait_until  # noqa: F401
+from test_api import BrokenProvider, FakeProvider, make_server, server, sock_dir, sock_path, wait_until  # noqa: F401
 
 LEADER = FakeProvider().leader()
 
@@ -67,9 +67,6 @@ async def test_sync_client_commands(server, sock_path):
     assert (await asyncio.to_thread(client.status))["cluster"] == "home"
     version = await asyncio.to_thread(client.version)
     assert set(version) == {"version"} and version["version"]
-    assert await asyncio.to_thread(client.transfer, "pi-garage") == {"transferring": True, "to": "pi-garage"}
-    assert (await asyncio.to_thread(client.transfer))["transferring"] is True
-    assert server.provider.transfers == ["pi-garage", None]
 
 
 async def test_async_client_commands(server, sock_path):
@@ -78,16 +75,15 @@ async def test_async_client_commands(server, sock_path):
     assert len((await client.members())["members"]) == 2
     assert (await client.status())["node"] == "pi-kitchen"
     assert (await client.version())["version"]
-    assert (await client.transfer(to="pi-kitchen"))["to"] == "pi-kitchen"
-    assert (await client.transfer())["to"] == "pi-kitchen"
-    assert server.provider.transfers == ["pi-kitchen", None]
 
 
-async def test_error_reply_raises_api_error(server, sock_path):
-    with pytest.raises(ApiError, match="no such member: ghost"):
-        await asyncio.to_thread(Client(sock_path).transfer, "ghost")
-    with pytest.raises(ApiError, match="no such member: ghost"):
-        await AsyncClient(sock_path).transfer("ghost")
+async def test_error_reply_raises_api_error(make_server, sock_path):
+    # BrokenProvider.status raises: the agent answers with an error reply.
+    await make_server(BrokenProvider())
+    with pytest.raises(ApiError, match="status exploded"):
+        await asyncio.to_thread(Client(sock_path).status)
+    with pytest.raises(ApiError, match="status exploded"):
+        await AsyncClient(sock_path).status()
     assert await AsyncClient(sock_path).leader() == LEADER  # the agent is unharmed
 
 
