@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 # an old client would misread; adding keys to replies does not count.
 API_VERSION = 1
 
-COMMANDS = ("leader", "members", "status", "version", "watch")
+COMMANDS = ("leader", "members", "status", "version", "watch", "maintenance")
 _COMMAND_LIST = ", ".join(COMMANDS)
 
 
@@ -567,6 +567,11 @@ class ApiServer:
         try:
             if cmd == "version":
                 result = {"version": agent_version()}
+            elif cmd == "maintenance":
+                on = request.get("on")
+                if not isinstance(on, bool):
+                    raise _RequestError('"on" must be true or false, got %s' % json.dumps(on))
+                result = await self._call(self.provider.set_maintenance, on)
             else:
                 result = await self._call(getattr(self.provider, cmd))
         except _RequestError as exc:

@@ -264,6 +264,10 @@ class Client:
         """{"version": the agent's version string}."""
         return self._request("version")
 
+    def maintenance(self, on) -> dict:
+        """Turns maintenance mode on (this node does not lead; a leader hands over) or off."""
+        return self._request("maintenance", on=bool(on))
+
     def wait_until_leader(self, timeout=None, interval=0.25):
         """Blocks until this node leads; its `leader` reply (reply["term"]: the fencing token).
 
@@ -342,6 +346,10 @@ class AsyncClient:
     async def version(self) -> dict:
         """{"version": the agent's version string}."""
         return await self._request("version")
+
+    async def maintenance(self, on) -> dict:
+        """Turns maintenance mode on (this node does not lead; a leader hands over) or off."""
+        return await self._request("maintenance", on=bool(on))
 
     async def watch(self):
         """An async generator of event dicts: the current leader first, then each change."""

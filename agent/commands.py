@@ -1,5 +1,5 @@
 """The agent's subcommands: run, leader, members, status, watch, is-leader,
-exec, keygen, check-config, ping. Each is a pair add_<name>(subparsers) /
+exec, maintenance, keygen, check-config, ping. Each is a pair add_<name>(subparsers) /
 cmd_<name>(args) -> exit code, registered in agent.cli.COMMANDS.
 """
 
@@ -230,7 +230,8 @@ def cmd_status(args):
          + ("  (this node)" if leader["is_leader"] else "")),
         ("members", ", ".join("%d %s" % (n, s) for s, n in sorted(reply["members"].items()))),
         ("joined", _join_state(reply)),
-        ("priority", "%d, %s" % (reply["priority"], "eligible" if reply["eligible"] else "not eligible")),
+        ("priority", "%d, %s" % (reply["priority"], "eligible" if reply["eligible"] else "not eligible")
+         + (" (MAINTENANCE: `leaderd maintenance off` ends it)" if reply.get("maintenance") else "")),
         ("security", "packets %s, claims %s" % (
             "authenticated" if reply["authenticated"] else "UNAUTHENTICATED",
             "UNSIGNED" if leader["insecure"] else "signed")),
@@ -319,6 +320,59 @@ def _describe(event):
         return "%s %s %s" % (stamp, event.get("name"), kind[len("member_"):])
     rest = " ".join("%s=%s" % (k, event[k]) for k in sorted(event) if k != "event")
     return "%s %s %s" % (stamp, kind, rest)
+
+
+# --- maintenance -------------------------------------------------------------
+
+def add_maintenance(sub):
+    p = sub.add_parser(
+        "maintenance", help="on: this node stops leading and does not lead again until off",
+        description="`leaderd maintenance on` makes this node ineligible to lead: a leader hands over at "
+                    "once (a signed resignation; the next in rank takes over, and `leaderd exec` jobs and "
+                    "on_demoted hooks stop here), and the node stays a follower, across restarts of the "
+                    "agent, until `leaderd maintenance off`. The flag is kept beside the state file "
+                    "(/var/lib/leaderd/maintenance under the systemd unit); an agent without a state file "
+                    "forgets it at restart, and says so. `status` shows it.")
+    p.add_argument("state", choices=("on", "off"), help="on or off")
+    _add_socket(p)
+    _add_json(p)
+    p.set_defaults(func=cmd_maintenance)
+
+
+def cmd_maintenance(args):
+    from agent.client import AgentUnreachable, ApiError
+    try:
+        client = _client(args)
+    except _UsageError as exc:
+        print("leaderd maintenance: %s" % exc, file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        reply = client.maintenance(args.state == "on")
+        leader = client.leader()
+        if reply["was_leader"] and args.state == "on":
+            # The hand-over: wait (within --timeout) until another node leads, to name it.
+            deadline = time.monotonic() + client.timeout
+            while leader.get("is_leader") or (not leader.get("leader") and time.monotonic() < deadline):
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.05)
+                leader = client.leader()
+    except AgentUnreachable as exc:
+        print(_unreachable_message(exc, args), file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except ApiError as exc:
+        print("leaderd: the agent answered with an error: %s" % exc, file=sys.stderr)
+        return EXIT_UNREACHABLE
+    if args.json:
+        print(json.dumps(dict(reply, leader=leader), sort_keys=True))
+        return EXIT_OK
+    print("maintenance %s%s" % (args.state, "" if reply["persisted"] else
+                                " (this agent has no state file: a restart ends it)"))
+    if leader.get("is_leader"):
+        print("this node still leads (term %s): no other eligible node took over yet" % leader.get("term"))
+    else:
+        print("leader: %s (term %s)" % (leader.get("leader") or "none yet", leader.get("term")))
+    return EXIT_OK
 
 
 # --- exec ------------------------------------------------------------------
@@ -509,6 +563,7 @@ COMMANDS = (
     ("watch", add_watch),
     ("is-leader", add_is_leader),
     ("exec", add_exec),
+    ("maintenance", add_maintenance),
     ("keygen", add_keygen),
     ("check-config", add_check_config),
     ("ping", add_ping),

@@ -135,13 +135,20 @@ class Agent:
             advertise = (advertise[0], sock.getsockname()[1])
         now = self.now_ms()
         self.term_file = _term_file(cfg)
+        self.maintenance_file = _maintenance_file(self.term_file)
+        self.maintenance = self.maintenance_file is not None and os.path.exists(self.maintenance_file)
         saved_term, saved_incarnation = state_file.read(self.term_file)
         incarnation = state_file.start_incarnation(saved_incarnation)
         # What the file holds; _save_state() writes it again when either value grows.
         self._saved = (saved_term, -1 if saved_incarnation is None else saved_incarnation)
         self._term = saved_term
+        arguments = dict(config_mod.node_arguments(cfg, rt), address=advertise)
+        if self.maintenance:
+            arguments["eligible"] = False
+            log.warning("in maintenance (%s exists): this node does not lead until `leaderd maintenance off`",
+                        self.maintenance_file)
         self.node = Node(rng=random.SystemRandom(), now=now, term=saved_term, incarnation=incarnation,
-                         **dict(config_mod.node_arguments(cfg, rt), address=advertise))
+                         **arguments)
         log.info("starting at incarnation %d after term %d (state file: %s)", incarnation, saved_term,
                  self.term_file or "none, so both start afresh at each restart")
         for warning in rt.warnings:
@@ -320,15 +327,46 @@ class Agent:
                                         cfg.health.rise, cfg.health.fall, self._on_health, healthy=healthy)
             self.health.start()
         else:
-            self.node.set_eligible(True, now)
+            self._set_eligible(now)
+
+    def _set_eligible(self, now):
+        """Eligible to lead: the health check passes (or there is none) and not in maintenance."""
+        healthy = self.health is None or self.health.healthy
+        self.node.set_eligible(healthy and not self.maintenance, now)
 
     def _on_health(self, healthy):
         try:
-            self.node.set_eligible(healthy, self.now_ms())
+            self._set_eligible(self.now_ms())
         except Exception:
             log.exception("health check: cannot make the node %s; the agent keeps running",
                           "eligible" if healthy else "ineligible")
         self._pump()
+
+    def set_maintenance(self, on):
+        """`leaderd maintenance on|off`: not eligible to lead (a leader resigns: the next in rank takes
+        over) until turned off, across restarts when there is a state file to keep it next to."""
+        on = bool(on)
+        persisted = self.maintenance_file is not None
+        if persisted:
+            if on:
+                with open(self.maintenance_file, "w") as handle:
+                    handle.write("leaderd maintenance on: this node does not lead until `leaderd maintenance off`\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            else:
+                try:
+                    os.unlink(self.maintenance_file)
+                except FileNotFoundError:
+                    pass
+        changed = on != self.maintenance
+        self.maintenance = on
+        was_leader = self.node.is_leader()
+        self._set_eligible(self.now_ms())
+        self._pump()
+        if changed:
+            log.warning("maintenance %s%s", "on: this node does not lead" if on else "off: this node may lead again",
+                        "" if persisted else " (no state file: a restart ends it)")
+        return {"maintenance": on, "persisted": persisted, "was_leader": was_leader}
 
     # --- The pump ----------------------------------------------------------
 
@@ -523,6 +561,7 @@ class Agent:
             "self": node.name, "cluster": node.cluster, "address": "%s:%d" % node.address,
             "version": __version__, "pid": os.getpid(), "uptime_s": round(time.time() - self.started, 1),
             "incarnation": node.incarnation, "priority": node.priority, "eligible": node.eligible,
+            "maintenance": self.maintenance,
             "healthy": self.health.healthy if self.health is not None else None,
             "health": None if self.health is None else {
                 "command": self.health.argv[0], "healthy": self.health.healthy, "checks": self.health.checks,
@@ -603,6 +642,13 @@ def _term_file(cfg):
     if state:
         return os.path.join(state.split(":")[0], "term")
     return None
+
+
+def _maintenance_file(term_file):
+    """Where maintenance mode is kept across restarts: beside the state file (None without one)."""
+    if term_file is None:
+        return None
+    return os.path.join(os.path.dirname(os.path.abspath(term_file)), "maintenance")
 
 
 def _hook_table(cfg):

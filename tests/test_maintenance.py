@@ -1,0 +1,61 @@
+"""`leaderd maintenance on|off` on real agents: the leader hands over, stays a follower across a
+restart, and may lead again once off."""
+
+import json
+import os
+
+from daemon_harness import Cluster
+
+
+def _state_dirs(root, n):
+    dirs = [os.path.join(str(root), "state-%d" % i) for i in range(n)]
+    for d in dirs:
+        os.makedirs(d, exist_ok=True)
+    return dirs
+
+
+def test_maintenance_hands_over_survives_a_restart_and_ends_with_off(tmp_path):
+    dirs = _state_dirs(tmp_path, 3)
+    extra = lambda i: {"election": {"term_file": os.path.join(dirs[i], "term")}}  # noqa: E731
+    with Cluster(tmp_path / "c", 3, extra_config=extra) as cluster:
+        cluster.start_all()
+        first = cluster.wait_leader(leader=0, timeout=20)
+        out = cluster.cli(0, "maintenance", "on")
+        assert out.returncode == 0, out.stderr
+        assert "maintenance on" in out.stdout and "leader: node-1" in out.stdout, out.stdout
+        cluster.wait_leader(leader=1, min_term=first["term"], timeout=20)
+        status = json.loads(cluster.cli(0, "status", "--json").stdout)
+        assert status["maintenance"] is True and status["eligible"] is False, status
+        assert "MAINTENANCE" in cluster.cli(0, "status").stdout
+        assert os.path.exists(os.path.join(dirs[0], "maintenance"))
+        # The others see node-0 as not eligible.
+        cluster.wait_member([1, 2], "node-0", ("alive",), check=lambda m: m["eligible"] is False, timeout=20)
+
+        # A restart keeps it: node-0 (the highest priority, preempt on) does not take the role back.
+        cluster.kill(0)
+        cluster.start(0)
+        cluster.wait_member([1, 2], "node-0", ("alive",), check=lambda m: m["eligible"] is False, timeout=20)
+        status = json.loads(cluster.cli(0, "status", "--json").stdout)
+        assert status["maintenance"] is True and status["eligible"] is False, status
+        assert status["leader"]["leader"] == "node-1", status["leader"]
+        assert "in maintenance" in cluster.log_text(0)
+
+        # Off: eligible again, and node-0 preempts back.
+        out = cluster.cli(0, "maintenance", "off", "--json")
+        assert out.returncode == 0, out.stderr
+        reply = json.loads(out.stdout)
+        assert reply["maintenance"] is False and reply["persisted"] is True, reply
+        cluster.wait_leader(leader=0, timeout=20)
+        assert not os.path.exists(os.path.join(dirs[0], "maintenance"))
+        assert json.loads(cluster.cli(0, "status", "--json").stdout)["maintenance"] is False
+
+
+def test_maintenance_without_a_state_file_says_a_restart_ends_it(tmp_path):
+    with Cluster(tmp_path / "c", 2) as cluster:
+        cluster.start_all()
+        cluster.wait_leader(leader=0, timeout=20)
+        out = cluster.cli(1, "maintenance", "on")
+        assert out.returncode == 0 and "a restart ends it" in out.stdout, (out.stdout, out.stderr)
+        assert json.loads(cluster.cli(1, "status", "--json").stdout)["maintenance"] is True
+        bad = cluster.cli(1, "maintenance", "maybe")
+        assert bad.returncode == 2 and "invalid choice" in bad.stderr, bad.stderr
