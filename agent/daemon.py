@@ -353,11 +353,13 @@ class Agent:
                     handle.write("leaderd maintenance on: this node does not lead until `leaderd maintenance off`\n")
                     handle.flush()
                     os.fsync(handle.fileno())
+                state_file.fsync_directory(self.maintenance_file)
             else:
                 try:
                     os.unlink(self.maintenance_file)
                 except FileNotFoundError:
                     pass
+                state_file.fsync_directory(self.maintenance_file)
         changed = on != self.maintenance
         self.maintenance = on
         was_leader = self.node.is_leader()

@@ -32,7 +32,7 @@ import os
 import secrets
 import time
 
-__all__ = ["read", "save", "start_incarnation", "wall_incarnation", "EPOCH_2026", "MAX_VALUE"]
+__all__ = ["read", "save", "fsync_directory", "start_incarnation", "wall_incarnation", "EPOCH_2026", "MAX_VALUE"]
 
 log = logging.getLogger("leaderd")
 
@@ -108,7 +108,12 @@ def save(path, term, incarnation):
             pass
         raise
     # The rename itself is durable only once the directory is.
-    dir_fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    fsync_directory(path)
+
+
+def fsync_directory(path):
+    """Makes the creation, rename or removal of path durable: fsyncs its directory."""
+    dir_fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         os.fsync(dir_fd)
     finally:
