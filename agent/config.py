@@ -72,6 +72,10 @@ health
 log
   level         debug | info | warning | error   default: info
   format        text | json                      default: text
+metrics
+  listen        ip:port of a Prometheus endpoint (GET /metrics), e.g.
+                127.0.0.1:9464; needs the prometheus-client package
+                (pip install 'leaderd[metrics]')   default: none (off)
 insecure        true: run reachable from other machines with neither a
                 cluster keyring nor a trust list (see below)  default: false
 
@@ -240,6 +244,12 @@ class LogConfig:
 
 
 @_frozen
+class MetricsConfig:
+    """The metrics section: where the Prometheus endpoint listens (None: off)."""
+    listen: tuple           # (host, port) or None
+
+
+@_frozen
 class Config:
     """A whole, validated daemon config; ``source`` names where it came from."""
     node: NodeConfig
@@ -250,6 +260,7 @@ class Config:
     hooks: HooksConfig
     health: HealthConfig
     log: LogConfig
+    metrics: MetricsConfig = None
     source: str = "<config>"
     insecure: bool = False  # the top-level insecure: true (see rules.exposed in agent/core/rules.py)
 
@@ -464,7 +475,7 @@ def _trusted_map(value):
 
 # --- Sections ------------------------------------------------------------------
 
-_SECTIONS = ("node", "cluster", "election", "gossip", "api", "hooks", "health", "log")
+_SECTIONS = ("node", "cluster", "election", "gossip", "api", "hooks", "health", "log", "metrics")
 _TOP_KEYS = _SECTIONS + ("insecure",)
 _MS_ALIASES = {field[:-3]: field for field in profiles.FIELDS if field.endswith("_ms")}
 _GOSSIP_KEYS = ("profile",) + profiles.FIELDS + tuple(_MS_ALIASES)
@@ -611,6 +622,11 @@ def _log(c, top):
                      format=c.field(s, "log", "format", _choice(LOG_FORMATS), "text"))
 
 
+def _metrics(c, top):
+    s = c.section(top, "metrics", ("listen",))
+    return MetricsConfig(listen=c.field(s, "metrics", "listen", _hostport(False)))
+
+
 def parse_config(mapping, source="<config>", base_dir=None):
     """A Config from parsed YAML data (a dict, or None for all defaults).
 
@@ -633,7 +649,8 @@ def parse_config(mapping, source="<config>", base_dir=None):
     config = Config(node=_node(checker, mapping), cluster=_cluster(checker, mapping),
                     election=_election(checker, mapping), gossip=_gossip(checker, mapping),
                     api=_api(checker, mapping), hooks=_hooks(checker, mapping),
-                    health=_health(checker, mapping), log=_log(checker, mapping), source=source,
+                    health=_health(checker, mapping), log=_log(checker, mapping),
+                    metrics=_metrics(checker, mapping), source=source,
                     insecure=insecure)
     if checker.errors:
         raise ConfigError(checker.errors, source)

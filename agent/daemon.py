@@ -73,7 +73,8 @@ class Agent:
         self.runtime = runtime
         self.config_path = config_path
         self.loop = asyncio.get_running_loop()
-        self.stats = {"send_errors": 0, "hook_events": 0, "reloads": 0, "reload_errors": 0}
+        self.stats = {"send_errors": 0, "hook_events": 0, "reloads": 0, "reload_errors": 0, "suspicions": 0}
+        self._stop_metrics = None
         self.started = time.time()
         self.node = None
         self.transport = None
@@ -168,6 +169,8 @@ class Agent:
                      cfg.health.command[0], cfg.health.rise, "" if cfg.health.rise == 1 else "s")
         self.api = ApiServer(cfg.api.socket, self, mode=cfg.api.mode, group=cfg.api.group)
         await self.api.start()
+        if cfg.metrics.listen is not None:
+            self._start_metrics(cfg.metrics.listen)
         log.info("leaderd %s up: node %s at %s:%d, cluster %r, profile %s, socket %s",
                  __version__, cfg.node.name, advertise[0], advertise[1], cfg.cluster.name,
                  cfg.gossip.profile.name, cfg.api.socket)
@@ -203,6 +206,19 @@ class Agent:
         await self.shutdown()
         return EXIT_OK
 
+    def _start_metrics(self, listen):
+        """The Prometheus endpoint (agent/metrics.py); OSError (the agent cannot start) when it cannot be had."""
+        try:
+            from agent import metrics
+            self._stop_metrics = metrics.start(listen, self.status, self.loop)
+        except ImportError:
+            raise OSError("metrics.listen is set but the prometheus-client package is not installed "
+                          "(pip install 'leaderd[metrics]', or remove metrics.listen)") from None
+        except OSError as exc:
+            raise OSError("cannot serve metrics at %s (metrics.listen): %s"
+                          % (_format_address(listen), exc.strerror or exc)) from None
+        log.info("Prometheus metrics at http://%s/metrics", _format_address(listen))
+
     async def shutdown(self):
         """Leaves gracefully (a leader resigns first), then closes everything."""
         self.notifier.notify("STOPPING=1")
@@ -223,6 +239,9 @@ class Agent:
             await self.hooks.stop()
         if self.api is not None:
             await self.api.close()
+        if self._stop_metrics is not None:
+            await self.loop.run_in_executor(None, self._stop_metrics)
+            self._stop_metrics = None
         if self.transport is not None:
             self.transport.close()
         self.notifier.close()
@@ -464,6 +483,8 @@ class Agent:
             log.log(level, "%s %s", kind, _fields(data))
         if kind in ("leader_changed", "elected") and event.term is not None and event.term > self._term:
             self._term = event.term
+        if kind == "member_suspected":
+            self.stats["suspicions"] += 1
         if kind == "leader_changed":
             # The state this event saw (its term, its new leader), in the
             # `leader --json` shape; never the current state: later events of
@@ -557,7 +578,7 @@ class Agent:
         stats.update(self.stats)
         hooks = self.hooks
         stats.update({"hook_runs": hooks.runs, "hook_failures": hooks.failures, "hooks_dropped": hooks.dropped,
-                      "hooks_pending": hooks.pending})
+                      "hooks_pending": hooks.pending, "hook_ms": int(hooks.seconds * 1000)})
         stats.update(self.api.counters())  # watchers, api_clients, api_refused...
         return {
             "self": node.name, "cluster": node.cluster, "address": "%s:%d" % node.address,
@@ -633,7 +654,7 @@ def reload_changes(old_cfg, old_rt, new_cfg, new_rt):
 
 # What a reload cannot change: the running values stay, with a warning each time.
 _RESTART_KEYS = ("node.name", "node.bind", "cluster.name", "api.socket", "cluster.join_timeout_ms",
-                 "cluster.max_members")
+                 "cluster.max_members", "metrics.listen")
 
 
 def _term_file(cfg):
@@ -644,6 +665,11 @@ def _term_file(cfg):
     if state:
         return os.path.join(state.split(":")[0], "term")
     return None
+
+
+def _format_address(address):
+    host, port = address
+    return ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
 
 
 def _maintenance_file(term_file):

@@ -28,6 +28,7 @@ import asyncio
 import logging
 import os
 import signal
+import time
 
 log = logging.getLogger("leaderd.hooks")
 
@@ -64,6 +65,7 @@ class HookRunner:
         self._running = 0
         self.runs = 0
         self.failures = 0
+        self.seconds = 0.0  # time spent running hooks
         self.dropped = 0
         self.idle = asyncio.Event()
         self.idle.set()
@@ -145,6 +147,7 @@ class HookRunner:
                 event, argv, env = self._pending.pop(0)
                 self.runs += 1
                 self._running = 1
+                started = time.monotonic()
                 try:
                     await self._run(event, argv, env)
                 except Exception:
@@ -153,6 +156,7 @@ class HookRunner:
                     log.exception("hook %s: %s failed in the agent", event, argv[0])
                 finally:
                     self._running = 0
+                    self.seconds += time.monotonic() - started
             self.idle.set()
 
     async def _run(self, event, argv, env):
