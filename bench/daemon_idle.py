@@ -36,8 +36,10 @@ also re-asserts its claim). Asserts on nothing.
 import argparse
 import os
 import signal
+import socket
 import sys
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -159,6 +161,12 @@ def print_report(rows, verbose):
                                              for key, _, fmt in COLUMNS) + " |")
 
 
+def free_tcp_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--nodes", type=int, default=20, help="cluster size (default 20)")
@@ -171,12 +179,18 @@ def main(argv=None):
                              "directory, filled by one agent's start first), as an installed package has")
     parser.add_argument("--verbose", action="store_true", help="print every agent's row")
     parser.add_argument("--keep", action="store_true", help="keep the cluster's directory and logs")
+    parser.add_argument("--metrics", action="store_true",
+                        help="turn each agent's Prometheus endpoint on (metrics.listen on a free 127.0.0.1 "
+                             "port) and scrape each once before the window")
     args = parser.parse_args(argv)
     print("leaderd idle cost: N = %d, profile %s, window %.0f s; %s, %d CPUs, Python %s; load average %s" % (
         args.nodes, args.profile, args.seconds, os.uname().release, os.cpu_count(),
         sys.version.split()[0], loadavg()), flush=True)
+    metrics_ports = [free_tcp_port() for _ in range(args.nodes)] if args.metrics else None
+    extra = (lambda i: {"metrics": {"listen": "127.0.0.1:%d" % metrics_ports[i]}}) if args.metrics else None
     cluster = Cluster(None, args.nodes, profile=args.profile, cluster_name="idle-" + os.urandom(3).hex(),
-                      prefix="leaderd-idle-", keep=args.keep)
+                      prefix="leaderd-idle-", keep=args.keep, extra_config=extra)
+    print("metrics: %s" % ("on (metrics.listen), each scraped once" if args.metrics else "off"), flush=True)
     pycache = os.path.join(cluster.root, "pycache")
     if args.bytecode_cache:
         cache_env = {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": pycache}
@@ -194,6 +208,9 @@ def main(argv=None):
         print("converged in %.1f s; settling %.0f s, then measuring %.0f s" % (
             time.monotonic() - started, args.settle, args.seconds), flush=True)
         time.sleep(args.settle)
+        for port in metrics_ports or ():
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as reply:
+                reply.read()
         rows = measure(cluster, args.seconds)
         print_report(rows, args.verbose)
         print()
