@@ -18,7 +18,7 @@ from agent.paths import SYSTEM_SOCKET_PATH, USER_SOCKET_PATH_TEXT
 DEFAULT_CLIENT_TIMEOUT = "5s"
 
 
-def _add_socket(parser, timeout=True):
+def _add_socket(parser, timeout=True, default_timeout=DEFAULT_CLIENT_TIMEOUT):
     """--socket / --config (which socket) and --timeout (how long to wait) of a client subcommand."""
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--socket", metavar="PATH", default=None,
@@ -29,9 +29,9 @@ def _add_socket(parser, timeout=True):
                             "--config FILE` listens on)")
     if not timeout:
         return
-    parser.add_argument("--timeout", metavar="D", default=DEFAULT_CLIENT_TIMEOUT,
+    parser.add_argument("--timeout", metavar="D", default=default_timeout,
                         help='how long to wait for the agent to answer, e.g. "500ms", "10s"; a bare '
-                             "number is seconds (default: %s)" % DEFAULT_CLIENT_TIMEOUT)
+                             "number is seconds (default: %s)" % default_timeout)
 
 
 def _add_json(parser):
@@ -334,7 +334,8 @@ def add_maintenance(sub):
                     "(/var/lib/leaderd/maintenance under the systemd unit); an agent without a state file "
                     "forgets it at restart, and says so. `status` shows it.")
     p.add_argument("state", choices=("on", "off"), help="on or off")
-    _add_socket(p)
+    # "on" on a leader waits for hooks.pre_demote (10 s by default) before it answers.
+    _add_socket(p, default_timeout="30s")
     _add_json(p)
     p.set_defaults(func=cmd_maintenance)
 

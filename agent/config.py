@@ -64,6 +64,10 @@ api
   group         group name or gid owning the socket   default: none (the daemon's)
 hooks
   on_elected, on_demoted, on_leader_change   argv lists (run without a shell)
+  pre_demote    argv list run, and waited for, before this node gives the
+                role up on purpose (maintenance on, a stop, a failed health
+                check): the job finishes before the next leader starts
+  pre_demote_timeout  duration: how long pre_demote may take   default: 10s
   timeout       duration                    default: 30s
 health
   command       argv list; without it the node is always healthy. With it
@@ -132,7 +136,7 @@ MAX_SOCKET_PATH_BYTES = 107  # sockaddr_un.sun_path is 108 bytes with its NUL
 WILDCARD_HOSTS = ("0.0.0.0", "::")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
-HOOK_EVENTS = ("on_elected", "on_demoted", "on_leader_change")
+HOOK_EVENTS = ("on_elected", "on_demoted", "on_leader_change", "pre_demote")
 # Why rules.exposed() refuses a node; the board's config says it in the same words.
 EXPOSED = ("reachable from other machines, with no cluster keyring and no trust list: anyone who can send it a "
            "datagram could join the cluster and lead it")
@@ -208,12 +212,18 @@ class HooksConfig:
     on_elected: tuple
     on_demoted: tuple
     on_leader_change: tuple
+    pre_demote: tuple
     timeout_ms: int
+    pre_demote_timeout_ms: int
 
     @property
     def timeout_s(self):
         """timeout_ms in (float) seconds, for asyncio."""
         return self.timeout_ms / 1000
+
+    @property
+    def pre_demote_timeout_s(self):
+        return self.pre_demote_timeout_ms / 1000
 
 
 @_frozen
@@ -594,9 +604,10 @@ def _api(c, top):
 
 
 def _hooks(c, top):
-    s = c.section(top, "hooks", HOOK_EVENTS + ("timeout",))
+    s = c.section(top, "hooks", HOOK_EVENTS + ("timeout", "pre_demote_timeout"))
     argv = {event: c.field(s, "hooks", event, _argv) for event in HOOK_EVENTS}
-    return HooksConfig(timeout_ms=c.field(s, "hooks", "timeout", _duration(1), 30000), **argv)
+    return HooksConfig(timeout_ms=c.field(s, "hooks", "timeout", _duration(1), 30000),
+                       pre_demote_timeout_ms=c.field(s, "hooks", "pre_demote_timeout", _duration(1), 10000), **argv)
 
 
 def _health(c, top):

@@ -223,6 +223,7 @@ class Agent:
         """Leaves gracefully (a leader resigns first), then closes everything."""
         self.notifier.notify("STOPPING=1")
         if self.node is not None and not self.node.left:
+            await self._pre_demote("stopping")
             self.node.leave(self.now_ms())
             self._pump()
             log.info("left the cluster")
@@ -348,12 +349,26 @@ class Agent:
         else:
             self._set_eligible(now)
 
+    async def _pre_demote(self, reason):
+        """Runs hooks.pre_demote, and waits for it, when this node leads and is about to give the
+        role up on purpose (reason: maintenance, stopping, health)."""
+        if self.hooks is None or not self.node.is_leader():
+            return
+        term = self.node.term()
+        if await self.hooks.run_now("pre_demote", self.node.name, term, self.cfg.hooks.pre_demote_timeout_s,
+                                    {"LEADERD_REASON": reason}):
+            log.info("pre_demote ran (%s); handing over now", reason)
+
     def _set_eligible(self, now):
         """Eligible to lead: the health check passes (or there is none) and not in maintenance."""
         healthy = self.health is None or self.health.healthy
         self.node.set_eligible(healthy and not self.maintenance, now)
 
     def _on_health(self, healthy):
+        if not healthy and self.node.is_leader() and self.cfg.hooks.pre_demote:
+            # The leader's job gets pre_demote's time before the hand-over.
+            self.loop.create_task(self._health_failed())
+            return
         try:
             self._set_eligible(self.now_ms())
         except Exception:
@@ -361,7 +376,15 @@ class Agent:
                           "eligible" if healthy else "ineligible")
         self._pump()
 
-    def set_maintenance(self, on):
+    async def _health_failed(self):
+        await self._pre_demote("health")
+        try:
+            self._set_eligible(self.now_ms())  # unless the check passes again meanwhile
+        except Exception:
+            log.exception("health check: cannot make the node ineligible; the agent keeps running")
+        self._pump()
+
+    async def set_maintenance(self, on):
         """`leaderd maintenance on|off`: not eligible to lead (a leader resigns: the next in rank takes
         over) until turned off, across restarts when there is a state file to keep it next to."""
         on = bool(on)
@@ -380,8 +403,10 @@ class Agent:
                     pass
                 state_file.fsync_directory(self.maintenance_file)
         changed = on != self.maintenance
-        self.maintenance = on
         was_leader = self.node.is_leader()
+        if on and changed:
+            await self._pre_demote("maintenance")
+        self.maintenance = on
         self._set_eligible(self.now_ms())
         self._pump()
         if changed:
@@ -681,7 +706,8 @@ def _maintenance_file(term_file):
 
 def _hook_table(cfg):
     h = cfg.hooks
-    return {"on_elected": h.on_elected, "on_demoted": h.on_demoted, "on_leader_change": h.on_leader_change}
+    return {"on_elected": h.on_elected, "on_demoted": h.on_demoted, "on_leader_change": h.on_leader_change,
+            "pre_demote": h.pre_demote}
 
 
 def _get(cfg, dotted):

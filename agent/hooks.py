@@ -1,4 +1,4 @@
-"""Hooks: programs run on leadership events (on_elected, on_demoted, on_leader_change).
+"""Hooks: programs run on leadership events (on_elected, on_demoted, on_leader_change, pre_demote).
 
 Each hook is an argv list run without a shell, one at a time in the order of
 events, with a timeout; its environment carries LEADERD_EVENT, LEADERD_LEADER,
@@ -19,6 +19,10 @@ on_leader_change runs once per *settled* change (theory of operation):
   replaced by it (moved to the end of the queue): the hook sees the latest
   state, and runs stay in the order of events.
 on_elected and on_demoted are about this node and run at once.
+pre_demote runs when the agent is about to give the role up on purpose
+(maintenance, a stop, a failed health check), with a timeout of its own,
+and the agent waits for it (run_now) before it resigns: in the same queue,
+so never beside another hook.
 
 The queue is bounded: past it, the oldest pending run is dropped with a
 warning, since a hook that cannot keep up is better served by the newest state.
@@ -119,13 +123,26 @@ class HookRunner:
         self._pending[:] = [run for run in self._pending if run[0] != "on_leader_change"]
         self.submit("on_leader_change", leader, term)
 
-    def submit(self, event, leader, term):
-        """Queues the hook for `event` (on_elected, on_demoted, on_leader_change), if configured."""
+    async def run_now(self, event, leader, term, timeout_s, extra=None):
+        """Queues the hook for event (pre_demote) with its own timeout and waits until it has run
+        (after the runs queued before it: never two at once). False when none is configured."""
+        future = asyncio.get_running_loop().create_future()
+        if not self.submit(event, leader, term, extra, timeout_s, future):
+            return False
+        await future
+        return True
+
+    def submit(self, event, leader, term, extra=None, timeout_s=None, done=None):
+        """Queues the hook for `event` (on_elected, on_demoted, on_leader_change), if configured;
+        returns whether it was queued. extra: more environment; timeout_s: not the hooks'
+        timeout; done: a future set when the run is over."""
         argv = self.hooks.get(event)
         if not argv:
-            return
+            return False
         if len(self._pending) >= MAX_PENDING:
-            self._pending.pop(0)
+            dropped = self._pending.pop(0)
+            if dropped[4] is not None and not dropped[4].done():
+                dropped[4].set_result(None)  # its waiter goes on
             self.dropped += 1
             log.warning("hook queue full: dropped the oldest pending hook run")
         env = child_environment()
@@ -135,21 +152,23 @@ class HookRunner:
             "LEADERD_TERM": str(term),
             "LEADERD_SELF": self.self_name,
         })
-        self._pending.append((event, list(argv), env))
+        env.update(extra or {})
+        self._pending.append((event, list(argv), env, timeout_s, done))
         self.idle.clear()
         self._wakeup.set()
+        return True
 
     async def _worker(self):
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
-                event, argv, env = self._pending.pop(0)
+                event, argv, env, timeout_s, done = self._pending.pop(0)
                 self.runs += 1
                 self._running = 1
                 started = time.monotonic()
                 try:
-                    await self._run(event, argv, env)
+                    await self._run(event, argv, env, self.timeout_s if timeout_s is None else timeout_s)
                 except Exception:
                     # Our bug, not the hook's: counted, and the next hook still runs.
                     self.failures += 1
@@ -157,9 +176,11 @@ class HookRunner:
                 finally:
                     self._running = 0
                     self.seconds += time.monotonic() - started
+                    if done is not None and not done.done():
+                        done.set_result(None)
             self.idle.set()
 
-    async def _run(self, event, argv, env):
+    async def _run(self, event, argv, env, timeout_s):
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv, env=env, stdin=asyncio.subprocess.DEVNULL,
@@ -172,10 +193,10 @@ class HookRunner:
             log.error("hook %s: cannot start %r: %s", event, argv[0], exc)
             return
         try:
-            output, _ = await asyncio.wait_for(proc.communicate(), self.timeout_s)
+            output, _ = await asyncio.wait_for(proc.communicate(), timeout_s)
         except asyncio.TimeoutError:
             self.failures += 1
-            log.error("hook %s: %s still running after %.1fs: killed", event, argv[0], self.timeout_s)
+            log.error("hook %s: %s still running after %.1fs: killed", event, argv[0], timeout_s)
             kill_group(proc)
             await proc.wait()
             return

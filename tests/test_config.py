@@ -79,7 +79,8 @@ def test_design_example_parses_to_the_expected_values():
     assert c.api == config.ApiConfig(socket="/run/leaderd/leaderd.sock", mode=0o660, group=None)
     assert c.hooks == config.HooksConfig(on_elected=("/usr/local/bin/start-job",),
                                          on_demoted=("/usr/local/bin/stop-job",),
-                                         on_leader_change=None, timeout_ms=30000)
+                                         on_leader_change=None, pre_demote=None, timeout_ms=30000,
+                                         pre_demote_timeout_ms=10000)
     assert c.health == config.HealthConfig(command=("/usr/local/bin/check-disk",), interval_ms=5000,
                                            timeout_ms=2000, rise=2, fall=3)
     assert c.log == config.LogConfig(level="info", format="text")

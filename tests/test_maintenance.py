@@ -3,6 +3,7 @@ restart, and may lead again once off."""
 
 import json
 import os
+import signal
 
 from daemon_harness import Cluster
 
@@ -59,3 +60,44 @@ def test_maintenance_without_a_state_file_says_a_restart_ends_it(tmp_path):
         assert json.loads(cluster.cli(1, "status", "--json").stdout)["maintenance"] is True
         bad = cluster.cli(1, "maintenance", "maybe")
         assert bad.returncode == 2 and "invalid choice" in bad.stderr, bad.stderr
+
+
+def _hook(path, body):
+    with open(path, "w") as handle:
+        handle.write("#!/bin/sh\n" + body)
+    os.chmod(path, 0o755)
+    return path
+
+
+def test_pre_demote_runs_and_is_waited_for_before_the_leader_hands_over(tmp_path):
+    # pre_demote records its reason and term, then takes 0.5 s; on_demoted
+    # (after the resignation) records that pre_demote had finished by then.
+    log = tmp_path / "hooks.log"
+    pre = _hook(tmp_path / "pre.sh", 'echo "pre start $LEADERD_REASON $LEADERD_TERM $LEADERD_EVENT" >> %s\n'
+                'sleep 0.5\necho "pre end" >> %s\n' % (log, log))
+    demoted = _hook(tmp_path / "demoted.sh", 'echo "demoted $LEADERD_TERM" >> %s\n' % log)
+    extra = {"hooks": {"pre_demote": [str(pre)], "on_demoted": [str(demoted)]}}
+    with Cluster(tmp_path / "c", 2, extra_config=extra) as cluster:
+        cluster.start_all()
+        info = cluster.wait_leader(leader=0, timeout=20)
+        out = cluster.cli(0, "maintenance", "on")
+        assert out.returncode == 0, out.stderr
+        cluster.wait_leader(leader=1, min_term=info["term"], timeout=20)
+        cluster.wait_for(lambda: log.exists() and "demoted" in log.read_text(), 20, "on_demoted on node-0")
+        lines = log.read_text().splitlines()
+        assert lines[0] == "pre start maintenance %d pre_demote" % info["term"], lines
+        assert lines.index("pre end") < [i for i, line in enumerate(lines) if line.startswith("demoted")][0], lines
+        # Off, then a stop of the leader (node-0 took the role back): pre_demote runs for it too.
+        cluster.cli(0, "maintenance", "off")
+        back = cluster.wait_leader(leader=0, timeout=20)
+        log.write_text("")
+        cluster.kill(0, signal.SIGTERM)
+        assert log.read_text().splitlines()[:2] == ["pre start stopping %d pre_demote" % back["term"], "pre end"], \
+            log.read_text()
+        # A follower gives nothing up: no pre_demote on node-1's maintenance.
+        log.write_text("")
+        cluster.wait_leader(observers=[1], leader=1, timeout=20)
+        cluster.start(0)
+        cluster.wait_leader(leader=0, timeout=20)
+        assert cluster.cli(1, "maintenance", "on").returncode == 0
+        assert "pre start" not in log.read_text()
