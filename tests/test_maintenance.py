@@ -101,3 +101,26 @@ def test_pre_demote_runs_and_is_waited_for_before_the_leader_hands_over(tmp_path
         cluster.wait_leader(leader=0, timeout=20)
         assert cluster.cli(1, "maintenance", "on").returncode == 0
         assert "pre start" not in log.read_text()
+
+
+def test_pre_demote_runs_before_a_failed_health_check_hands_over(tmp_path):
+    log = tmp_path / "hooks.log"
+    ok = tmp_path / "healthy"
+    ok.write_text("")
+    pre = _hook(tmp_path / "pre.sh", 'echo "pre $LEADERD_REASON" >> %s\nsleep 0.3\necho "pre end" >> %s\n'
+                % (log, log))
+    demoted = _hook(tmp_path / "demoted.sh", 'echo "demoted" >> %s\n' % log)
+
+    def extra(i):
+        cfg = {"hooks": {"pre_demote": [str(pre)], "on_demoted": [str(demoted)]}}
+        if i == 0:
+            cfg["health"] = {"command": ["test", "-e", str(ok)], "interval": "200ms", "timeout": "200ms",
+                             "rise": 1, "fall": 1}
+        return cfg
+    with Cluster(tmp_path / "c", 2, extra_config=extra) as cluster:
+        cluster.start_all()
+        info = cluster.wait_leader(leader=0, timeout=20)
+        ok.unlink()
+        cluster.wait_leader(leader=1, min_term=info["term"], timeout=20)
+        cluster.wait_for(lambda: log.exists() and "demoted" in log.read_text(), 20, "on_demoted on node-0")
+        assert log.read_text().splitlines()[:3] == ["pre health", "pre end", "demoted"], log.read_text()
