@@ -330,6 +330,18 @@ class Agent:
             self.stats["reloads"] += 1
             log.info("SIGHUP: configuration reloaded: %s", summary)
         self._pump()
+        self._rerun_role_hook()
+
+    def _rerun_role_hook(self):
+        """After a reload, the hook for this node's current role runs once (on_elected on the leader,
+        on_leader_change on a follower), so a changed hook re-establishes the job's state."""
+        current = self.node.leader()
+        if current is None:
+            return  # no leader known yet: the next change runs the hooks as usual
+        if current[0] == self.node.name:
+            self.hooks.submit("on_elected", self.node.name, current[1])
+        else:
+            self.hooks.submit("on_leader_change", current[0], current[1])
 
     async def _swap_health(self, cfg, now):
         """Replaces the health checker with the one cfg describes (or none)."""

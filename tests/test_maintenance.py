@@ -124,3 +124,29 @@ def test_pre_demote_runs_before_a_failed_health_check_hands_over(tmp_path):
         cluster.wait_leader(leader=1, min_term=info["term"], timeout=20)
         cluster.wait_for(lambda: log.exists() and "demoted" in log.read_text(), 20, "on_demoted on node-0")
         assert log.read_text().splitlines()[:3] == ["pre health", "pre end", "demoted"], log.read_text()
+
+
+def test_a_reload_runs_the_hook_of_each_nodes_current_role_once(tmp_path):
+    logs = [tmp_path / ("hooks-%d.log" % i) for i in range(2)]
+
+    def extra(i):
+        elected = _hook(tmp_path / ("elected-%d.sh" % i), 'echo "elected $LEADERD_TERM" >> %s\n' % logs[i])
+        change = _hook(tmp_path / ("change-%d.sh" % i), 'echo "change $LEADERD_LEADER $LEADERD_TERM" >> %s\n'
+                       % logs[i])
+        return {"hooks": {"on_elected": [str(elected)], "on_leader_change": [str(change)]}}
+    with Cluster(tmp_path / "c", 2, extra_config=extra) as cluster:
+        cluster.start_all()
+        info = cluster.wait_leader(leader=0, timeout=20)
+        cluster.wait_for(lambda: all(p.exists() and "change node-0" in p.read_text() for p in logs), 20,
+                         "the start's hooks")
+        before = [p.read_text().splitlines() for p in logs]
+        for i in range(2):
+            mark = cluster.log_size(i)
+            cluster.send_signal(i, signal.SIGHUP)
+            cluster.wait_log(i, "SIGHUP: configuration reloaded", after=mark)
+        term = info["term"]
+        cluster.wait_for(lambda: len(logs[0].read_text().splitlines()) == len(before[0]) + 1
+                         and len(logs[1].read_text().splitlines()) == len(before[1]) + 1, 20,
+                         "one hook run on each node after the reload")
+        assert logs[0].read_text().splitlines()[-1] == "elected %d" % term
+        assert logs[1].read_text().splitlines()[-1] == "change node-0 %d" % term
