@@ -41,6 +41,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from daemon_failover import percentile  # noqa: E402  (linear between the nearest trials)
 from agent.client import Client  # noqa: E402
 from agent.localcluster import Cluster, child_env, die_with_parent, wait_for  # noqa: E402
 
@@ -92,16 +94,6 @@ class DemotionWatch:
                     return
         except Exception:  # the agent went away: no figure from this trial
             return
-
-
-def percentile(values, p):
-    values = sorted(values)
-    if not values:
-        return None
-    k = (len(values) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
 def summary(name, values):
