@@ -67,6 +67,7 @@ class HookRunner:
         self._unsettled_term = None   # the term of a "no leader" within its settle window
         self._last_change = None      # (leader, term) of the last settled change submitted
         self._running = 0
+        self._stopping = False
         self.runs = 0
         self.failures = 0
         self.seconds = 0.0  # time spent running hooks
@@ -89,8 +90,16 @@ class HookRunner:
         A "no leader" still within its settle window is dropped: the agent is leaving.
         """
         self._cancel_settle()
+        # The flag, not only the cancel: before Python 3.12, asyncio.wait_for
+        # (the hook's timeout) can swallow a cancel that arrives as the hook
+        # ends, and the worker would then wait for the next hook for ever.
+        self._stopping = True
+        self._wakeup.set()
         await cancel_task(self._task)
         self._task = None
+        for run in self._pending:  # never run: their waiters (run_now) go on
+            if run[4] is not None and not run[4].done():
+                run[4].set_result(None)
 
     def update(self, hooks, timeout_s):
         """Swaps the hook table (SIGHUP)."""
@@ -159,10 +168,10 @@ class HookRunner:
         return True
 
     async def _worker(self):
-        while True:
+        while not self._stopping:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while self._pending:
+            while self._pending and not self._stopping:
                 event, argv, env, timeout_s, done = self._pending.pop(0)
                 self.runs += 1
                 self._running = 1
