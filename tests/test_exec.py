@@ -215,3 +215,28 @@ def test_the_example_singleton_unit_runs_leaderd_exec_and_systemd_accepts_it(tmp
         pytest.skip("systemd-analyze verify does not work in this environment (exit %d): %s"
                     % (proc.returncode, proc.stderr.strip()[:300]))
     assert not complaints, complaints
+
+
+def test_maintenance_on_the_leader_stops_its_job_and_the_next_node_runs_it(tmp_path):
+    with Cluster(tmp_path / "c", 2) as cluster:
+        cluster.start_all()
+        info = cluster.wait_leader(leader=0, timeout=20)
+        dirs = [tmp_path / "jobs-0", tmp_path / "jobs-1"]
+        execs = []
+        try:
+            for i in range(2):
+                dirs[i].mkdir()
+                execs.append(start_exec(cluster.socket_path(i), dirs[i]))
+            wait_for(lambda: running_jobs(dirs[0]) and list(running_jobs(dirs[0]).values())[0][3], 20,
+                     "the job and its grandchild on node-0")
+            (pid, (_, _, _, grandchild)), = running_jobs(dirs[0]).items()
+            assert cluster.cli(0, "maintenance", "on").returncode == 0
+            wait_for(lambda: not alive(pid) and not alive(grandchild), 15,
+                     "node-0's job and grandchild stopped on maintenance")
+            wait_for(lambda: running_jobs(dirs[1]), 20, "the job on node-1")
+            (_, (term, me, _, _)), = running_jobs(dirs[1]).items()
+            assert me == "node-1" and term > info["term"], (me, term, info)
+            assert not running_jobs(dirs[0])
+        finally:
+            for proc in execs:
+                stop(proc)
