@@ -826,7 +826,7 @@ def load_runtime(config, find_host=find_advertise_host):
         warnings.append("claims are unsigned and unverified (insecure): set election.signing_key_file "
                         "and trusted_keys_dir")
     if rules.exposed(node.bind[0], cluster.keyring_file is not None, trust_list, config.insecure):
-        errors.append("node.bind: %s is %s. %s" % (_format_hostport(node.bind), EXPOSED, _key_commands(config)))
+        errors.append("node.bind: %s is %s. %s" % (format_hostport(node.bind), EXPOSED, _key_commands(config)))
     advertise = node.advertise
     if advertise is None and node.bind[0] not in WILDCARD_HOSTS:
         advertise = node.bind
@@ -835,7 +835,7 @@ def load_runtime(config, find_host=find_advertise_host):
         if host is None:
             errors.append("node.advertise: not set, and bind %s has no address to derive it from "
                           "(no non-loopback address found); set node.advertise: HOST:%d"
-                          % (_format_hostport(node.bind), node.bind[1]))
+                          % (format_hostport(node.bind), node.bind[1]))
         else:
             advertise = (host, node.bind[1])
     if errors:
@@ -915,7 +915,8 @@ def check_installation(config, resolve=socket.getaddrinfo, which=shutil.which):
     return errors, warnings
 
 
-def _format_hostport(address):
+def format_hostport(address):
+    """(host, port) as host:port, an IPv6 host in brackets ([fd00::1]:7946)."""
     host, port = address
     return ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
 

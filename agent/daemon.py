@@ -113,7 +113,7 @@ class Agent:
                 lambda: _Transport(self), local_addr=bind, reuse_port=False)
         except OSError as exc:
             # asyncio's message names no address: say which one, and whose key it is.
-            where = ("[%s]:%d" if ":" in bind[0] else "%s:%d") % bind
+            where = config_mod.format_hostport(bind)
             if exc.errno == errno.EADDRINUSE:
                 why = "address already in use: another agent (or a `leaderd run` in a terminal) holds it"
             elif exc.errno in (errno.EPERM, errno.EACCES) and bind[1] >= 1024:
@@ -216,8 +216,8 @@ class Agent:
                           "(pip install 'leaderd[metrics]', or remove metrics.listen)") from None
         except OSError as exc:
             raise OSError("cannot serve metrics at %s (metrics.listen): %s"
-                          % (_format_address(listen), exc.strerror or exc)) from None
-        log.info("Prometheus metrics at http://%s/metrics", _format_address(listen))
+                          % (config_mod.format_hostport(listen), exc.strerror or exc)) from None
+        log.info("Prometheus metrics at http://%s/metrics", config_mod.format_hostport(listen))
 
     async def shutdown(self):
         """Leaves gracefully (a leader resigns first), then closes everything."""
@@ -702,11 +702,6 @@ def _term_file(cfg):
     if state:
         return os.path.join(state.split(":")[0], "term")
     return None
-
-
-def _format_address(address):
-    host, port = address
-    return ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
 
 
 def _maintenance_file(term_file):

@@ -614,11 +614,7 @@ def test_the_board_build_stubs_what_a_board_never_needs():
     # as host names are, by an address_allowed without the IPv6 parser, which
     # is left out. The board's address_allowed gives the source's verdict on
     # every IPv4 case and refuses every IPv6 literal.
-    build = _build_module()
-    rel = "agent/core/guard.py"
-    with open(os.path.join(REPO_ROOT, rel)) as handle:
-        text = handle.read()
-    board = build.stripped_source(rel, text)
+    board, made = _board_guard()
     tree = ast.parse(board)
     bodies = {}
     for node in ast.walk(tree):
@@ -627,8 +623,6 @@ def test_the_board_build_stubs_what_a_board_never_needs():
     for gone in ("_ipv6", "truncated", "send", "owe"):
         assert gone not in bodies, gone
     assert "_ipv6" not in board
-    made = {}
-    exec(compile(board, "board guard", "exec"), made)
     cases = ["10.0.0.1", "192.168.1.20", "127.0.0.1", "0.0.0.0", "255.255.255.255", "224.0.0.1",
              "239.1.2.3", "010.0.0.1", "10.1", "1.2.3.256", "host.example", "", "1.2.3.4.5", "+1.2.3.4"]
     for host in cases:
@@ -640,7 +634,7 @@ def test_the_board_build_stubs_what_a_board_never_needs():
         assert not made["address_allowed"]((host, 7946), True), host
     assert not made["address_allowed"](None, True) and not made["address_allowed"](("10.0.0.1",), True)
     with pytest.raises(RuntimeError, match="does not define"):
-        build.stripped_source(rel, "class Guard:\n    pass\n")
+        _build_module().stripped_source("agent/core/guard.py", "class Guard:\n    pass\n")
 
 
 def test_the_board_counts_under_small_int_keys():
@@ -689,14 +683,14 @@ def test_the_board_counts_under_small_int_keys():
 
 
 def _board_guard():
-    """The board build's guard.py, executed here: its namespace."""
+    """The board build's guard.py: (its source, its namespace once executed here)."""
     build = _build_module()
     rel = "agent/core/guard.py"
     with open(os.path.join(REPO_ROOT, rel)) as handle:
         board = build.stripped_source(rel, handle.read())
     made = {"__name__": "board_guard"}
     exec(compile(board, "board guard", "exec"), made)
-    return made
+    return board, made
 
 
 def test_the_board_guard_proves_and_rate_limits_as_the_servers_does():
@@ -711,7 +705,7 @@ def test_the_board_guard_proves_and_rate_limits_as_the_servers_does():
     from agent.core.profile import make
     import random
 
-    made = _board_guard()
+    made = _board_guard()[1]
     profile = make("lan")
     for seed in range(20):
         rng = random.Random(seed)
