@@ -48,6 +48,7 @@ __all__ = [
     "COMMANDS",
     "ApiServer",
     "ApiStartError",
+    "Refused",
     "agent_version",
 ]
 
@@ -57,7 +58,7 @@ log = logging.getLogger(__name__)
 # an old client would misread; adding keys to replies does not count.
 API_VERSION = 1
 
-COMMANDS = ("leader", "members", "status", "version", "watch", "maintenance")
+COMMANDS = ("leader", "members", "status", "version", "watch", "maintenance", "transfer")
 _COMMAND_LIST = ", ".join(COMMANDS)
 
 
@@ -67,6 +68,10 @@ class ApiStartError(RuntimeError):
 
 class _RequestError(Exception):
     """A request we answer with an error reply; the connection stays usable."""
+
+
+class Refused(Exception):
+    """Raised by the provider for a request it will not carry out; the message is the error reply."""
 
 
 def agent_version() -> str:
@@ -572,9 +577,14 @@ class ApiServer:
                 if not isinstance(on, bool):
                     raise _RequestError('"on" must be true or false, got %s' % json.dumps(on))
                 result = await self._call(self.provider.set_maintenance, on)
+            elif cmd == "transfer":
+                to = request.get("to")
+                if to is not None and not isinstance(to, str):
+                    raise _RequestError('"to" must be a node name or null, got %s' % _json_type(to))
+                result = await self._call(self.provider.transfer, to)
             else:
                 result = await self._call(getattr(self.provider, cmd))
-        except _RequestError as exc:
+        except (_RequestError, Refused) as exc:
             return _error_line(str(exc))
         except Exception as exc:
             return self._internal_error(cmd, exc)

@@ -268,6 +268,10 @@ class Client:
         """Turns maintenance mode on (this node does not lead; a leader hands over) or off."""
         return self._request("maintenance", on=bool(on))
 
+    def transfer(self, to=None) -> dict:
+        """As leader: hands the role to member `to` (None: the next in rank) now; ApiError says why not."""
+        return self._request("transfer", to=to)
+
     def wait_until_leader(self, timeout=None, interval=0.25):
         """Blocks until this node leads; its `leader` reply (reply["term"]: the fencing token).
 
@@ -350,6 +354,10 @@ class AsyncClient:
     async def maintenance(self, on) -> dict:
         """Turns maintenance mode on (this node does not lead; a leader hands over) or off."""
         return await self._request("maintenance", on=bool(on))
+
+    async def transfer(self, to=None) -> dict:
+        """As leader: hands the role to member `to` (None: the next in rank) now; ApiError says why not."""
+        return await self._request("transfer", to=to)
 
     async def watch(self):
         """An async generator of event dicts: the current leader first, then each change."""

@@ -1,5 +1,5 @@
 """The agent's subcommands: run, leader, members, status, watch, is-leader,
-exec, maintenance, keygen, check-config, ping. Each is a pair add_<name>(subparsers) /
+exec, maintenance, transfer, keygen, check-config, ping. Each is a pair add_<name>(subparsers) /
 cmd_<name>(args) -> exit code, registered in agent.cli.COMMANDS.
 """
 
@@ -322,6 +322,51 @@ def _describe(event):
     return "%s %s %s" % (stamp, kind, rest)
 
 
+# --- transfer ----------------------------------------------------------------
+
+def add_transfer(sub):
+    p = sub.add_parser(
+        "transfer", help="on the leader: hand the role to NODE (or the next in rank) now",
+        description="Run on the leader: after hooks.pre_demote, it hands the role to NODE (default: "
+                    "the next in rank) with a signed hand-over, and the successor claims the next term at "
+                    "once. No node that ranks above the successor preempts it while it leads; when it "
+                    "fails, rank decides again. Refused, with the reason, when this node does not lead "
+                    "(the message names the leader) or NODE is unknown, not alive, not in the trust list "
+                    "or not eligible. Exit status 0 once the successor's claim is back, 1 if refused or "
+                    "unconfirmed, 2 if the agent is unreachable.")
+    p.add_argument("node", nargs="?", default=None, help="the member to hand the role to (default: the next in rank)")
+    # The leader waits for hooks.pre_demote (10 s by default) before it hands over.
+    _add_socket(p, default_timeout="30s")
+    _add_json(p)
+    p.set_defaults(func=cmd_transfer)
+
+
+def cmd_transfer(args):
+    from agent.client import AgentUnreachable, ApiError
+    try:
+        client = _client(args)
+    except _UsageError as exc:
+        print("leaderd transfer: %s" % exc, file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        reply = client.transfer(args.node)
+    except AgentUnreachable as exc:
+        print(_unreachable_message(exc, args), file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except ApiError as exc:
+        print("leaderd transfer: %s" % exc, file=sys.stderr)
+        return EXIT_FAILURE
+    if args.json:
+        print(json.dumps(reply, sort_keys=True))
+    elif reply["confirmed"]:
+        print("%s leads now (term %s), handed over by %s in %.1f ms"
+              % (reply["to"], reply["term"], reply["from"], reply["elapsed_ms"]))
+    else:
+        print("handed the role to %s, but its claim did not come back within %.1f ms; leader now: %s"
+              % (reply["to"], reply["elapsed_ms"], reply["leader"] or "none"), file=sys.stderr)
+    return EXIT_OK if reply["confirmed"] else EXIT_FAILURE
+
+
 # --- maintenance -------------------------------------------------------------
 
 def add_maintenance(sub):
@@ -565,6 +610,7 @@ COMMANDS = (
     ("is-leader", add_is_leader),
     ("exec", add_exec),
     ("maintenance", add_maintenance),
+    ("transfer", add_transfer),
     ("keygen", add_keygen),
     ("check-config", add_check_config),
     ("ping", add_ping),

@@ -21,7 +21,7 @@ import time
 from agent import __version__
 from agent import config as config_mod
 from agent import state as state_file
-from agent.api import ApiServer, ApiStartError
+from agent.api import ApiServer, ApiStartError, Refused
 from agent.core.node import Node
 from agent.durations import format_duration
 from agent.exitcodes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
@@ -92,6 +92,7 @@ class Agent:
         self.unresolved = []     # configured seeds that did not resolve at start
         self._joined = None      # node.joined at the last pump, to log the moment it joins
         self._duplicate = None  # (address, ms) of the last duplicate_name event: status shows it
+        self._leader_waiters = []  # (name, future) of transfers waiting for their successor's claim
         self._duplicate_warnings = WarningLimiter()  # duplicate_name: one WARNING per address a minute
         self._claim_warnings = WarningLimiter()  # claim_rejected: one WARNING per claimant a minute
         self._identity = dict((key, _get(cfg, key)) for key in _RESTART_KEYS)
@@ -363,7 +364,7 @@ class Agent:
 
     async def _pre_demote(self, reason):
         """Runs hooks.pre_demote, and waits for it, when this node leads and is about to give the
-        role up on purpose (reason: maintenance, stopping, health)."""
+        role up on purpose (reason: maintenance, stopping, health, transfer)."""
         if self.hooks is None or not self.node.is_leader():
             return
         term = self.node.term()
@@ -425,6 +426,37 @@ class Agent:
             log.warning("maintenance %s%s", "on: this node does not lead" if on else "off: this node may lead again",
                         "" if persisted else " (no state file: a restart ends it)")
         return {"maintenance": on, "persisted": persisted, "was_leader": was_leader}
+
+    async def transfer(self, to=None):
+        """`leaderd transfer [NODE]`: as leader, hands the role to NODE (None: the next in rank) with
+        a signed hand-over, after hooks.pre_demote, and answers once the successor's claim is back
+        here (or a leader timeout passed). Refused (the reason) when this node does not lead (the
+        reply names the leader) or NODE is unknown, not alive, untrusted or ineligible."""
+        node = self.node
+        try:
+            node.successor(to)  # refused before pre_demote runs
+            await self._pre_demote("transfer")
+            started = time.monotonic()
+            name = node.transfer(to, self.now_ms())  # checked again: pre_demote took time
+        except ValueError as exc:
+            raise Refused("cannot transfer: %s" % exc) from None
+        future = self.loop.create_future()
+        waiter = (name, future)
+        self._leader_waiters.append(waiter)
+        self._pump()
+        log.warning("transfer: handed the role to %s", name)
+        try:
+            term = await asyncio.wait_for(future, 3 * node.profile.claim_interval_ms / 1000.0)
+        except asyncio.TimeoutError:
+            term = None
+        finally:
+            if waiter in self._leader_waiters:
+                self._leader_waiters.remove(waiter)
+        current = node.leader()
+        return {"from": node.name, "to": name, "confirmed": term is not None,
+                "term": term if term is not None else (current[1] if current else node.term()),
+                "elapsed_ms": round((time.monotonic() - started) * 1000.0, 1),
+                "leader": current[0] if current else None}
 
     # --- The pump ----------------------------------------------------------
 
@@ -527,6 +559,9 @@ class Agent:
             # `leader --json` shape; never the current state: later events of
             # the same pump may already have changed it.
             data.update(self._leader_fields(event.new))
+            for name, future in self._leader_waiters:
+                if name == event.new and not future.done():
+                    future.set_result(event.term)
             self.stats["hook_events"] += 1
             self.hooks.leader_changed(event.new, event.term)
             self._update_status()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.api import API_VERSION, ApiServer, ApiStartError, agent_version
+from agent.api import API_VERSION, ApiServer, ApiStartError, Refused, agent_version
 
 DEADLINE_S = 5.0
 
@@ -41,6 +41,7 @@ class FakeProvider:
             {"name": "pi-kitchen", "address": "192.168.1.20:7946", "state": "alive",
              "priority": 150, "eligible": True, "incarnation": 1},
         ]
+        self.transfers = []
 
     def leader(self):
         return dict(self.leader_state)
@@ -50,6 +51,12 @@ class FakeProvider:
 
     def status(self):
         return {"node": "pi-kitchen", "cluster": "home", "members_alive": len(self.member_list)}
+
+    def transfer(self, to):
+        self.transfers.append(to)
+        if to == "nobody":
+            raise Refused("cannot transfer: nobody is not a member this node knows")
+        return {"from": "pi-kitchen", "to": to or "pi-garage", "confirmed": True, "term": 8}
 
 
 class BrokenProvider(FakeProvider):
@@ -210,13 +217,21 @@ async def test_async_provider_methods(make_server, sock_path):
     raw.close()
 
 
-async def test_transfer_is_not_a_command_until_it_is_built(make_server, sock_path):
-    # Issue 12 builds a real transfer; until then the API does not offer one.
-    await make_server(FakeProvider())
+async def test_transfer_passes_the_name_and_refusals_become_error_replies(make_server, sock_path):
+    provider = FakeProvider()
+    await make_server(provider)
     raw = await Raw.connect(sock_path)
-    reply = await raw.request({"cmd": "transfer", "to": None})
-    assert reply["ok"] is False and reply["error"].startswith('unknown cmd "transfer"'), reply
-    assert "transfer" not in reply["error"].split("expected one of:")[1], reply
+    reply = await raw.request({"cmd": "transfer", "to": "pi-garage"})
+    assert reply["ok"] is True and reply["to"] == "pi-garage" and provider.transfers == ["pi-garage"], reply
+    reply = await raw.request({"cmd": "transfer"})
+    assert reply["ok"] is True and provider.transfers[-1] is None, reply
+    reply = await raw.request({"cmd": "transfer", "to": "nobody"})
+    assert reply == {"ok": False, "api": 1, "error": "cannot transfer: nobody is not a member this node knows"}
+    reply = await raw.request({"cmd": "transfer", "to": 7})
+    assert reply["ok"] is False and reply["error"] == '"to" must be a node name or null, got number', reply
+    assert provider.transfers == ["pi-garage", None, "nobody"]
+    # The connection stays usable after the refusals.
+    assert (await raw.request({"cmd": "version"}))["ok"] is True
     raw.close()
 
 

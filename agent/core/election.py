@@ -146,6 +146,7 @@ class Election:
         self.resigned_leader = None   # ...and this one's at exactly that term
         self.settled_leader = None    # the leader dropped: its spent heartbeats are stale too
         self.settled_claim = None     # the claim we dropped, encoded (a hint for stale leaders)
+        self.handover = None          # (successor, term) of the signed hand-over in force (transfer)
         self.claim_message = None     # the accepted claim (its latest heartbeat), encoded
         self.reassert_at = None
         self.wake_at = None           # hold-down or preempt delay ends
@@ -271,6 +272,8 @@ class Election:
             self.wake_at = self.leader_seen_at + _LEADER_TIMEOUT_INTERVALS * self.profile.claim_interval_ms
         if self.leader == self.name:
             return
+        if self.leader is None and self.handover is not None and self._hand_over(now):
+            return
         best = self.candidate()
         if best != self.name:
             if self.leader is None and best is not None:
@@ -291,6 +294,7 @@ class Election:
                 self.wake_at = ready_at
             return
         if self.preempt and ready_at is not None and self.candidate_since is not None \
+                and (self.handover is None or self.handover[0] != self.leader) \
                 and (self.priority, self.name) > (self._leader_priority_now(), self.leader):
             # The delay counts from when this node could lead (alive, joined,
             # eligible), not from its start: one that comes back after a
@@ -302,6 +306,24 @@ class Election:
                 self._claim(now, self.term + 1)
             elif self.wake_at is None or at < self.wake_at:
                 self.wake_at = at
+
+    def _hand_over(self, now):
+        # No leader after a signed hand-over (transfer): its successor claims
+        # at once, whatever its rank, and every other node waits for that
+        # claim (_await: one that never comes is passed over, and the rule
+        # elects as usual). True if that is what happens.
+        successor = self.handover[0]
+        if successor == self.name:
+            if self.can_lead() and not self._waiting_for_seeds():
+                self._claim(now, self.term + 1)
+                return True
+        else:
+            member = self.table.get(successor)
+            if member is not None and self._eligible(member):
+                self._await(successor, now)
+                return True
+        self.handover = None
+        return False
 
     def _await(self, best, now):
         # No leader, and the best candidate is another member: it should
@@ -392,6 +414,8 @@ class Election:
         if self._rival is not None and self._rival.term <= claim.term:
             self._rival = None
         self._hinted.pop((_PASS, claim.name), None)
+        if self.handover is not None and self.handover[0] != claim.name:
+            self.handover = None
         self.leader = claim.name
         self.leader_term = claim.term
         self.leader_priority = claim.priority
@@ -427,6 +451,7 @@ class Election:
         self.claim_message = None
         self.leader_seen_at = None
         self.broadcasts.remove(_CLAIM_KEY)
+        self.handover = None
         self._emit(events.LeaderChanged(old=old, new=None, term=self.term))
         rival = self._rival
         if rival is not None:
@@ -560,6 +585,8 @@ class Election:
         """A claim under our own name: from a past life (a restart), or forged."""
         if self.leader == self.name or claim.term < self.term or claim.term >= _MAX_TERM - 1:
             return
+        if self.resigned_leader == self.name and claim.term <= self.settled_term:
+            return  # a late copy of a heartbeat from before we resigned (or handed over) that term
         # Others may follow a claim of ours from a past life. Only a claim we
         # really signed counts: anyone can put our name on one, and adopting
         # its term would let them inflate terms.
@@ -573,13 +600,15 @@ class Election:
             self._send_to_all([self._resign_message(claim.term)])
 
     def receive_resign(self, resign, now):
-        """Handles a resignation: the leader of that term steps down."""
+        """Handles a resignation or a hand-over: the leader of that term steps down (for a successor)."""
         if resign.name != self.leader or resign.term != self.leader_term or resign.name == self.name:
             return
         if self._check(resign, now, urgent=True) is not None:
             return
         self.broadcasts.enqueue(("election", 1), wire.encode_message(resign))
         self._drop_leader(now, resigned=True)
+        if resign.type_code == wire.T_HANDOVER:
+            self.handover = (resign.successor, resign.term)
 
     def _check(self, msg, now, urgent=False, own=False):
         """None if msg (a Claim or Resign) is acceptable, else the reason it is not (counted)."""
@@ -603,7 +632,8 @@ class Election:
             data = wire.claim_signed_bytes(self.cluster_tag, msg.term, msg.name, msg.priority,
                                            msg.incarnation, msg.counter)
         else:
-            data = wire.resign_signed_bytes(self.cluster_tag, msg.term, msg.name)
+            data = wire.resign_signed_bytes(self.cluster_tag, msg.term, msg.name,
+                                            msg.successor if msg.type_code == wire.T_HANDOVER else None)
         if data + msg.signature not in self._verified:
             if (_WAIT, msg.name, msg.term) in self._hinted:
                 # One check at a time per (name, term): the next heartbeat
@@ -719,19 +749,23 @@ class Election:
 
     # --- Resigning ------------------------------------------------------
 
-    def _resign_message(self, term):
+    def _resign_message(self, term, successor=None):
+        # A Resign, or with a successor a Handover (transfer).
         signature = b""
         if self.signer is not None:
-            signature = self.signer(wire.resign_signed_bytes(self.cluster_tag, term, self.name), False)
-        return wire.encode_message(wire.Resign(term=term, name=self.name, signature=signature))
+            signature = self.signer(wire.resign_signed_bytes(self.cluster_tag, term, self.name, successor), False)
+        if successor is None:
+            return wire.encode_message(wire.Resign(term=term, name=self.name, signature=signature))
+        return wire.encode_message(wire.Handover(term=term, name=self.name, successor=successor,
+                                                 signature=signature))
 
     def claim_for_sync(self):
         """The accepted claim (its latest heartbeat, encoded) to attach to a state sync, or None."""
         return self.claim_message
 
-    def _resign(self, now, reason):
+    def _resign(self, now, reason, successor=None):
         term = self.leader_term
-        message = self._resign_message(term)
+        message = self._resign_message(term, successor)
         self.broadcasts.remove(_CLAIM_KEY)
         self.broadcasts.enqueue(("election", 1), message)
         self.settled_term = term
@@ -746,6 +780,42 @@ class Election:
         self._emit(events.Demoted(term=term, reason=reason))
         self._emit(events.LeaderChanged(old=self.name, new=None, term=term))
         return message
+
+    def successor(self, name=None):
+        """As leader: the member a transfer would hand the role to, `name` or (None) the next in
+        rank; raises ValueError saying why there is none."""
+        if self.leader != self.name:
+            raise ValueError("this node does not lead; " + ("the leader is %s: run transfer there" % self.leader
+                                                             if self.leader is not None else "no node leads now"))
+        if name is None:
+            self._others_valid = False
+            self._scan_others()
+            if self._others_key is None:
+                raise ValueError("no other member can lead now (alive, eligible, priority above 0, trusted)")
+            return self._others_key[1]
+        if name == self.name:
+            raise ValueError("%s is this node, which leads already" % name)
+        member = self.table.get(name)
+        if member is None:
+            raise ValueError("%s is not a member this node knows" % name)
+        if member.state != wire.STATE_ALIVE:
+            raise ValueError("%s is %s, not alive" % (name, wire.STATE_NAMES[member.state]))
+        if not self.insecure and name not in self.trusted_keys:
+            raise ValueError("%s is not in the trust list (election.trusted_keys)" % name)
+        if not self._eligible(member):
+            raise ValueError("%s is not eligible to lead (priority 0, maintenance, a failing health check, "
+                             "or no signing key)" % name)
+        return name
+
+    def transfer(self, name, now):
+        """As leader: hands the role to `name` (successor() checks it) at once, with a signed
+        Handover that tells every node to wait for its claim; returns the successor's name."""
+        name = self.successor(name)
+        term = self.leader_term
+        self._send_to_all([self._resign(now, "transfer", name)])
+        self.handover = (name, term)
+        self.evaluate(now)
+        return name
 
     def resign_for_leave(self, now):
         """The signed Resign to send with a graceful leave, or None if not leading."""

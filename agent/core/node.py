@@ -251,6 +251,19 @@ class Node:
             self.election.evaluate(now)
             self.election.heartbeat(now)
 
+    def successor(self, name=None):
+        """As leader: the member transfer() would hand the role to, `name` or (None) the next in
+        rank; raises ValueError saying why not (this node does not lead: it names the leader; the
+        member is unknown, not alive, untrusted or ineligible)."""
+        return self.election.successor(name)
+
+    def transfer(self, name, now):
+        """As leader: hands the role to member `name` (None: the next in rank) at once with a signed
+        Handover (`leaderd transfer`); the successor claims the next term as soon as it hears it, and
+        no node that ranks above it preempts it while it leads. Returns the successor's name;
+        raises ValueError as successor() does."""
+        return self.election.transfer(name, now)
+
     def set_election_keys(self, signer, verifier, trusted_keys, now):
         """Replaces the signing key, verifier and trust list (None: unsigned mode)."""
         if trusted_keys is not None and verifier is None:
@@ -516,7 +529,7 @@ class Node:
         claims = None
         for msg in messages:
             t = msg.type_code
-            if t == wire.T_CLAIM or t == wire.T_RESIGN:
+            if t == wire.T_CLAIM or t == wire.T_RESIGN or t == wire.T_HANDOVER:
                 # After the membership news of the same datagram.
                 if claims is None:
                     claims = []

@@ -48,6 +48,7 @@ T_LEFT = 8
 T_SYNC = 9
 T_CLAIM = 10
 T_RESIGN = 11
+T_HANDOVER = 12
 # --------------------------------------------------------------------------
 
 # A ping to this target is answered by whoever receives it (`leaderd ping`).
@@ -102,9 +103,10 @@ FIELDS = (
     ("session", "reply_wanted", "join", "page", "pages", "records"),
     ("term", "name", "priority", "incarnation", "counter", "signature"),
     ("term", "name", "signature"),
+    ("term", "name", "successor", "signature"),
 )
 TYPE_NAMES = ("Record", "Ping", "Ack", "Nack", "PingReq", "Alive", "Suspect", "Dead", "Left", "Sync",
-              "Claim", "Resign")
+              "Claim", "Resign", "Handover")
 
 
 class Message:
@@ -207,6 +209,11 @@ def Resign(term=None, name=None, signature=None):
     return Message(T_RESIGN, (term, name, signature))
 
 
+def Handover(term=None, name=None, successor=None, signature=None):
+    """The leader of `term` gives the role to member `successor` (`leaderd transfer`), signed (or b"")."""
+    return Message(T_HANDOVER, (term, name, successor, signature))
+
+
 SIGNATURE_BYTES = 64
 
 
@@ -243,11 +250,15 @@ def left_signed_bytes(cluster_tag_value, name, incarnation):
             + struct.pack(">I", incarnation))
 
 
-def resign_signed_bytes(cluster_tag_value, term, name):
-    """The bytes a resignation's Ed25519 signature covers (domain-separated)."""
+def resign_signed_bytes(cluster_tag_value, term, name, successor=None):
+    """The bytes a resignation's Ed25519 signature covers (domain-separated); with a successor,
+    a hand-over's (its own domain)."""
     _check_uint(term, 32, "term")
-    return (b"leaderd/resign/v1" + struct.pack(">II", cluster_tag_value, term)
-            + _str8(name, MAX_NAME_BYTES, "name"))
+    if successor is None:
+        return (b"leaderd/resign/v1" + struct.pack(">II", cluster_tag_value, term)
+                + _str8(name, MAX_NAME_BYTES, "name"))
+    return (b"leaderd/handover/v1" + struct.pack(">II", cluster_tag_value, term)
+            + _str8(name, MAX_NAME_BYTES, "name") + _str8(successor, MAX_NAME_BYTES, "name"))
 
 
 def _signature(sig):
@@ -389,9 +400,12 @@ def encode_message(msg):
         body = (struct.pack(">I", msg.term) + _str8(msg.name, MAX_NAME_BYTES, "name")
                 + bytes([msg.priority]) + struct.pack(">II", msg.incarnation, msg.counter)
                 + _signature(msg.signature))
-    elif t == T_RESIGN:
+    elif t == T_RESIGN or t == T_HANDOVER:
         _check_uint(msg.term, 32, "term")
-        body = struct.pack(">I", msg.term) + _str8(msg.name, MAX_NAME_BYTES, "name") + _signature(msg.signature)
+        body = struct.pack(">I", msg.term) + _str8(msg.name, MAX_NAME_BYTES, "name")
+        if t == T_HANDOVER:
+            body += _str8(msg.successor, MAX_NAME_BYTES, "name")
+        body += _signature(msg.signature)
     elif t == T_SYNC:
         body = _sync_head(msg.session, msg.reply_wanted, msg.join, msg.page, msg.pages)
         body += b"".join([encode_record(r) for r in msg.records])
@@ -816,10 +830,12 @@ def _decode_body(t, data, pos, stop):
             check = _skip_member(data, check + 1, stop)
         return Sync(session=session, reply_wanted=bool(flags & SYNC_REPLY_WANTED),
                     join=bool(flags & SYNC_JOIN), page=page, pages=pages, records=Records(data, pos, stop))
-    if t == T_CLAIM or t == T_RESIGN:
+    if t == T_CLAIM or t == T_RESIGN or t == T_HANDOVER:
         term, pos = _read_u32(data, pos, stop)
         name, pos = _read_name(data, pos, stop)
-        if t == T_CLAIM:
+        if t == T_HANDOVER:
+            successor, pos = _read_name(data, pos, stop)
+        elif t == T_CLAIM:
             if pos + 9 > stop:
                 raise WireError("truncated")
             priority = data[pos]
@@ -830,6 +846,8 @@ def _decode_body(t, data, pos, stop):
         if t == T_CLAIM:
             return Claim(term=term, name=name, priority=priority, incarnation=incarnation, counter=counter,
                          signature=signature)
+        if t == T_HANDOVER:
+            return Handover(term=term, name=name, successor=successor, signature=signature)
         return Resign(term=term, name=name, signature=signature)
     # An unknown type from a later version: skipped by its length.
     return None
