@@ -78,6 +78,7 @@ messages = st.one_of(
     st.builds(wire.Claim, term=u32s, name=names, priority=st.integers(0, 255), incarnation=u32s,
               counter=u32s, signature=signatures),
     st.builds(wire.Resign, term=u32s, name=names, signature=signatures),
+    st.builds(wire.Handover, term=u32s, name=names, successor=names, signature=signatures),
 )
 message_lists = st.lists(messages, min_size=1, max_size=5)
 keyrings = st.none() | st.lists(keys, min_size=1, max_size=3, unique=True)
@@ -334,6 +335,7 @@ def name_slots(name):
         ("Left.name", "a", [wire.Left(name=name, incarnation=1)]),
         ("Claim.name", "a", [wire.Claim(term=1, name=name, priority=1, incarnation=1, signature=b"")]),
         ("Resign.name", "a", [wire.Resign(term=1, name=name, signature=b"")]),
+        ("Handover.successor", "a", [wire.Handover(term=1, name="a", successor=name, signature=b"")]),
         ("Sync.record", "a", [wire.Sync(session=1, reply_wanted=False, join=False, page=0, pages=1,
                                         records=[wire.Record(name=name, state=0, **alive)])]),
     ]

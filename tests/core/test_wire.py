@@ -18,7 +18,7 @@ STATES = ("alive", "suspect", "dead", "left")
 CLASSES = (
     ("ping", wire.Ping), ("ack", wire.Ack), ("nack", wire.Nack), ("ping_req", wire.PingReq),
     ("alive", wire.Alive), ("suspect", wire.Suspect), ("dead", wire.Dead), ("left", wire.Left),
-    ("sync", wire.Sync), ("claim", wire.Claim), ("resign", wire.Resign),
+    ("sync", wire.Sync), ("claim", wire.Claim), ("resign", wire.Resign), ("handover", wire.Handover),
 )
 
 _vectors = []
@@ -189,7 +189,7 @@ def test_vectors_cover_the_protocol():
     kinds = {}
     for v in signed_vectors():
         kinds[v["signed"]["type"]] = True
-    for kind in ("alive", "left", "claim", "resign"):
+    for kind in ("alive", "left", "claim", "resign", "handover"):
         assert kind in kinds, kind
     names = {}
     for v in vectors():
@@ -268,6 +268,8 @@ def _signed_bytes(cluster, m):
         return wire.claim_signed_bytes(tag, m["term"], m["name"], m["priority"], m["incarnation"], m["counter"])
     if t == "resign":
         return wire.resign_signed_bytes(tag, m["term"], m["name"])
+    if t == "handover":
+        return wire.resign_signed_bytes(tag, m["term"], m["name"], m["successor"])
     raise AssertionError("unknown signed type in vector: %r" % t)
 
 
@@ -280,7 +282,7 @@ def test_signed_bytes_vectors():
 def test_signed_bytes_start_with_their_domain_and_cluster_tag():
     # One domain per kind of statement: no signature passes for another kind.
     domains = {"alive": b"leaderd/alive/v2", "left": b"leaderd/left/v2", "claim": b"leaderd/claim/v2",
-               "resign": b"leaderd/resign/v1"}
+               "resign": b"leaderd/resign/v1", "handover": b"leaderd/handover/v1"}
     for v in signed_vectors():
         data = _unhex(v["hex"])
         domain = domains[v["signed"]["type"]]

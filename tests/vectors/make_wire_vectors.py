@@ -37,7 +37,8 @@ KEY_LONG = bytes(range(0x40, 0x90))       # 80 bytes: longer than the HMAC block
 
 STATES = ("alive", "suspect", "dead", "left")
 TYPES = {"ping": 1, "ack": 2, "nack": 3, "ping_req": 4, "alive": 5,
-         "suspect": 6, "dead": 7, "left": 8, "sync": 9, "claim": 10, "resign": 11}
+         "suspect": 6, "dead": 7, "left": 8, "sync": 9, "claim": 10, "resign": 11,
+         "handover": 12}
 
 
 # --- The independent encoder (from docs/PROTOCOL.md) -----------------------
@@ -112,6 +113,8 @@ def body(m):
                 + u32(m["counter"]) + signature(m["signature"]))
     if t == "resign":
         return u32(m["term"]) + str8(m["name"]) + signature(m["signature"])
+    if t == "handover":
+        return u32(m["term"]) + str8(m["name"]) + str8(m["successor"]) + signature(m["signature"])
     raise ValueError(t)
 
 
@@ -146,6 +149,9 @@ def signed_bytes(cluster, m):
                 + u8(m["priority"]) + u32(m["incarnation"]) + u32(m["counter"]))
     if t == "resign":
         return b"leaderd/resign/v1" + cluster_tag(cluster) + u32(m["term"]) + str8(m["name"])
+    if t == "handover":
+        return (b"leaderd/handover/v1" + cluster_tag(cluster) + u32(m["term"]) + str8(m["name"])
+                + str8(m["successor"]))
     raise ValueError(t)
 
 
@@ -192,6 +198,7 @@ SIGNATURE = bytes(range(0xC0, 0x100)).hex()
 ALIVE_SIGNED = alive("b", 2, "10.0.0.2", 7946, sig=SIGNATURE)
 LEFT_SIGNED = left("d", 12, SIGNATURE)
 CLAIM_HEARTBEAT = claim(42, "b", 150, 3, 7, SIGNATURE)
+HANDOVER = {"type": "handover", "term": 42, "name": "b", "successor": "c", "signature": SIGNATURE}
 MAX_NAME = "\U0001f6f0" * 16                           # 16 x 4 bytes = 64 bytes
 MAX_HOST = "h" * 60 + ".lan"                           # 64 bytes
 MAX_TAGS = dict(("k%d" % i + "x" * 30, "v" * 32) for i in range(8))   # 8 x (32, 32)
@@ -276,6 +283,11 @@ def positive():
         [{"type": "sync", "session": 77, "reply_wanted": False, "join": False, "page": 0, "pages": 1,
           "records": [record("alive", "a", 3, "10.0.0.1", 7946, 200, True, {"rack": "r1"}, SIGNATURE),
                       SYNC_RECORDS[1]]}])
+    # New with `leaderd transfer`.
+    add("handover", "b hands term 42 to successor c, signed",
+        [HANDOVER], sender="b")
+    add("handover_unsigned", "an unsigned hand-over of term 7 from a to b",
+        [{"type": "handover", "term": 7, "name": "a", "successor": "b", "signature": ""}])
     add("ping_any_target", "a ping to \"*\" (leaderd ping): the one place a name may be \"*\"",
         [{"type": "ping", "seq": 3, "target": "*"}], sender="leaderd-ping")
     add("name_above_c1", "U+00A0, U+00A1, U+00BF (c2 a0..c2 bf), just above the C1 controls: a valid name",
@@ -357,6 +369,12 @@ def negative():
         ping_head + frame(10, u32(1) + str8("b") + u8(1) + b"\x00\x00"), "truncated")
     add("resign_empty_name", "resign name of 0 bytes",
         ping_head + frame(11, u32(1) + b"\x00" + u8(0)), "malformed")
+    add("handover_empty_successor", "hand-over successor of 0 bytes",
+        ping_head + frame(12, u32(1) + str8("b") + b"\x00" + u8(0)), "malformed")
+    add("handover_any_successor", "hand-over successor \"*\" (the any-target is no member's name)",
+        ping_head + frame(12, u32(1) + str8("b") + str8("*") + u8(0)), "malformed")
+    add("handover_cut", "hand-over body ends inside the successor",
+        ping_head + frame(12, u32(1) + str8("b") + b"\x05ab"), "malformed")
     sync_rec = u8(0) + member(SYNC_RECORDS[1])
     add("sync_page_out_of_range", "sync page 1 of 1",
         ping_head + frame(9, u32(1) + u8(0) + u8(1) + u8(1) + sync_rec), "malformed")
@@ -415,6 +433,7 @@ def signed():
             claim(42, "b", 150, 3, 0, SIGNATURE)),
         one("resign_signed_bytes", "what the signature of vector resign covers (domain unchanged from v1)",
             {"type": "resign", "term": 42, "name": "b"}),
+        one("handover_signed_bytes", "what the signature of vector handover covers", HANDOVER),
     ]
 
 
@@ -467,7 +486,7 @@ def _from_meaning(wire, m):
                          page=m["page"], pages=m["pages"], records=records)
     classes = {"ping": wire.Ping, "ack": wire.Ack, "nack": wire.Nack, "ping_req": wire.PingReq,
                "alive": wire.Alive, "suspect": wire.Suspect, "dead": wire.Dead, "left": wire.Left,
-               "claim": wire.Claim, "resign": wire.Resign}
+               "claim": wire.Claim, "resign": wire.Resign, "handover": wire.Handover}
     values = dict((k, v) for k, v in m.items() if k != "type")
     if "signature" in values:
         values["signature"] = bytes.fromhex(values["signature"])
@@ -490,7 +509,7 @@ def _signed_by_codec(wire, cluster, m):
         return wire.left_signed_bytes(tag, m["name"], m["incarnation"])
     if t == "claim":
         return wire.claim_signed_bytes(tag, m["term"], m["name"], m["priority"], m["incarnation"], m["counter"])
-    return wire.resign_signed_bytes(tag, m["term"], m["name"])
+    return wire.resign_signed_bytes(tag, m["term"], m["name"], m.get("successor"))
 
 
 def check_and_render(pos, neg, sig):
