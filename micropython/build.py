@@ -263,6 +263,13 @@ BOARD_REPLACE = {
                             "    last = names.pop()\n    if i < len(names):\n        names[i] = last"),
     },
     "agent/core/wire.py": {"_skip_member": "return _read_member(data, pos, end)[1]"},
+    # A board never hands over (Election.transfer is left out): its
+    # resignations name no successor.
+    "agent/core/election.py": {
+        "Election._resign_message": (
+            "signature = b''\nif self.signer is not None:\n"
+            "    signature = self.signer(wire.resign_signed_bytes(self.cluster_tag, term, self.name), False)\n"
+            "return wire.encode_message(wire.Message(wire.T_RESIGN, (term, self.name, signature)))")},
 }
 
 

@@ -615,3 +615,40 @@ def test_32_members_fit_a_128k_heap_as_mpy(tmp_path):
     result = board_heap.run_scenario(32, runtime, "128k")
     assert result["ok"] and result["memory_errors"] == 0, result
     assert result["verifications"] >= 2, result
+
+
+def test_boards_follow_a_transfer_and_a_board_named_as_successor_leads(runtime, tmp_path):
+    # node-0 hands the role to node-1, then node-1 to board-c (priority 5, below both agents):
+    # board-f follows each hand-over, board-c claims at once when named (signing in slices),
+    # and neither agent, though both outrank it and preempt is on, takes the role back.
+    cluster, boards, describe = _mixed_cluster(runtime, tmp_path)
+    with cluster:
+        try:
+            info = _converge(cluster, boards, describe)
+            assert info["leader"] == "node-0", info
+            out = cluster.cli(0, "transfer", "node-1")
+            assert out.returncode == 0, out.stdout + out.stderr + describe()
+            expected = ("node-1", info["term"] + 1)
+            wait_for(lambda: all(b.leader() == expected for b in boards), TIMEOUT,
+                     "the boards to follow node-1 term %d" % expected[1], describe)
+            out = cluster.cli(1, "transfer", "board-c", "--json")
+            assert out.returncode == 0, out.stdout + out.stderr + describe()
+            assert json.loads(out.stdout)["term"] == info["term"] + 2, out.stdout
+            expected = ("board-c", info["term"] + 2)
+            wait_for(lambda: all((lambda r: (r["leader"], r["term"]))(cluster.client(i).leader()) == expected
+                                 for i in range(cluster.n)), TIMEOUT, "the agents to follow board-c", describe)
+            wait_for(lambda: all(b.leader() == expected for b in boards), TIMEOUT,
+                     "the boards to follow board-c term %d" % expected[1], describe)
+            # Many preempt delays (300 ms) and two claim intervals later: still board-c, same term.
+            deadline = time.monotonic() + 5.0
+            while time.monotonic() < deadline:
+                for i in range(cluster.n):
+                    leader = cluster.client(i).leader()
+                    assert (leader["leader"], leader["term"]) == expected, (i, leader, describe())
+                time.sleep(0.25)
+            for board in boards:
+                assert board.leader() == expected, board.describe()
+                assert not [r for r in board.records("log") if r["level"] == "error"], board.describe()
+        finally:
+            for board in boards:
+                board.kill()
