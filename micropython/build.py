@@ -105,7 +105,7 @@ BOARD_STRIP = {
     # Equality and iteration of messages and sync records: for tests (the
     # node merges records through Records.entries()).
     # TYPE_NAMES, the type names for __repr__ (a module-level tuple, ~0.3 KB).
-    "agent/core/wire.py": ("Codec.set_keyring", "encode_sync_pages", "Message.__eq__",
+    "agent/core/wire.py": ("Codec.set_keyring", "encode_sync_pages", "encode_sync_pages_raw", "Message.__eq__",
                            "Message.fields", "Records.__iter__", "Records.__eq__", "TYPE_NAMES"),
 }
 STRIP_EVERYWHERE = ("__repr__",)
@@ -206,13 +206,11 @@ budget = self.profile.mtu_bytes - self.codec.overhead()
 claim = self.election.claim_for_sync()
 if claim is not None:
     budget -= len(claim)
-pages = wire.encode_sync_pages_raw(self._next_seq(), reply_wanted, join, self._encoded_records(), budget)
-last = len(pages) - 1
-for i in range(len(pages)):
-    if i == last and claim is not None:
-        self._emit_datagram(self.codec.seal([pages[i], claim]), addr, True)
-    else:
-        self._emit_datagram(self.codec.seal([pages[i]]), addr, True)
+pages = wire.sync_page_parts(self._next_seq(), reply_wanted, join, self._encoded_records(), budget)
+if claim is not None:
+    pages[-1].append(claim)
+for parts in pages:
+    self._emit_datagram(self.codec.seal(parts), addr, True)
 """
 BOARD_REPLACE = {
     # And what a board, IPv4-only and holding at most 64 members, never needs:

@@ -58,6 +58,13 @@ from agent import __version__
 
 # Datagrams handled per wake-up before timers and checks get a turn.
 _RECV_BATCH = const(16)
+# Pieces of a datagram's size that recvfrom() holds at once: the unix port
+# (ports/unix/modsocket.c) reads into a buffer of the size asked, then copies
+# the datagram out while it still holds the buffer; the boards' sockets
+# (lwIP) read into the bytes object itself. The receive loop's spare room is
+# that many pieces in one, or giving it up would not be enough for a full
+# sync page (the failure of a 128k run with 32 members, now and then).
+_RECV_PIECES = 2 if sys.platform in ("linux", "darwin") else 1
 # Work units per verification slice (ed25519.py: one unit ~ one point
 # doubling; docs/BOARDS.md has the time of a slice).
 _VERIFY_BUDGET = const(8)
@@ -224,7 +231,7 @@ class Agent:
         # is at its most whole: by the time the task first runs, other tasks
         # and the first datagrams may have left no such piece.
         try:
-            spare = bytearray(node.profile.mtu_bytes + 1)
+            spare = bytearray((node.profile.mtu_bytes + 1) * _RECV_PIECES)
         except MemoryError:
             spare = None
         self._tasks = [asyncio.create_task(self._receive_loop(spare)), asyncio.create_task(self._housekeeping_loop())]
@@ -261,7 +268,7 @@ class Agent:
         # datagram is cut to this and then dropped as oversized. No more:
         # recvfrom() needs this much contiguous heap for every datagram.
         size = node.profile.mtu_bytes + 1
-        # spare: room kept for one datagram. The heap has enough free bytes
+        # spare: room kept for one datagram (_RECV_PIECES). The heap has enough free bytes
         # but can be too fragmented for `size` of them in one piece (a 128k
         # board with 32 members, now and then): then this room is given up
         # for the datagram, and kept again as soon as the heap has such a
@@ -300,7 +307,7 @@ class Agent:
                 data = None
             if spare is None:
                 try:
-                    spare = bytearray(size)
+                    spare = bytearray(size * _RECV_PIECES)
                 except MemoryError:
                     pass  # not yet: after the next datagram
             if handled:

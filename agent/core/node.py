@@ -1250,14 +1250,12 @@ class Node:
         # live members first: never an error (forged members may have filled
         # the table).
         records = guard.truncated(self._encoded_records(), budget, self._encoded_records)
-        pages = wire.encode_sync_pages_raw(self._next_seq(), reply_wanted, join, records, budget)
-        last = len(pages) - 1
-        for i in range(len(pages)):
+        pages = wire.sync_page_parts(self._next_seq(), reply_wanted, join, records, budget)
+        if claim is not None:
             # The claim rides with the last page, after the members it names.
-            if i == last and claim is not None:
-                self._emit_datagram(self.codec.seal([pages[i], claim]), addr, True)
-            else:
-                self._emit_datagram(self.codec.seal([pages[i]]), addr, True)
+            pages[-1].append(claim)
+        for parts in pages:
+            self._emit_datagram(self.codec.seal(parts), addr, True)
 
     def _joined(self, now):
         """The first sync reply arrived: announce ourselves to all we now know,

@@ -442,6 +442,14 @@ def encode_sync_pages(session, reply_wanted, join, records, budget):
 
 def encode_sync_pages_raw(session, reply_wanted, join, encoded_records, budget):
     """Like encode_sync_pages, from records already encoded with encode_record."""
+    return [b"".join(parts) for parts in sync_page_parts(session, reply_wanted, join, encoded_records, budget)]
+
+
+def sync_page_parts(session, reply_wanted, join, encoded_records, budget):
+    """encode_sync_pages_raw's pages unjoined: per page, a list of bytes (the message head, then the
+    page's records) whose concatenation is the page. Codec.seal joins them, and whatever follows
+    them in the datagram, at once: one datagram-sized allocation, where a joined page would
+    be a second one (a board's heap is fragmented: big blocks are the ones that fail)."""
     room = budget - MESSAGE_HEADER_BYTES - SYNC_HEAD_BYTES
     pages = []
     current = []
@@ -458,17 +466,13 @@ def encode_sync_pages_raw(session, reply_wanted, join, encoded_records, budget):
     pages.append(current)
     if len(pages) > 255:
         raise ValueError("state too large for one sync (%d pages)" % len(pages))
-    out = []
     for i in range(len(pages)):
-        # Framed in one join (one page-sized allocation): sizes are known.
         head = _sync_head(session, reply_wanted, join, i, len(pages))
         size = len(head)
         for data in pages[i]:
             size += len(data)
-        parts = [struct.pack(">BH", T_SYNC, size), head]
-        parts.extend(pages[i])
-        out.append(b"".join(parts))
-    return out
+        pages[i].insert(0, struct.pack(">BH", T_SYNC, size) + head)
+    return pages
 
 
 class Codec:
