@@ -108,6 +108,7 @@ SIMULATE_FIELDS = """\
   heal_leader_s      partition-heal: from heal until all follow one leader
   preempt_s          preempt: restart until all follow the returning node
                      (null with --no-preempt: the sitting leader stays)
+  transfer_s         transfer: hand-over until all follow transfer_to
   forged_rejected    forged: claims refused by the nodes (sum of their
                      claims_rejected_* counters); forger_followed and
                      forged_term_adopted must stay 0

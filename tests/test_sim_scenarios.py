@@ -208,6 +208,17 @@ def test_preempt_returning_best_node_takes_the_role_back():
     assert result["leader_changes"] == 2 and result["term_regressions"] == 0, why(result)
 
 
+def test_transfer_to_the_lowest_candidate_holds_against_preempt_and_loss():
+    # Every other candidate outranks the successor and preempt is on: after the hand-over all
+    # follow it at the next term and nobody takes the role back, also with 20 % of datagrams lost.
+    for loss in (0.0, 0.2):
+        sim, plan, result = run(12, "transfer", loss=loss, duration_ms=60000)
+        assert result["transfer_to"] == "node-00" and plan.fault_node == "node-11", why(result)
+        assert result["transfer_s"] is not None and result["transfer_s"] < 5.0, why(result)
+        assert result["leader_at_end"] == "node-00" and result["term_at_end"] == 2, why(result)
+        assert result["max_leaders_at_once"] == 1 and result["term_regressions"] == 0, why(result)
+
+
 def test_no_preempt_keeps_the_sitting_leader():
     sim, plan, result = run(10, "preempt", preempt=False)
     assert result["preempt"] is False, why(result)

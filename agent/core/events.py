@@ -94,7 +94,7 @@ def Elected(term=None):
 
 
 def Demoted(term=None, reason=None):
-    """This node stopped leading (`reason`: outranked, resigned, ineligible)."""
+    """This node stopped leading (`reason`: outranked, resigned, ineligible, transfer)."""
     return Event("demoted", ("term", "reason"), (term, reason))
 
 

@@ -16,7 +16,7 @@ from agent.sim.network import Simulation, node_name
 from agent.sim.nodes import NodeFactory
 from agent.sim.scenarios import (
     FORGER_NAME, FORGER_PRIORITY, FORGER_SCENARIOS, HEAL_SCENARIOS, PREEMPT, PREEMPT_DELAY_MS,
-    REJOIN_SCENARIOS, SCENARIOS, Plan,
+    REJOIN_SCENARIOS, SCENARIOS, TRANSFER, Plan,
 )
 
 __all__ = ["simulate", "Simulation", "SCENARIOS", "Plan", "build", "report"]
@@ -156,6 +156,9 @@ def report(sim, plan, loss, duration_ms, wall_s):
         out["leader_before"] = extras.get("leader_before")
         out["interim_leader"] = extras.get("interim_leader")
         out["restart_at_s"] = extra_seconds("restart_at_s")
+    if plan.scenario == TRANSFER:
+        out["transfer_to"] = extras.get("transfer_to")
+        out["transfer_s"] = extra_seconds("transfer_s")
     if "flaps" in extras:
         out["flaps"] = extras["flaps"]
         out["flap_pause_s"] = extra_seconds("flap_pause_s")

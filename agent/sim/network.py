@@ -473,6 +473,12 @@ class Simulation:
         slot.node.leave(self.now)
         self._after_call(slot, self.now)
 
+    def transfer(self, index, name):
+        """Node index (the leader) hands the role to member `name` now (Node.transfer)."""
+        slot = self.slots[index]
+        slot.node.transfer(name, self.now)
+        self._after_call(slot, self.now)
+
     def _depart(self, slot, now):
         self._retire(slot)
         slot.departed = True

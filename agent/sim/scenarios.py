@@ -43,6 +43,7 @@ RESIGN = "resign"
 PREEMPT = "preempt"
 FLAP = "flap"
 FORGED = "forged"
+TRANSFER = "transfer"
 
 # The forged scenario's extra member, and how far above every term seen its
 # claims go (far enough that no honest election gets there in one run).
@@ -379,6 +380,29 @@ def forged(sim, plan):
     when_settled(sim, plan, act)
 
 
+def transfer(sim, plan):
+    """The leader hands the role (Node.transfer) to the lowest-ranked member it may name, so
+    that every other candidate outranks the successor (preempt on): measures transfer_s, until
+    every live node follows it; leader_at_end says whether it kept the role."""
+    def act():
+        index = pick_leader(sim, plan) if sim.election else None
+        if index is None:
+            return
+        node = sim.node(index)
+        ranked = sorted((sim.slots[i].priority, sim.slots[i].name, i) for i in sim.live_indexes() if i != index)
+        for _, name, _ in ranked:
+            try:
+                node.successor(name)
+            except ValueError:
+                continue
+            _mark(sim, plan, index)
+            plan.extras["transfer_to"] = name
+            sim.transfer(index, name)
+            sim.metrics.watch_agreement("transfer_s", sim.now, name=name)
+            return
+    when_settled(sim, plan, act)
+
+
 # name -> (setup function, one-line description for --help)
 SCENARIOS = {
     STEADY: (steady, "no faults: convergence, false alarms and traffic"),
@@ -393,6 +417,8 @@ SCENARIOS = {
     FLAP: (flap, "the leader pauses for half a suspicion timeout, 5 times: the leader must not change"),
     FORGED: (forged, "an insider without a trusted key injects forged, higher-term claims: "
                      "nobody may follow"),
+    TRANSFER: (transfer, "the leader hands the role (leaderd transfer) to the lowest-ranked "
+                         "candidate: all follow it, and no one preempts it"),
 }
 
 # Scenarios that report rejoin_s / heal_s.
